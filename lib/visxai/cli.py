@@ -1,0 +1,139 @@
+"""Command line: ``python -m visxai reproduce | fetch | verify | list | scorecard``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .paths import figures_dir, repo_root
+
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+def _notebooks(only: list[str] | None) -> list[Path]:
+    nb_dir = repo_root() / "notebooks"
+    books = sorted(nb_dir.glob(NOTEBOOK_GLOB))
+    if only:
+        chosen = [b for b in books if any(b.stem.startswith(o) or o in b.stem for o in only)]
+        missing = [o for o in only if not any(b.stem.startswith(o) or o in b.stem for b in books)]
+        if missing:
+            names = ", ".join(b.stem for b in books) or "none"
+            raise SystemExit(f"reproduce: no notebook matches {missing}; available: {names}")
+        books = chosen
+    return books
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Execute notebooks with papermill (headless) and collect the scorecard."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from .scorecard import write_markdown
+
+    books = _notebooks(args.only)
+    if not books:
+        print("reproduce: no notebooks found under notebooks/", file=sys.stderr)
+        return 1
+    run_dir = repo_root() / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = {"profile": args.profile, "device": args.device, "seed": args.seed}
+    failures: list[str] = []
+    for i, nb in enumerate(books, 1):
+        out = nb if args.inplace else run_dir / nb.name
+        print(f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, device={args.device}) -> {out}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(out),
+                parameters=params,
+                cwd=str(nb.parent),
+                kernel_name=args.kernel,
+                progress_bar=not args.quiet,
+                log_output=False,
+                request_save_on_cell_execute=False,
+            )
+        except PapermillExecutionError as err:
+            msg = f"{nb.name}: cell {err.cell_index} (execution count {err.exec_count}) raised {err.ename}: {err.evalue}"
+            print("FAILED " + msg, file=sys.stderr, flush=True)
+            failures.append(msg)
+            continue
+        print(f"    done in {time.perf_counter() - t0:.0f} s", flush=True)
+    md = write_markdown()
+    print(f"scorecard: {md}")
+    if failures:
+        print("reproduce failed in:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    from .scorecard import write_markdown
+
+    path = write_markdown()
+    print(path.read_text() if args.print else path)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .data import manifest
+
+    return manifest.cli_list(args)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .data import manifest
+
+    return manifest.cli_fetch(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .data import manifest
+
+    return manifest.cli_verify(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m visxai", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reproduce", help="execute the notebooks headless (papermill) and write figures/")
+    r.add_argument("--profile", choices=["offline", "paper"], default="offline")
+    r.add_argument("--only", nargs="*", help="notebook stems or prefixes, e.g. 01 04_fill")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--kernel", default="python3")
+    r.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (to commit them)")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_reproduce)
+
+    s = sub.add_parser("scorecard", help="collect figures/*/scorecard.csv into figures/SCORECARD.md")
+    s.add_argument("--print", action="store_true")
+    s.set_defaults(func=cmd_scorecard)
+
+    ls = sub.add_parser("list", help="list the data manifests and whether each is in the cache")
+    ls.set_defaults(func=cmd_list)
+
+    f = sub.add_parser("fetch", help="download, verify and cache artefacts")
+    f.add_argument("names", nargs="*", help="artefact names (see list)")
+    f.add_argument("--offline-set", action="store_true", help="everything the offline profile needs")
+    f.add_argument("--force", action="store_true", help="fetch again even if cached and valid")
+    f.set_defaults(func=cmd_fetch)
+
+    v = sub.add_parser("verify", help="check cached artefacts against their sha256")
+    v.add_argument("names", nargs="*")
+    v.set_defaults(func=cmd_verify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

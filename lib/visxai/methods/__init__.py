@@ -1,0 +1,1 @@
+"""Algorithms: one module per method (pixel_invariance, agf, tio, fill_blanks, baselines)."""
