@@ -57,7 +57,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 request_save_on_cell_execute=False,
             )
         except PapermillExecutionError as err:
-            msg = f"{nb.name}: cell {err.cell_index} (execution count {err.exec_count}) raised {err.ename}: {err.evalue}"
+            first = next((ln for ln in (err.source or "").splitlines() if ln.strip()), "")
+            msg = (
+                f"{nb.name}: cell {err.cell_index} of the executed notebook (execution count {err.exec_count},"
+                f" starting `{first[:80]}`) raised {err.ename}: {err.evalue}"
+            )
             print("FAILED " + msg, file=sys.stderr, flush=True)
             failures.append(msg)
             continue

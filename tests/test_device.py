@@ -1,0 +1,106 @@
+"""visxai.device: device choice, seeding, batched map with out-of-memory halving."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from visxai.device import (
+    autocast,
+    batched_map,
+    freeze,
+    frozen,
+    iter_chunks,
+    pick_device,
+    seed_everything,
+    to_channels_last,
+)
+
+
+def test_pick_device_auto_and_cpu():
+    assert pick_device("cpu").type == "cpu"
+    auto = pick_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+
+
+def test_pick_device_rejects_missing_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        pick_device("cuda")
+
+
+def test_pick_device_rejects_nonsense():
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("abacus")
+
+
+def test_seed_everything_repeats_streams():
+    seed_everything(3)
+    a = (torch.rand(5), np.random.rand(5))
+    seed_everything(3)
+    b = (torch.rand(5), np.random.rand(5))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    seed_everything(4)
+    assert not torch.equal(a[0], torch.rand(5))
+
+
+def test_iter_chunks_cover():
+    slices = list(iter_chunks(10, 4))
+    assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 8), (8, 10)]
+    with pytest.raises(ValueError):
+        list(iter_chunks(3, 0))
+
+
+def test_batched_map_matches_unbatched_and_structures():
+    x = torch.randn(37, 3)
+    y = torch.randn(37)
+    out = batched_map(lambda a, b: (a.sum(1) + b, {"sq": a**2}), x, y, batch_size=8)
+    assert torch.allclose(out[0], x.sum(1) + y)
+    assert torch.allclose(out[1]["sq"], x**2)
+
+
+def test_batched_map_halves_on_oom():
+    sizes = []
+
+    def fn(a):
+        sizes.append(len(a))
+        if len(a) > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+        return a * 2
+
+    x = torch.arange(20.0)
+    out = batched_map(fn, x, batch_size=16)
+    assert torch.equal(out, x * 2)
+    assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) <= 4
+
+
+def test_batched_map_reraises_other_errors_and_checks_lengths():
+    with pytest.raises(RuntimeError, match="boom"):
+        batched_map(lambda a: (_ for _ in ()).throw(RuntimeError("boom")), torch.zeros(3))
+    with pytest.raises(ValueError, match="different lengths"):
+        batched_map(lambda a, b: a, torch.zeros(3), torch.zeros(4))
+
+
+def test_freeze_and_frozen_restore():
+    m = nn.Linear(2, 2)
+    with frozen(m):
+        assert not any(p.requires_grad for p in m.parameters())
+    assert all(p.requires_grad for p in m.parameters())
+    freeze(m)
+    assert not any(p.requires_grad for p in m.parameters())
+
+
+def test_channels_last_keeps_outputs():
+    m = nn.Conv2d(3, 4, 3)
+    x = torch.randn(2, 3, 8, 8)
+    ref = m(x)
+    m2, x2 = to_channels_last(m, x)
+    assert x2.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(m2(x2), ref, atol=1e-5)
+
+
+def test_autocast_is_noop_on_cpu():
+    with autocast("cpu"):
+        y = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert y.dtype == torch.float32

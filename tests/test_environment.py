@@ -1,0 +1,52 @@
+"""The pins: environment.yml, requirements.lock and pyproject.toml agree."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements.lock line {line!r} is not an exact pin"
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_environment_yml_uses_the_lock_and_python_311():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    assert "python=3.11" in deps
+    pip_section = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    assert "-r requirements.lock" in pip_section
+    assert "-e ." in pip_section
+
+
+def test_pyproject_pins_match_the_lock():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"].startswith(">=3.11")
+    lock = _lock()
+    for dep in project["dependencies"]:
+        m = re.match(r"^([A-Za-z0-9_.\-]+)\s*==\s*([^;\s]+)", dep)
+        name = re.match(r"^([A-Za-z0-9_.\-]+)", dep).group(1).lower().replace("_", "-")
+        assert name in lock, f"{name} is a dependency but not pinned in requirements.lock"
+        if m:
+            assert lock[name] == m.group(2), f"{name}: pyproject pins {m.group(2)}, lock pins {lock[name]}"
+
+
+def test_torch_pins():
+    lock = _lock()
+    assert lock["torch"] == "2.14.1" and lock["torchvision"] == "0.29.1"
+
+
+def test_makefile_installs_from_the_lock():
+    make = (ROOT / "Makefile").read_text()
+    assert "-r requirements.lock" in make
+    assert (ROOT / ".ci" / "run").read_text().count("make test") == 1
