@@ -23,3 +23,21 @@ def test_scorecard_roundtrip(tmp_path, monkeypatch):
     text = write_markdown(tmp_path).read_text()
     assert "| 99_demo | Table 1 random | accuracy | 0.990 | 0.991 |" in text
     assert "| paper | item | metric | paper value | reproduced |" in text
+
+
+def test_update_readme_replaces_only_the_marked_table(tmp_path, monkeypatch):
+    from visxai.scorecard import README_END, README_START, update_readme
+
+    monkeypatch.setenv("VISXAI_FIGURES", str(tmp_path / "figures"))
+    sc = Scorecard("99_demo")
+    sc.add("Table 1", "acc", 0.9, 0.8, "offline", "differs")
+    sc.save()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
+    assert update_readme(readme, tmp_path / "figures")
+    text = readme.read_text()
+    assert "old table" not in text and "| 99_demo | Table 1 | acc | 0.900 | 0.800 |" in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers")
+    assert not update_readme(plain, tmp_path / "figures")

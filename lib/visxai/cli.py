@@ -31,7 +31,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    from .scorecard import write_markdown
+    from .scorecard import update_readme, write_markdown
 
     books = _notebooks(args.only)
     if not books:
@@ -68,6 +68,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"    done in {time.perf_counter() - t0:.0f} s", flush=True)
     md = write_markdown()
     print(f"scorecard: {md}")
+    if not args.only and not failures and args.profile == "offline" and (repo_root() / "README.md").exists():
+        update_readme(repo_root() / "README.md")
     if failures:
         print("reproduce failed in:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
@@ -75,9 +77,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from .scorecard import write_markdown
+    from .scorecard import update_readme, write_markdown
 
     path = write_markdown()
+    if args.readme:
+        update_readme(repo_root() / "README.md")
     print(path.read_text() if args.print else path)
     return 0
 
@@ -116,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scorecard", help="collect figures/*/scorecard.csv into figures/SCORECARD.md")
     s.add_argument("--print", action="store_true")
+    s.add_argument("--readme", action="store_true", help="also refresh the results table in README.md")
     s.set_defaults(func=cmd_scorecard)
 
     ls = sub.add_parser("list", help="list the data manifests and whether each is in the cache")

@@ -17,7 +17,18 @@ from pathlib import Path
 
 from .paths import figures_dir
 
-__all__ = ["ScorecardRow", "Scorecard", "collect", "write_markdown", "verdict_close", "verdict_order"]
+__all__ = [
+    "ScorecardRow",
+    "Scorecard",
+    "collect",
+    "write_markdown",
+    "update_readme",
+    "verdict_close",
+    "verdict_order",
+]
+
+README_START = "<!-- scorecard:start -->"
+README_END = "<!-- scorecard:end -->"
 
 COLUMNS = ["paper", "item", "metric", "paper_value", "reproduced", "setting", "verdict"]
 
@@ -142,3 +153,20 @@ def write_markdown(root: str | Path | None = None) -> Path:
     tmp.write_text("\n".join(text))
     tmp.replace(out)
     return out
+
+
+def update_readme(readme: str | Path, root: str | Path | None = None) -> bool:
+    """Replace the README's results table (between the scorecard markers) by the current rows.
+
+    Returns False (and changes nothing) if the README has no markers.
+    """
+    readme = Path(readme)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    rows = collect(root)
+    table = _markdown(rows) if rows else "_Run `make reproduce` to fill this table._"
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    return True
