@@ -1,0 +1,77 @@
+"""Attribution Guided Factorization (AGF) on unmodified models, and its relevance machinery.
+
+Gur, Ali & Wolf, "Visualization of Supervised and Self-Supervised Neural Networks via Attribution
+Guided Factorization", AAAI 2021 (paper 001). Algorithm 1, Eqs. 7-14, Def. 2.
+
+Public API (stable; notebooks 02 parts 1 and 2 and other modules code against it)
+---------------------------------------------------------------------------------
+``agf(model, x, target=None, flags=AGFFlags()) -> Tensor [B, H, W]``
+    AGF map per image (Alg. 1): the authors' output ``cam / max(cam)`` summed over channels.
+    ``target``: None (top-1 prediction), an int (same class for all images) or a sequence /
+    LongTensor of one class per image. ``x``: float tensor [B, 3, H, W] (normalised input).
+``AGFFlags`` (frozen dataclass): Table 5 switches ``use_a``, ``use_fx``, ``use_fdx``, ``use_m``,
+    ``use_gate`` (the 1/(1+exp(-C)) factor), ``residual`` (False = "only C"),
+    ``gradcam_residual`` (r = Grad-CAM term). ``ABLATIONS: dict[str, AGFFlags]`` names the Table 5
+    columns: "ours", "only_C", "no_A", "no_Fx", "no_Fdx", "no_M", "no_gate", "gradcam_residual".
+``relevance(model, x, rules, start) -> Tensor [B, C, H, W]``
+    The generic machinery: traces the model once with forward hooks (``trace``), then propagates
+    relevance from the logits back to the input with a ``RuleSet`` (``AGFRules``, ``LRPRules``,
+    ``RAPRules``). ``start(trace) -> Tensor`` gives the relevance at the logits [B, K].
+``trace(model, x) -> Trace``: forward pass with hooks + canonizers; ``Trace.nodes`` (one ``Node``
+    per module call), ``Trace.logits``; ``Trace.gradients(score)`` runs the gradient stream.
+``LRPRules(conv="alpha1beta0"|"alpha2beta1"|"epsilon"|"zplus", first="zbox")``: LRP on the same
+    machinery (used by CLRP / SGLRP / the zennit cross-check); ``RAPRules()``: RAP.
+``initial_score(logits, target) -> Tensor [B]``: Eq. 8's ŷ^t.
+``delta_shift(C, r)`` (Def. 2 / Eq. 14), ``factorize(Y, phi)`` (Eq. 7 with the positive part of
+    Eq. 11), ``normalize_max`` (N_max).
+``UnsupportedLayerError``: raised with the module path and type for anything not in
+    ``SUPPORTED_LAYERS`` (Conv2d incl. groups and EfficientNet's Conv2dStaticSamePadding,
+    Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Dropout, Flatten,
+    Identity) or for a functional operation between modules that the canonizers do not cover.
+``canonized(model)``: context manager used by ``trace``; residual additions of torchvision
+    ResNet BasicBlock / Bottleneck and EfficientNet-Lite MBConvBlock become an explicit ``Sum2``
+    module; in-place ReLUs are made out-of-place for the duration.
+
+What is written by hand and why: no maintained library implements AGF (zennit's hooks rewrite
+the gradient of one module at a time and cannot run AGF's two coupled streams, the
+factorisation of activations and gradients, or the Delta-shift), so the tracing, the rules and
+the algorithm are ours. The gradient stream is plain autograd (one backward pass for every
+layer); the z-rules use autograd-style vector-Jacobian products (``torch.nn.grad.conv2d_input``,
+the "gradient x input" trick that zennit uses); parameters are frozen during an explanation.
+"""
+
+from .canonizers import Sum2, canonized
+from .core import ABLATIONS, AGFFlags, AGFRules, agf, initial_score, relevance
+from .graph import SUPPORTED_LAYERS, Node, Trace, UnsupportedLayerError, trace
+from .rules import (
+    LRPRules,
+    RAPRules,
+    RuleSet,
+    delta_shift,
+    factorize,
+    normalize_max,
+    safe_divide,
+)
+
+__all__ = [
+    "ABLATIONS",
+    "AGFFlags",
+    "AGFRules",
+    "LRPRules",
+    "Node",
+    "RAPRules",
+    "RuleSet",
+    "SUPPORTED_LAYERS",
+    "Sum2",
+    "Trace",
+    "UnsupportedLayerError",
+    "agf",
+    "canonized",
+    "delta_shift",
+    "factorize",
+    "initial_score",
+    "normalize_max",
+    "relevance",
+    "safe_divide",
+    "trace",
+]

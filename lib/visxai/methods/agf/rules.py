@@ -1,0 +1,329 @@
+"""Relevance rules (Def. 1 "generic attribution propagation") and AGF's building blocks.
+
+Every rule is a "gradient x input" computation: R_in = X * VJP_f(X; Theta)(R / f(X; Theta)), with
+the vector-Jacobian product of the linear map taken by ``torch.nn.grad.conv2d_input`` (or a
+matmul) instead of a second autograd graph, as zennit does. Written by hand because AGF needs
+rule variants no library has (|x|,|theta| and 1,|theta| propagation, Eqs. 9-10) and because
+CLRP, SGLRP and RAP have no maintained implementation; our LRP is cross-checked against zennit
+in tests/test_agf.py.
+
+Rule sets (subclasses of ``RuleSet``) map a traced module call to the relevance at its inputs:
+``LRPRules`` (alpha-beta / z+ / epsilon, z^B on the first layer, as in the authors' LRP code),
+``RAPRules`` (a simplified RAP, see its docstring) and, in core.py, ``AGFRules``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .canonizers import Sum2
+from .graph import Node, Trace, UnsupportedLayerError, is_static_same_conv
+
+_DIMS = (1, 2, 3)
+
+
+# ----------------------------------------------------------------------------- helpers
+def safe_divide(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """a / b, and 0 where b == 0 (the authors' stabiliser: |b| is kept away from 0 by eps)."""
+    out = a / torch.add(b, b.sign(), alpha=eps)
+    return out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # only b == 0 gives inf / nan
+
+
+def _sum_dims(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(1, t.dim()))
+
+
+def normalize_max(a: torch.Tensor) -> torch.Tensor:
+    """N_max(a) = a / max(a), the max taken per sample over all other dims (Eq. 7, 12)."""
+    m = a.amax(dim=_sum_dims(a), keepdim=True)
+    return safe_divide(a, m)
+
+
+def delta_shift(C: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Delta-shift (Def. 2, Eq. 14): C + r - sum(r) / #(C != 0), the shift on C's non-zeros.
+
+    Keeps the per-sample sum of C (the conservation rule Eq. 2) whenever C has a non-zero.
+    """
+    dims = _sum_dims(C)
+    nonzero = (C != 0).to(C.dtype)
+    shift = safe_divide(r.sum(dim=dims, keepdim=True), nonzero.sum(dim=dims, keepdim=True))
+    return C + r - shift * nonzero
+
+
+def factorize(Y: torch.Tensor, phi: torch.Tensor, sharpness: float = 10.0,
+              ridge: float = 1.0) -> torch.Tensor:
+    """Attribution guided factorisation F-bar(Y, phi) = W_f - W_b (Eq. 7), shape [B, 1, H, W].
+
+    Y [B, C, H, W] is max-normalised, passed through the soft Heaviside sigmoid(10 * Y); the
+    representatives R_f, R_b are the channel means over the pixels where phi > 0 / phi < 0, and
+    W = relu((R^T R + I)^-1 R^T H). The factor 10 and the ridge term I are the authors' choices
+    (their code); the paper writes sigmoid(Y) and plain least squares. Callers take relu(.)
+    (the positive part in Eq. 11).
+    """
+    B, C = Y.shape[:2]
+    H = torch.sigmoid(sharpness * normalize_max(Y)).reshape(B, C, -1)  # [B, C, N]
+    phi = phi.reshape(B, 1, -1)
+    pos = (phi > 0).to(Y.dtype)
+    neg = (phi < 0).to(Y.dtype)
+    r_f = safe_divide((H * pos).sum(-1), pos.sum(-1))  # [B, C]
+    r_b = safe_divide((H * neg).sum(-1), neg.sum(-1))
+    R = torch.stack([r_b, r_f], dim=-1)  # [B, C, 2]
+    gram = R.transpose(1, 2) @ R + ridge * torch.eye(2, dtype=Y.dtype, device=Y.device)
+    W = torch.relu(torch.linalg.solve(gram, R.transpose(1, 2) @ H))  # [B, 2, N]
+    return (W[:, 1] - W[:, 0]).reshape(B, 1, *Y.shape[2:])
+
+
+# ----------------------------------------------------------------------------- linear maps
+class LinearOp:
+    """The bias-free linear map of a Linear/Conv2d module: forward, VJP, all-ones response."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.is_conv = isinstance(module, nn.Conv2d)
+        self.pre_pad: tuple[int, ...] | None = None
+        if self.is_conv:
+            if isinstance(module.padding, str) or module.padding_mode != "zeros":
+                raise UnsupportedLayerError(
+                    f"Conv2d with padding={module.padding!r}, padding_mode={module.padding_mode!r} "
+                    "is not supported (explicit integer zero padding only)")
+            if is_static_same_conv(module) and isinstance(module.static_padding, nn.ZeroPad2d):
+                self.pre_pad = tuple(module.static_padding.padding)
+
+    def fwd(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        m = self.module
+        if not self.is_conv:
+            return F.linear(x, w, b)
+        if self.pre_pad is not None:
+            x = F.pad(x, self.pre_pad)
+        return F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
+
+    def vjp(self, x_shape: torch.Size | tuple[int, ...], w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """d<fwd(x, w), g>/dx for x of shape ``x_shape`` (its batch taken from ``g``)."""
+        m = self.module
+        if not self.is_conv:
+            return g @ w
+        shape = [g.shape[0], *x_shape[1:]]
+        if self.pre_pad is not None:
+            l, r, t, btm = self.pre_pad
+            shape[2] += t + btm
+            shape[3] += l + r
+        gi = torch.nn.grad.conv2d_input(shape, w, g, m.stride, m.padding, m.dilation, m.groups)
+        if self.pre_pad is not None:
+            l, r, t, btm = self.pre_pad
+            gi = gi[:, :, t:t + x_shape[2], l:l + x_shape[3]]
+        return gi
+
+    def ones(self, x_shape: torch.Size | tuple[int, ...], w: torch.Tensor) -> torch.Tensor:
+        """fwd(1, w) for a batch of one (cheap: one input channel with the summed kernel)."""
+        if not self.is_conv:
+            return w.sum(1)[None]
+        m = self.module
+        ones = torch.ones(1, 1, *x_shape[2:], dtype=w.dtype, device=w.device)
+        if self.pre_pad is not None:
+            ones = F.pad(ones, self.pre_pad)
+        return F.conv2d(ones, w.sum(1, keepdim=True), None, m.stride, m.padding, m.dilation, 1)
+
+
+def z_abs(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """G(|x|, |theta|, R) (Eq. 9): the absolute influence C; the authors' "flat" rule."""
+    xa, wa = x.abs(), w.abs()
+    S = safe_divide(R, op.fwd(xa, wa))  # = 0 where R = 0: no need for the authors' mask
+    return xa * op.vjp(x.shape, wa, S)
+
+
+def z_box(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
+          low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """z^B rule (Montavon et al. 2017) for the layer on the image, bounds ``low``/``high``."""
+    wp, wn = w.clamp(min=0), w.clamp(max=0)
+    Z = op.fwd(x, w) - op.fwd(low, wp) - op.fwd(high, wn)
+    S = safe_divide(R, Z)
+    return x * op.vjp(x.shape, w, S) - low * op.vjp(x.shape, wp, S) - high * op.vjp(x.shape, wn, S)
+
+
+def _stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """zennit's stabiliser: z + eps * sign(z), sign(0) = +1."""
+    return z + eps * (2 * (z >= 0).to(z.dtype) - 1)
+
+
+def alpha_beta(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
+               alpha: float = 1.0, beta: float = 0.0, eps: float = 1e-6) -> torch.Tensor:
+    """LRP-alpha-beta (Bach et al. 2015), bias ignored; alpha=1, beta=0 is z+ (zennit's ZPlus)."""
+    xp, xn = x.clamp(min=0), x.clamp(max=0)
+    wp, wn = w.clamp(min=0), w.clamp(max=0)
+    Sp = R / _stabilize(op.fwd(xp, wp) + op.fwd(xn, wn), eps)
+    out = alpha * (xp * op.vjp(x.shape, wp, Sp) + xn * op.vjp(x.shape, wn, Sp))
+    if beta:
+        Sn = R / _stabilize(op.fwd(xp, wn) + op.fwd(xn, wp), eps)
+        out = out - beta * (xp * op.vjp(x.shape, wn, Sn) + xn * op.vjp(x.shape, wp, Sn))
+    return out
+
+
+def epsilon_rule(op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                 R: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """LRP-epsilon (bias included in the denominator, as zennit's Epsilon)."""
+    return x * op.vjp(x.shape, w, R / _stabilize(op.fwd(x, w, b), eps))
+
+
+def z_graph(node: Node, R: torch.Tensor) -> torch.Tensor:
+    """z-rule x * J^T (R / f(x)) through the recorded forward graph (pools): no recomputation."""
+    x = node.inputs[0]
+    S = safe_divide(R, node.output)
+    (g,) = torch.autograd.grad(node.output, x, S, retain_graph=True)
+    return x * g
+
+
+def image_bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample min / max of the image, expanded to its shape (the authors' z^B bounds)."""
+    low = x.amin(dim=_sum_dims(x), keepdim=True).expand_as(x)
+    high = x.amax(dim=_sum_dims(x), keepdim=True).expand_as(x)
+    return low, high
+
+
+# ----------------------------------------------------------------------------- rule sets
+class RuleSet:
+    """Maps a traced module call and the relevance at its output to the relevance at its inputs.
+
+    Defaults (shared by every rule set, as in the authors' code): ReLU/ReLU6 pass the relevance
+    of the active units (the z-rule for ReLU; for ReLU6 the gradient x input form would drop
+    saturated units, so we pass them too), BatchNorm/Dropout/Identity pass it through, pools
+    and ``Sum2`` use the z-rule, Flatten reshapes. Subclasses define ``conv`` and ``linear``.
+    """
+
+    needs_gradients = False
+
+    def score(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar per sample whose gradient is the gradient stream (only if needs_gradients)."""
+        return logits.gather(1, target[:, None]).squeeze(1)
+
+    def start(self, tr: Trace, target: torch.Tensor) -> torch.Tensor:
+        """Relevance at the logits: y_t at the target, 0 elsewhere (LRP's R^(0))."""
+        return F.one_hot(target, tr.logits.shape[1]).to(tr.logits.dtype) * tr.logits.detach()
+
+    def conv(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def linear(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, tr: Trace, node: Node, R: torch.Tensor) -> list[torch.Tensor]:
+        m = node.module
+        if isinstance(m, nn.Conv2d):
+            return [self.conv(tr, node, R)]
+        if isinstance(m, nn.Linear):
+            return [self.linear(tr, node, R)]
+        if isinstance(m, (nn.ReLU, nn.ReLU6)):
+            return [R * (node.output > 0)]
+        if isinstance(m, (nn.BatchNorm2d, nn.Dropout, nn.Identity)):
+            return [R]
+        if isinstance(m, nn.Flatten):
+            return [R.reshape(node.inputs[0].shape)]
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+            return [z_graph(node, R)]
+        if isinstance(m, Sum2):
+            a, b = node.inputs
+            S = safe_divide(R, node.output)
+            return [a * S, b * S]
+        raise UnsupportedLayerError(f"no rule for module '{node.name}' ({type(m).__name__})")
+
+
+def propagate(tr: Trace, rules: RuleSet, R_logits: torch.Tensor) -> torch.Tensor:
+    """Propagate ``R_logits`` [B, K] from the logits to the input through the traced graph.
+
+    Nodes are visited in reverse execution order (a reverse topological order); a tensor read by
+    several calls (a residual branch point) receives the sum of their relevances (the authors'
+    Clone rule). Returns the relevance at the input, shaped like it.
+    """
+    rel: dict[int, torch.Tensor] = {tr.out_index: R_logits}
+    R_in = torch.zeros_like(tr.x)
+    with torch.no_grad():
+        for node in reversed(tr.nodes):
+            R = rel.pop(node.index, None)
+            if R is None:
+                continue
+            for p, Rj in zip(node.producers, rules(tr, node, R)):
+                Rj = Rj.reshape(tr.producer_value(p).shape)
+                if p < 0:
+                    R_in = R_in + Rj
+                else:
+                    rel[p] = rel[p] + Rj if p in rel else Rj
+    return R_in
+
+
+class LRPRules(RuleSet):
+    """LRP on the traced graph: ``conv``/``linear`` rule one of "alpha1beta0" (= "zplus"),
+    "alpha2beta1", "epsilon"; ``first="zbox"`` uses z^B with the per-sample image min/max on the
+    layer that reads the image (the authors' LRP), ``first=None`` uses the conv rule there too.
+    """
+
+    def __init__(self, conv: str = "alpha1beta0", linear: str | None = None,
+                 first: str | None = "zbox", epsilon: float = 1e-6) -> None:
+        for r in (conv, linear or conv):
+            if r not in ("alpha1beta0", "zplus", "alpha2beta1", "epsilon"):
+                raise ValueError(f"unknown LRP rule {r!r}")
+        self.conv_rule, self.linear_rule = conv, linear or conv
+        self.first, self.eps = first, epsilon
+
+    def _apply(self, rule: str, node: Node, R: torch.Tensor) -> torch.Tensor:
+        m, x = node.module, node.inputs[0]
+        op = LinearOp(m)
+        if node.is_first and self.first == "zbox":
+            return z_box(op, x, m.weight, R, *image_bounds(x))
+        if rule in ("alpha1beta0", "zplus"):
+            return alpha_beta(op, x, m.weight, R, 1.0, 0.0, self.eps)
+        if rule == "alpha2beta1":
+            return alpha_beta(op, x, m.weight, R, 2.0, 1.0, self.eps)
+        return epsilon_rule(op, x, m.weight, m.bias, R, self.eps)
+
+    def conv(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.conv_rule, node, R)
+
+    def linear(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.linear_rule, node, R)
+
+
+class RAPRules(RuleSet):
+    """Relative Attributing Propagation (Nam et al., AAAI 2020), simplified re-implementation.
+
+    - Output layer: the target's contributions c = x * w_t become absolute influences rescaled
+      to the logit, R = |c| * sum(c) / sum(|c|) (RAP's "absolute influence normalisation";
+      the bias share is left out here).
+    - Other Linear / k x k convs: positive relevance flows along positive contributions
+      (x+w+, x-w-), negative relevance along negative ones (x+w-, x-w+), then the uniform shift
+      R -= (sum R_in - sum R_out) / #nonzero restores conservation (RAP's shift; Def. 2).
+    - 1x1 convs: the |z| rule (as the authors' RAP code); the image layer: z^B.
+    No maintained library implements RAP; the authors' RAP code differs in details (bias
+    shares at the output layer and in BatchNorm), which we do not reproduce.
+    """
+
+    def linear(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
+        m, x = node.module, node.inputs[0]
+        if node.index == tr.out_index:
+            c = x * (R @ m.weight)
+            a = c.abs()
+            return a * safe_divide(c.sum(1, keepdim=True), a.sum(1, keepdim=True))
+        return self._signed(LinearOp(m), x, m.weight, R)
+
+    def conv(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
+        m, x = node.module, node.inputs[0]
+        op = LinearOp(m)
+        if node.is_first:
+            return z_box(op, x, m.weight, R, *image_bounds(x))
+        if m.kernel_size == (1, 1):
+            return z_abs(op, x, m.weight, R)
+        return self._signed(op, x, m.weight, R)
+
+    @staticmethod
+    def _signed(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        Rp, Rn = R.clamp(min=0), R.clamp(max=0)
+        Sp = safe_divide(Rp, op.fwd(xp, wp) + op.fwd(xn, wn))
+        Sn = safe_divide(Rn, op.fwd(xp, wn) + op.fwd(xn, wp))
+        C = (xp * op.vjp(x.shape, wp, Sp) + xn * op.vjp(x.shape, wn, Sp)
+             + xp * op.vjp(x.shape, wn, Sn) + xn * op.vjp(x.shape, wp, Sn))
+        dims = _sum_dims(C)
+        excess = C.sum(dim=dims, keepdim=True) - R.sum(dim=_sum_dims(R), keepdim=True)
+        nonzero = (C != 0).to(C.dtype)
+        return C - safe_divide(excess, nonzero.sum(dim=dims, keepdim=True)) * nonzero

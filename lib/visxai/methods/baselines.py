@@ -1,0 +1,311 @@
+"""The baselines that paper 001 (AGF) compares with, as maps [B, H, W].
+
+Adapters (no re-implementation) to maintained libraries:
+- Captum: Integrated Gradients, SmoothGrad (NoiseTunnel over Saliency), Gradient SHAP.
+- zennit: LRP (z+ on every conv / linear layer = alpha1-beta0, z^B on the image layer, as the
+  authors' LRP) and LRP-alpha2-beta1; BatchNorm merged and residual sums canonized by zennit's
+  torchvision canonizers, plus our own zennit canonizer for EfficientNet-Lite blocks.
+- pytorch-grad-cam: Grad-CAM and FullGrad.
+
+Written here, on the AGF relevance machinery (``visxai.methods.agf``), because no maintained
+library has them: RAP (simplified, see ``agf.rules.RAPRules``), CLRP (Gu et al. 2018, Eq. 3) and
+SGLRP (Iwana et al. 2019). Meaningful Perturbation (Fong & Vedaldi, ICCV 2017) is IMPLEMENTED
+here (TorchRay only has extremal perturbation): a low-resolution mask optimised with Adam to
+delete the class evidence by blending with a blurred image, with L1 and total-variation
+penalties; map = 1 - mask.
+
+Post-processing follows the authors' scripts: IG and SmoothGrad take |attribution| summed over
+channels; LRP-type maps are summed over channels (signed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..device import frozen
+from .agf import LRPRules, RAPRules, trace
+from .agf.core import Target, relevance, resolve_target
+from .agf.rules import image_bounds, propagate, safe_divide
+
+__all__ = [
+    "integrated_gradients", "smoothgrad", "gradient_shap", "lrp", "lrp_ab", "gradcam", "fullgrad",
+    "rap", "clrp", "sglrp", "meaningful_perturbation", "gradient", "cam_layer",
+]
+
+
+def _targets(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
+    with torch.no_grad():
+        return resolve_target(model(x), target)
+
+
+# ----------------------------------------------------------------------------- Captum
+def gradient(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """Plain gradient x input, summed over channels (Shrikumar et al. 2016; a sanity baseline)."""
+    from captum.attr import InputXGradient
+
+    t = _targets(model, x, target)
+    with frozen(model):
+        a = InputXGradient(model).attribute(x.clone().requires_grad_(True), target=t)
+    return a.sum(1).detach()
+
+
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: Target = None,
+                         n_steps: int = 100, internal_batch_size: int | None = 16) -> torch.Tensor:
+    """Integrated Gradients (Captum), zero baseline; |attribution| summed over channels."""
+    from captum.attr import IntegratedGradients
+
+    t = _targets(model, x, target)
+    with frozen(model):
+        a = IntegratedGradients(model).attribute(
+            x, target=t, n_steps=n_steps, internal_batch_size=internal_batch_size)
+    return a.abs().sum(1).detach()
+
+
+def smoothgrad(model: nn.Module, x: torch.Tensor, target: Target = None, n_samples: int = 50,
+               noise_level: float = 0.15, seed: int = 0) -> torch.Tensor:
+    """SmoothGrad (Captum NoiseTunnel + Saliency); sigma = noise_level * (max - min) per image."""
+    from captum.attr import NoiseTunnel, Saliency
+
+    t = _targets(model, x, target)
+    span = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))
+    out = []
+    with frozen(model), _seeded(seed):
+        for i in range(x.shape[0]):  # per image: its own sigma
+            a = NoiseTunnel(Saliency(model)).attribute(
+                x[i:i + 1], target=t[i:i + 1], nt_type="smoothgrad", nt_samples=n_samples,
+                nt_samples_batch_size=min(n_samples, 10), stdevs=float(noise_level * span[i]), abs=True)
+            out.append(a.sum(1))
+    return torch.cat(out).detach()
+
+
+def gradient_shap(model: nn.Module, x: torch.Tensor, target: Target = None, n_samples: int = 20,
+                  stdevs: float = 0.09, seed: int = 0) -> torch.Tensor:
+    """Gradient SHAP (Captum): baselines zero and uniform noise in the image range; summed over
+    channels (signed)."""
+    from captum.attr import GradientShap
+
+    t = _targets(model, x, target)
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = float(x.min()), float(x.max())
+    noise = torch.rand((4, *x.shape[1:]), generator=g).to(x) * (hi - lo) + lo
+    baselines = torch.cat([torch.zeros_like(x[:1]), noise])
+    with frozen(model), _seeded(seed):
+        a = GradientShap(model).attribute(x, baselines=baselines, target=t, n_samples=n_samples,
+                                          stdevs=stdevs)
+    return a.sum(1).detach()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Fork the global torch and numpy RNGs (Captum draws from both) for a reproducible map."""
+    import numpy as np
+
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+# ----------------------------------------------------------------------------- zennit
+def _zennit_canonizers(model: nn.Module) -> list:
+    from torchvision.models import ResNet, VGG
+    from zennit.canonizers import AttributeCanonizer, NamedMergeBatchNorm, SequentialMergeBatchNorm
+    from zennit.layer import Sum
+    from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+
+    if isinstance(model, ResNet):
+        return [ResNetCanonizer()]
+    if isinstance(model, VGG):
+        return [VGGCanonizer()]
+    if type(model).__name__ == "EfficientNet" and hasattr(model, "_blocks"):
+        pairs = [(["_conv_stem"], "_bn0"), (["_conv_head"], "_bn1")]
+        for i, b in enumerate(model._blocks):
+            if b._block_args.expand_ratio != 1:
+                pairs.append(([f"_blocks.{i}._expand_conv"], f"_blocks.{i}._bn0"))
+            pairs += [([f"_blocks.{i}._depthwise_conv"], f"_blocks.{i}._bn1"),
+                      ([f"_blocks.{i}._project_conv"], f"_blocks.{i}._bn2")]
+
+        def forward(self, inputs, drop_connect_rate=None):
+            x = inputs
+            if self._block_args.expand_ratio != 1:
+                x = self._swish(self._bn0(self._expand_conv(inputs)))
+            x = self._swish(self._bn1(self._depthwise_conv(x)))
+            x = self._bn2(self._project_conv(x))
+            a = self._block_args
+            if a.id_skip and a.stride == 1 and a.input_filters == a.output_filters:
+                x = self.canonizer_sum(torch.stack([inputs, x], dim=-1))
+            return x
+
+        def attribute_map(name, module):
+            if type(module).__name__ == "MBConvBlock":
+                return {"forward": forward.__get__(module), "canonizer_sum": Sum()}
+            return None
+
+        return [NamedMergeBatchNorm(pairs), AttributeCanonizer(attribute_map)]
+    return [SequentialMergeBatchNorm()]
+
+
+def _zennit_lrp(model: nn.Module, x: torch.Tensor, target: Target, alpha: float, beta: float) -> torch.Tensor:
+    from zennit.attribution import Gradient
+    from zennit.composites import SpecialFirstLayerMapComposite
+    from zennit.rules import AlphaBeta, Norm, Pass, ZBox, ZPlus
+    from zennit.types import Activation, AvgPool, Convolution, Linear
+
+    t = _targets(model, x, target)
+    low, high = image_bounds(x)
+    rule = ZPlus(zero_params="bias") if beta == 0 else AlphaBeta(alpha, beta, zero_params="bias")
+    composite = SpecialFirstLayerMapComposite(
+        layer_map=[(Activation, Pass()), (AvgPool, Norm()), (nn.AdaptiveAvgPool2d, Norm()),
+                   (Convolution, rule), (Linear, rule)],
+        first_map=[(Convolution, ZBox(low, high, zero_params="bias"))],
+        canonizers=_zennit_canonizers(model),
+    )
+    with torch.no_grad():
+        logits = model(x)
+    onehot = F.one_hot(t, logits.shape[1]).to(x) * logits  # R^(0) = y_t at the target
+    with frozen(model), Gradient(model=model, composite=composite) as attributor:
+        _, rel = attributor(x, onehot)
+    return rel.sum(1).detach()
+
+
+def lrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """LRP (zennit): z+ (alpha1-beta0) layers, z^B image layer; summed over channels."""
+    return _zennit_lrp(model, x, target, 1.0, 0.0)
+
+
+def lrp_ab(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """LRP-alpha2-beta1 (zennit), z^B image layer; summed over channels."""
+    return _zennit_lrp(model, x, target, 2.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- pytorch-grad-cam
+def cam_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM reads: VGG features[-1], ResNet layer4[-1], EfficientNet head BN,
+    otherwise the last Conv2d."""
+    from torchvision.models import ResNet, VGG
+
+    if isinstance(model, VGG):
+        return model.features[-1]
+    if isinstance(model, ResNet):
+        return model.layer4[-1]
+    if hasattr(model, "_bn1") and hasattr(model, "_conv_head"):
+        return model._bn1
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("Grad-CAM needs a convolutional layer")
+    return convs[-1]
+
+
+def gradcam(model: nn.Module, x: torch.Tensor, target: Target = None,
+            layer: nn.Module | None = None) -> torch.Tensor:
+    """Grad-CAM (pytorch-grad-cam), upsampled to the input size, in [0, 1]."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    t = _targets(model, x, target)
+    with GradCAM(model=model, target_layers=[layer or cam_layer(model)]) as cam:
+        # input requiring grad: works on frozen models too
+        out = cam(input_tensor=x.clone().requires_grad_(True),
+                  targets=[ClassifierOutputTarget(int(c)) for c in t])
+    return torch.as_tensor(out, dtype=x.dtype)
+
+
+def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """FullGrad (pytorch-grad-cam), in [0, 1]."""
+    from pytorch_grad_cam import FullGrad
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    t = _targets(model, x, target)
+    with FullGrad(model=model, target_layers=[]) as cam:
+        out = cam(input_tensor=x.clone().requires_grad_(True),
+                  targets=[ClassifierOutputTarget(int(c)) for c in t])
+    return torch.as_tensor(out, dtype=x.dtype)
+
+
+# ----------------------------------------------------------------------------- our machinery
+def rap(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """RAP (simplified re-implementation on the AGF machinery), summed over channels."""
+    return relevance(model, x, RAPRules(), target).sum(1).detach()
+
+
+def _contrastive(model: nn.Module, x: torch.Tensor, target: Target, kind: str) -> torch.Tensor:
+    tr = trace(model, x)
+    t = resolve_target(tr.logits, target)
+    y = tr.logits.detach()
+    K = y.shape[1]
+    onehot = F.one_hot(t, K).to(y)
+    if kind == "clrp":  # authors: target y_t; rest y_t / (K - 1) on every other class
+        yt = y.gather(1, t[:, None])
+        R_t, R_o = onehot * yt, (1 - onehot) * yt / (K - 1)
+    else:  # SGLRP: softmax gradient, target p_t (1 - p_t), rest p_t p_i
+        p = torch.softmax(y, 1)
+        pt = p.gather(1, t[:, None])
+        R_t, R_o = onehot * (pt * (1 - pt) + 1e-8), (1 - onehot) * pt * p
+    rules = LRPRules("alpha1beta0")
+    rel_t = propagate(tr, rules, R_t)
+    rel_o = propagate(tr, rules, R_o)
+    dims = (1, 2, 3)
+    scale = safe_divide(rel_t.sum(dims, keepdim=True), rel_o.sum(dims, keepdim=True))
+    return (rel_t - rel_o * scale).sum(1).detach()  # Eq. 3
+
+
+def clrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """Contrastive LRP (Gu, Yang & Tresp 2018), Eq. 3, z+ LRP on our machinery."""
+    return _contrastive(model, x, target, "clrp")
+
+
+def sglrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """Softmax-Gradient LRP (Iwana, Kuroki & Uchida 2019), z+ LRP on our machinery."""
+    return _contrastive(model, x, target, "sglrp")
+
+
+# ----------------------------------------------------------------------------- perturbation
+def meaningful_perturbation(model: nn.Module, x: torch.Tensor, target: Target = None,
+                            iterations: int = 300, lr: float = 0.1, mask_size: int = 28,
+                            l1: float = 0.05, tv: float = 0.2, tv_beta: float = 3.0,
+                            blur_sigma: float = 10.0) -> torch.Tensor:
+    """Meaningful Perturbation (Fong & Vedaldi 2017), implemented here; map = 1 - mask in [0, 1].
+
+    Minimise  l1 * mean(1 - m) + tv * TV_beta(m) + softmax(f(x * m + blur(x) * (1 - m)))_t  over
+    a ``mask_size``^2 mask m in [0, 1] (bilinearly upsampled, m = 1 keeps the pixel, clipped to [0, 1]),
+    with Adam from m = 1 (their Eq. 3 with the blur perturbation; penalties as means, so the weights are
+    resolution-free). Fong & Vedaldi use 300-500 iterations; fewer give a coarser mask. The
+    optimisation starts from a constant mask and has no randomness (deterministic).
+    """
+    t = _targets(model, x, target)
+    k = int(2 * round(2 * blur_sigma) + 1)
+    coords = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
+    g1 = torch.exp(-0.5 * (coords / blur_sigma) ** 2)
+    g1 = (g1 / g1.sum())
+    C = x.shape[1]
+    blurred = F.conv2d(F.pad(x, (k // 2,) * 4, mode="reflect" if k // 2 < x.shape[-1] else "replicate"),
+                       g1.view(1, 1, 1, k).repeat(C, 1, 1, 1), groups=C)
+    blurred = F.conv2d(blurred, g1.view(1, 1, k, 1).repeat(C, 1, 1, 1), groups=C)
+    # the mask itself is optimised and clipped to [0, 1] after each step, from m = 1 (F&V)
+    mask = torch.ones(x.shape[0], 1, mask_size, mask_size, dtype=x.dtype, device=x.device)
+    mask.requires_grad_(True)
+    opt = torch.optim.Adam([mask], lr=lr)
+    with frozen(model):
+        for _ in range(iterations):
+            up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            prob = torch.softmax(model(x * up + blurred * (1 - up)), 1).gather(1, t[:, None]).squeeze(1)
+            dx = (mask[..., 1:, :] - mask[..., :-1, :]).abs().pow(tv_beta).mean((1, 2, 3))
+            dy = (mask[..., :, 1:] - mask[..., :, :-1]).abs().pow(tv_beta).mean((1, 2, 3))
+            loss = (l1 * (1 - mask).mean((1, 2, 3)) + tv * (dx + dy) + prob).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                mask.clamp_(0, 1)
+    with torch.no_grad():
+        up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return (1 - up[:, 0]).detach()

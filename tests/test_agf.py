@@ -1,0 +1,207 @@
+"""Properties of AGF and of the relevance machinery (paper 001, Alg. 1, Def. 2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from visxai.methods import baselines
+from visxai.methods.agf import (
+    ABLATIONS,
+    AGFFlags,
+    AGFRules,
+    LRPRules,
+    UnsupportedLayerError,
+    agf,
+    delta_shift,
+    factorize,
+    initial_score,
+    relevance,
+    trace,
+)
+from visxai.methods.agf.core import resolve_target
+
+torch.set_num_threads(1)  # 2 OpenMP threads on the shared 2-core machine can be ~50x slower
+
+
+def small_cnn(seed: int = 0, bias: bool = True) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, bias=bias), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=4, bias=bias), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(256, 32, bias=bias), nn.ReLU(),
+        nn.Dropout(), nn.Linear(32, 10, bias=bias),
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def x16() -> torch.Tensor:
+    return torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def test_delta_shift_keeps_sum() -> None:
+    g = torch.Generator().manual_seed(0)
+    C = torch.randn(4, 5, 6, 6, generator=g) * (torch.rand(4, 5, 6, 6, generator=g) > 0.5)
+    r = torch.rand(4, 5, 6, 6, generator=g) * 3
+    out = delta_shift(C, r)
+    torch.testing.assert_close(out.sum((1, 2, 3)), C.sum((1, 2, 3)), rtol=1e-5, atol=1e-4)
+    shift = out - C - r
+    assert torch.all(shift[C == 0] == 0)  # the shift only touches C's non-zeros (Def. 2)
+    assert torch.allclose(shift[0][C[0] != 0], -r[0].sum() / (C[0] != 0).sum())
+
+
+def test_factorization_separates_foreground() -> None:
+    # channels high inside a square, phi positive there: F > 0 inside, <= 0 outside
+    Y = torch.zeros(1, 4, 8, 8)
+    Y[..., 2:6, 2:6] = 1.0
+    phi = -torch.ones(1, 1, 8, 8)
+    phi[..., 2:6, 2:6] = 1.0
+    F = factorize(Y, phi)
+    assert F[..., 2:6, 2:6].min() > 0
+    assert F[..., 2:6, 2:6].min() > F[..., :2, :].max() + 0.1  # the ridge term shrinks both
+
+
+@pytest.mark.parametrize("rule", ["alpha1beta0", "alpha2beta1"])
+def test_our_lrp_matches_zennit(x16: torch.Tensor, rule: str) -> None:
+    model = small_cnn()
+    t = torch.tensor([0, 3, 7])
+    ours = relevance(model, x16, LRPRules(rule), t)
+    # zennit merges BatchNorm into the conv (we pass relevance through it): compare on a model
+    # whose BN is the identity, as zennit's merged conv then equals ours
+    bn = model[4]
+    assert torch.allclose(bn.running_mean, torch.zeros(16)) and torch.allclose(bn.running_var, torch.ones(16))
+    ref = (baselines.lrp if rule == "alpha1beta0" else baselines.lrp_ab)(model, x16, t)
+    torch.testing.assert_close(ours.sum(1), ref, rtol=1e-3, atol=1e-5)
+
+
+def test_lrp_zplus_conserves(x16: torch.Tensor) -> None:
+    model = small_cnn(bias=False)  # bias-free: z+ and z^B conserve exactly (Eq. 2)
+    t = resolve_target(model(x16), None)
+    R = relevance(model, x16, LRPRules("alpha1beta0"), t)
+    yt = model(x16).gather(1, t[:, None]).squeeze(1)
+    pos = yt > 0  # z+ propagates positive output relevance
+    torch.testing.assert_close(R.sum((1, 2, 3))[pos], yt[pos].detach(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("flags", [AGFFlags(), ABLATIONS["only_C"], ABLATIONS["gradcam_residual"]])
+def test_agf_conserves_initial_attribution(x16: torch.Tensor, flags: AGFFlags) -> None:
+    # every AGF layer step (|z| rule, Delta-shift, z^B) keeps the sum of Phi^(1) (Eqs. 2, 14)
+    # float64, and the tolerance relative to sum |R|: the shifted relevances are signed and
+    # cancel, so the authors' 1e-9 stabiliser in every division shows up at ~1e-7 of sum |R|
+    model = small_cnn().double()
+    x = x16.double()
+    tr = trace(model, x)
+    t = resolve_target(tr.logits, None)
+    R = relevance(model, x, AGFRules(flags), t, tr=tr)
+    out = tr.nodes[tr.out_index]
+    phi1 = (out.inputs[0] * (out.grad_out @ out.module.weight)).sum(1)
+    err = (R.sum((1, 2, 3)) - phi1.detach()).abs()
+    assert torch.all(err <= 1e-5 * R.abs().sum((1, 2, 3))), (err, R.abs().sum((1, 2, 3)))
+
+
+def test_agf_conserves_through_residual_blocks() -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval().double()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    tr = trace(model, x)
+    assert sum(type(n.module).__name__ == "Sum2" for n in tr.nodes) == 8
+    R = relevance(model, x, AGFRules(), None, tr=tr)
+    out = tr.nodes[tr.out_index]
+    phi1 = (out.inputs[0] * (out.grad_out @ out.module.weight)).sum(1)
+    err = (R.sum((1, 2, 3)) - phi1.detach()).abs()
+    assert torch.all(err <= 1e-5 * R.abs().sum((1, 2, 3))), (err, R.abs().sum((1, 2, 3)))
+
+
+def test_initial_score_highlights_target() -> None:
+    y = torch.tensor([[3.0, 1.0, -2.0, 0.5]])
+    for t in range(4):
+        s = initial_score(y, torch.tensor([t]))
+        assert 0 < s.item() < 1
+    # the target's own entry is y_t * exp(0) = y_t, others are damped towards 0
+    assert initial_score(y, torch.tensor([0])) > initial_score(y, torch.tensor([2]))
+
+
+@pytest.mark.parametrize("name", ["vgg19", "resnet50", "efficientnet-lite0"])
+def test_agf_shapes_on_real_architectures(name: str) -> None:
+    torch.manual_seed(0)
+    if name == "efficientnet-lite0":
+        from visxai.models import load_model
+
+        model = load_model("efficientnet-lite0").model.eval()
+    else:
+        model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.randn(2, 3, 64, 64)
+    maps = agf(model, x, target=[1, 500])
+    assert maps.shape == (2, 64, 64)
+    assert torch.isfinite(maps).all() and maps.abs().max() > 0
+    # the model is left as it was: no hooks, no canonizer attributes, ReLUs in place again
+    assert not any(m._forward_hooks for m in model.modules())
+    assert not any(hasattr(m, "agf_sum") for m in model.modules())
+
+
+def test_agf_class_specific_lrp_not() -> None:
+    from visxai.data import load_photo
+    from visxai.models import load_model
+
+    lm = load_model("efficientnet-lite0")
+    x = lm.preprocess(load_photo("dog"))[None]
+    t = [lm.labels.index("malamute"), lm.labels.index("bicycle-built-for-two")]  # darknet dog.jpg
+    a = agf(lm.model, x.repeat(2, 1, 1, 1), target=t)
+    r = relevance(lm.model, x.repeat(2, 1, 1, 1), LRPRules("alpha1beta0"), t).sum(1)
+
+    def corr(m: torch.Tensor) -> float:
+        return float(torch.corrcoef(m.flatten(1))[0, 1])
+
+    assert corr(r) > 0.95  # LRP: nearly the same map for both classes
+    assert corr(a) < corr(r) - 0.05  # AGF: class-specific
+
+
+def test_batching_and_per_image_targets(x16: torch.Tensor) -> None:
+    model = small_cnn()
+    both = agf(model, x16, target=[2, 5, 5])
+    alone = agf(model, x16[1:2], target=5)
+    torch.testing.assert_close(both[1:2], alone, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError):
+        agf(model, x16, target=[1, 2])
+    with pytest.raises(ValueError):
+        agf(model, x16, target=10)
+
+
+def test_same_seed_same_output(x16: torch.Tensor) -> None:
+    a = agf(small_cnn(seed=3), x16, flags=ABLATIONS["no_A"])
+    b = agf(small_cnn(seed=3), x16, flags=ABLATIONS["no_A"])
+    assert torch.equal(a, b)
+
+
+def test_ablations_change_the_map(x16: torch.Tensor) -> None:
+    model = small_cnn()
+    full = agf(model, x16)
+    for name, flags in ABLATIONS.items():
+        m = agf(model, x16, flags=flags)
+        assert torch.isfinite(m).all()
+        if name != "ours":
+            assert not torch.allclose(m, full), name
+
+
+@pytest.mark.parametrize("layer", [nn.GELU(), nn.LayerNorm([8, 16, 16])])
+def test_unsupported_layer_is_named(x16: torch.Tensor, layer: nn.Module) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), layer, nn.Flatten(), nn.Linear(8 * 256, 4)).eval()
+    with pytest.raises(UnsupportedLayerError, match=rf"'1' of type .*{type(layer).__name__}"):
+        agf(model, x16)
+
+
+def test_functional_op_between_modules_is_reported(x16: torch.Tensor) -> None:
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4 * 256, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.sigmoid(self.conv(x)).flatten(1))
+
+    with pytest.raises(UnsupportedLayerError, match="input of 'fc'"):
+        agf(Gate().eval(), x16)
