@@ -1,0 +1,679 @@
+"""Pixel Invariance (Sammani, Joukovsky, Deligiannis: "Visualizing Invariant Features in Vision Models").
+
+For one image ``x1`` the method builds an auxiliary set of ``B`` location-preserving augments
+``x2_i`` (colour jitter p=0.8, grayscale p=0.2, random erasing p=0.5 over 2-33 % of the image),
+feeds the pairs to the model, and records the cosine similarity ``s_i`` of the two outputs. The
+outputs of the augments are ReLU'd and factorised with NMF into ``V`` components; their mean per
+augment is a second target. A single linear layer ``W`` over the (optionally resized) pixels is
+then fitted with Eq. 2::
+
+    L_i = BCE(y_i, s_i) + alpha * (y_i - mean_v H_vi)^2 + lambda * ||W||_1,
+    y_i = sigmoid(mean(W x1, W x2_i))
+
+and ``W`` (reduced over the colour channels) is the invariance heatmap.
+
+What comes from libraries and what is written here:
+
+* augment parameters are drawn by torchvision's own ``ColorJitter`` / ``RandomErasing``
+  ``make_params`` (so their distributions are torchvision's), under a private seeded RNG; applying
+  them is vectorised here (brightness/contrast/saturation are torchvision's ``_blend`` formulas
+  with a per-sample factor, hue goes through torchvision's ``_rgb_to_hsv``/``_hsv_to_rgb``),
+  because torchvision applies one parameter set per call and 1000 calls per image cost more than
+  the model's forward passes. ``tests/test_pixel_invariance.py`` checks equality with per-sample
+  torchvision calls.
+* NMF is scikit-learn's ``NMF`` (fixed ``random_state``); the surrogate is ``torch.nn.Linear``
+  trained with ``torch.optim.SGD`` (full batch), the BCE is ``binary_cross_entropy_with_logits``;
+  blur is torchvision's ``gaussian_blur``. Only the glue and the loss of Eq. 2 are written here.
+
+Where the authors' code (fawazsammani/explain-cl, ``methods.py``) differs from the paper, and what
+this module does:
+
+* Loss reduction. Eq. 2 is written per augment. The authors sum the BCE over the ``B`` augments,
+  average the NMF term (``MSELoss``) and add the L1 norm of all parameters (bias included) once.
+  The paper's alpha=2 and lambda=0.2 were chosen with that reduction (with a per-sample mean
+  the L1 term dominates and the weights collapse), so ``reduction="authors"`` is the default;
+  ``reduction="mean"`` averages every per-sample term of Eq. 2 (L1 once) for comparison.
+* Similarities ``s_i`` can be negative (cosine); BCE needs targets in [0, 1], so they are clamped
+  to [0, 1] (the authors feed the raw cosine to ``BCEWithLogitsLoss``).
+* Random erasing: the authors erase after ``Normalize`` with value 0, i.e. with the mean colour
+  of the normalisation; here images stay in [0, 1] until the model and the erased value is the
+  normalisation mean (the same pixels).
+* The surrogate sees the model-input (normalised) tensors, as in the authors' code, so the sign
+  of a weight depends on the sign of the normalised pixel; the heatmap is the max over channels of
+  ``W`` (authors), ``heatmap_reduce="absmax"`` gives the max of ``|W|`` instead.
+* The authors' notebook used a 64x64 surrogate, ``V=10`` and ``alpha=1``; defaults here are the
+  paper's values (``alpha=2``, ``lambda=0.2``, ``V=1``), surrogate size 64 (the paper allows a
+  resize before flattening). The surrogate weights start at zero (the authors' start at
+  ``nn.Linear``'s random init; with the summed BCE the first step dwarfs it).
+* NMF: scikit-learn's ``fit_transform(F)`` for ``F`` (B x D) returns the (B x V) factor, which is
+  the paper's ``H`` transposed; its scale is NMF's (not rescaled), as in the authors' code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from ..device import autocast, batched_map, pick_device
+
+__all__ = [
+    "AugmentConfig",
+    "InvarianceAugment",
+    "SurrogateConfig",
+    "InvarianceData",
+    "InvarianceResult",
+    "PixelInvariance",
+    "extract_features",
+    "cosine_similarities",
+    "nmf_targets",
+    "surrogate_loss",
+    "train_surrogate",
+    "weights_to_heatmap",
+    "display_heatmap",
+    "without_head",
+    "similarity_score",
+    "evaluate",
+]
+
+_JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's fn_idx order
+
+
+# ------------------------------------------------------------------------------------------------
+# the augmented set
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The paper's location-preserving augmentations (Sec. IV-A)."""
+
+    jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)  # brightness, contrast, saturation, hue
+    p_jitter: float = 0.8
+    p_gray: float = 0.2
+    p_erase: float = 0.5
+    erase_scale: tuple[float, float] = (0.02, 0.33)
+    erase_ratio: tuple[float, float] = (0.3, 3.3)
+
+
+@dataclass
+class AugmentParams:
+    """Per-sample parameters of ``n`` augments (CPU tensors)."""
+
+    jitter: torch.Tensor  # [n] bool
+    order: torch.Tensor  # [n, 4] op indices (0 brightness, 1 contrast, 2 saturation, 3 hue)
+    factors: torch.Tensor  # [n, 4] factor of each op (indexed by op, not by position)
+    gray: torch.Tensor  # [n] bool
+    erase: torch.Tensor  # [n] bool
+    box: torch.Tensor  # [n, 4] (i, j, h, w) of the erased rectangle
+
+    def __len__(self) -> int:
+        return len(self.jitter)
+
+
+class InvarianceAugment:
+    """Draws and applies the augmented set ``{x2_i}`` of one image, vectorised and seeded.
+
+    Images are float tensors in [0, 1]; ``erase_value`` is the colour written into erased boxes
+    (the normalisation mean, i.e. 0 after ``Normalize``, as in the authors' code).
+    """
+
+    def __init__(self, config: AugmentConfig | None = None, erase_value: Sequence[float] = (0.0, 0.0, 0.0)) -> None:
+        self.config = config or AugmentConfig()
+        self.erase_value = tuple(float(v) for v in erase_value)
+        c = self.config
+        self._jitter = v2.ColorJitter(*c.jitter)
+        self._erasing = v2.RandomErasing(p=1.0, scale=c.erase_scale, ratio=c.erase_ratio, value=0.0)
+
+    def sample(self, n: int, height: int, width: int, seed: int) -> AugmentParams:
+        """Parameters of ``n`` augments, drawn by torchvision's ``make_params`` under ``seed``."""
+        c = self.config
+        probe = torch.zeros(3, height, width)
+        jitter, order, factors, gray, erase, box = [], [], [], [], [], []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            for _ in range(n):
+                jitter.append(bool(torch.rand(1) < c.p_jitter))
+                p = self._jitter.make_params([probe])
+                order.append(p["fn_idx"].clone())
+                neutral = (1.0, 1.0, 1.0, 0.0)  # torchvision gives None for a disabled op
+                keys = ("brightness_factor", "contrast_factor", "saturation_factor", "hue_factor")
+                factors.append([neutral[k] if p[key] is None else p[key] for k, key in enumerate(keys)])
+                gray.append(bool(torch.rand(1) < c.p_gray))
+                erase.append(bool(torch.rand(1) < c.p_erase))
+                e = self._erasing.make_params([probe])
+                box.append([e["i"], e["j"], e["h"], e["w"]])
+        return AugmentParams(
+            jitter=torch.tensor(jitter),
+            order=torch.stack(order).long(),
+            factors=torch.tensor(factors, dtype=torch.float32),
+            gray=torch.tensor(gray),
+            erase=torch.tensor(erase),
+            box=torch.tensor(box, dtype=torch.long),
+        )
+
+    def apply(self, image: torch.Tensor, params: AugmentParams, chunk: int = 128) -> torch.Tensor:
+        """Apply ``params`` to ``image`` [3,H,W] in [0,1]; returns [n,3,H,W] on ``image.device``."""
+        _check_image(image)
+        return self.apply_batch(image.unsqueeze(0).expand(len(params), -1, -1, -1), params, chunk)
+
+    def apply_batch(self, images: torch.Tensor, params: AugmentParams, chunk: int = 128) -> torch.Tensor:
+        """Apply sample ``k`` of ``params`` to ``images[k]`` ([n,3,H,W] in [0,1])."""
+        n = len(params)
+        if images.dim() != 4 or len(images) != n:
+            raise ValueError(f"images must be [{n}, 3, H, W], got {tuple(images.shape)}")
+        out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
+        for start in range(0, n, chunk):
+            sl = slice(start, min(start + chunk, n))
+            out[sl] = self._apply_chunk(images[sl], _slice_params(params, sl))
+        return out
+
+    def __call__(self, image: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` augments of ``image`` [3,H,W] in [0,1] (same seed, same augments)."""
+        _check_image(image)
+        return self.apply(image, self.sample(n, image.shape[-2], image.shape[-1], seed))
+
+    def _apply_chunk(self, images: torch.Tensor, p: AugmentParams) -> torch.Tensor:
+        dev = images.device
+        x = images.clone()
+        jit = p.jitter.to(dev)
+        order = p.order.to(dev)
+        factors = p.factors.to(dev)
+        active = [strength not in (0, None, (1.0, 1.0), (0.0, 0.0)) for strength in self.config.jitter]
+        for pos in range(4):
+            for op in range(4):
+                if not active[op]:
+                    continue
+                sel = jit & (order[:, pos] == op)
+                if not bool(sel.any()):
+                    continue
+                idx = sel.nonzero().squeeze(1)
+                x[idx] = _color_op(x[idx], op, factors[idx, op])
+        gray = p.gray.to(dev)
+        if bool(gray.any()):
+            idx = gray.nonzero().squeeze(1)
+            x[idx] = TF.rgb_to_grayscale(x[idx], num_output_channels=3)
+        erase = p.erase.to(dev)
+        if bool(erase.any()):
+            h, w = x.shape[-2:]
+            box = p.box.to(dev)
+            rows = torch.arange(h, device=dev)[None, :, None]
+            cols = torch.arange(w, device=dev)[None, None, :]
+            i, j, bh, bw = (box[:, k, None, None] for k in range(4))
+            mask = (rows >= i) & (rows < i + bh) & (cols >= j) & (cols < j + bw) & erase[:, None, None]
+            value = torch.tensor(self.erase_value, dtype=x.dtype, device=dev)[None, :, None, None]
+            x = torch.where(mask[:, None], value, x)
+        return x
+
+
+def _slice_params(p: AugmentParams, sl: slice) -> AugmentParams:
+    return AugmentParams(p.jitter[sl], p.order[sl], p.factors[sl], p.gray[sl], p.erase[sl], p.box[sl])
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    # torchvision's _blend with one ratio per sample: ratio * x + (1 - ratio) * other, clamped
+    r = ratio.view(-1, 1, 1, 1)
+    return (x * r + other * (1.0 - r)).clamp_(0.0, 1.0)
+
+
+def _color_op(x: torch.Tensor, op: int, factor: torch.Tensor) -> torch.Tensor:
+    """torchvision's adjust_brightness/contrast/saturation/hue with a per-sample factor."""
+    if op == 0:
+        return _blend(x, torch.zeros_like(x), factor)
+    if op == 1:
+        mean = TF.rgb_to_grayscale(x, num_output_channels=1).mean(dim=(-3, -2, -1), keepdim=True)
+        return _blend(x, mean, factor)
+    if op == 2:
+        return _blend(x, TF.rgb_to_grayscale(x, num_output_channels=1), factor)
+    try:
+        from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
+    except ImportError:  # pragma: no cover - private API moved: fall back to per-sample calls
+        return torch.stack([TF.adjust_hue(xi, float(f)) for xi, f in zip(x, factor)])
+    hsv = _rgb_to_hsv(x)
+    h, s, v = hsv.unbind(dim=-3)
+    h = (h + factor.view(-1, 1, 1)).remainder(1.0)
+    return _hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+
+
+def _check_image(image: torch.Tensor) -> None:
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"expected an RGB image tensor [3, H, W], got {shape}")
+    if not image.is_floating_point():
+        raise ValueError(f"expected a float image in [0, 1], got dtype {image.dtype}")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise ValueError(f"expected an image in [0, 1] (before normalisation), got values in [{lo:.3f}, {hi:.3f}]")
+
+
+# ------------------------------------------------------------------------------------------------
+# features, similarities, NMF
+# ------------------------------------------------------------------------------------------------
+
+
+def without_head(model: nn.Module, attr: str = "_fc") -> nn.Module:
+    """``model`` with its classification layer ``attr`` replaced by ``Identity`` (penultimate features).
+
+    The original model is not modified (its other modules are shared, not copied).
+    """
+    if not hasattr(model, attr):
+        raise ValueError(f"{type(model).__name__} has no attribute {attr!r} to remove")
+
+    class _Headless(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            saved = getattr(self.inner, attr)
+            setattr(self.inner, attr, nn.Identity())
+            try:
+                return self.inner(x)
+            finally:
+                setattr(self.inner, attr, saved)
+
+    return _Headless(model).eval()
+
+
+@torch.no_grad()
+def extract_features(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    channels_last: bool = True,
+    amp: bool = False,
+) -> torch.Tensor:
+    """Model outputs for ``images`` [N,C,H,W] (model-input space), flattened to [N, D], on the CPU.
+
+    Batched with :func:`visxai.device.batched_map` (halves the batch on out-of-memory).
+    """
+    dev = torch.device(device) if device is not None else images.device
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(dev, enabled=amp):
+            out = model(x)
+        if isinstance(out, tuple | list):
+            out = out[0]
+        return out.float().flatten(1)
+
+    return batched_map(fn, images, batch_size=batch_size, device=dev)
+
+
+def cosine_similarities(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each row of ``f2`` [B,D] with ``f1`` ([D] or [B,D]) -> [B]."""
+    if f1.dim() == 1:
+        f1 = f1.unsqueeze(0)
+    return F.cosine_similarity(f1.float(), f2.float(), dim=-1, eps=1e-8)
+
+
+def nmf_targets(
+    features: torch.Tensor, n_components: int = 1, random_state: int = 0, max_iter: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """NMF of ReLU(features) [B,D] (Sec. III): returns (H^T [B,V], its mean over components [B]).
+
+    scikit-learn's ``NMF.fit_transform`` factorises ``F ~ A @ M`` with ``A`` [B,V]: ``A`` is the
+    paper's ``H`` transposed, and ``(1/V) sum_v H_vi`` is ``A.mean(1)``.
+    """
+    from sklearn.decomposition import NMF
+
+    if features.dim() != 2:
+        raise ValueError(f"features must be [B, D], got {tuple(features.shape)}")
+    b, d = features.shape
+    if not 1 <= n_components <= min(b, d):
+        raise ValueError(f"n_components V must be in [1, min(B, D)] = [1, {min(b, d)}], got {n_components}")
+    x = F.relu(features.detach().float()).cpu().double().numpy()
+    if not np.any(x > 0):
+        raise ValueError("all ReLU'd features are zero: NMF has nothing to factorise")
+    nmf = NMF(n_components=n_components, init="random", random_state=random_state, max_iter=max_iter)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = nmf.fit_transform(x)
+    a_t = torch.from_numpy(a).float()
+    return a_t, a_t.mean(dim=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# the surrogate (Eq. 2)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """Hyper-parameters of Eq. 2 and its training (paper: alpha=2, lambda=0.2, 100 epochs, lr 0.1)."""
+
+    alpha: float = 2.0
+    lam: float = 0.2
+    epochs: int = 100
+    lr: float = 0.1
+    reduction: str = "authors"  # "authors" (sum BCE, mean NMF term, L1 once) or "mean"
+    clamp_similarity: bool = True
+    center: bool = True  # subtract the mean augment from x1 and x2 (the bias absorbs it)
+
+    def __post_init__(self) -> None:
+        if self.reduction not in ("authors", "mean"):
+            raise ValueError(f"reduction must be 'authors' or 'mean', got {self.reduction!r}")
+        if self.epochs < 0 or self.lr <= 0 or self.alpha < 0 or self.lam < 0:
+            raise ValueError(f"invalid surrogate config {self}")
+
+
+def surrogate_loss(
+    logits: torch.Tensor,
+    similarity: torch.Tensor,
+    nmf_target: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    config: SurrogateConfig,
+) -> dict[str, torch.Tensor]:
+    """The three terms of Eq. 2 and their total, for logits ``(W x1 + W x2_i)/2 + b`` [B].
+
+    ``bce``: binary cross-entropy of sigmoid(logits) against s_i (summed over i for
+    ``reduction="authors"``, averaged for ``"mean"``); ``nmf``: alpha * mean_i (y_i - target_i)^2;
+    ``l1``: lambda * (||W||_1 + |b|).
+    """
+    s = similarity.clamp(0.0, 1.0) if config.clamp_similarity else similarity
+    bce = F.binary_cross_entropy_with_logits(logits, s, reduction="sum" if config.reduction == "authors" else "mean")
+    nmf = config.alpha * (torch.sigmoid(logits) - nmf_target).pow(2).mean()
+    l1 = weight.abs().sum() + (bias.abs().sum() if bias is not None else 0.0)
+    l1 = config.lam * l1
+    return {"bce": bce, "nmf": nmf, "l1": l1, "total": bce + nmf + l1}
+
+
+def train_surrogate(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    similarity: torch.Tensor,
+    nmf_target: torch.Tensor,
+    config: SurrogateConfig | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, float]]]:
+    """Fit the linear surrogate of Eq. 2 by full-batch SGD.
+
+    ``x1`` [P] (flattened reference image), ``x2`` [B,P] (flattened augments), ``similarity`` and
+    ``nmf_target`` [B]. Returns (weight [P], bias [], per-epoch loss terms). Deterministic: the
+    weights start at zero and the batch is the full set.
+    """
+    config = config or SurrogateConfig()
+    if x2.dim() != 2 or x1.dim() != 1 or x1.shape[0] != x2.shape[1]:
+        raise ValueError(f"x1 must be [P] and x2 [B, P]; got {tuple(x1.shape)} and {tuple(x2.shape)}")
+    b = x2.shape[0]
+    if similarity.shape != (b,) or nmf_target.shape != (b,):
+        raise ValueError(f"similarity and nmf_target must be [{b}], got {tuple(similarity.shape)}, {tuple(nmf_target.shape)}")
+    dev = x2.device
+    layer = nn.Linear(x2.shape[1], 1).to(dev)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+    opt = torch.optim.SGD(layer.parameters(), lr=config.lr)
+    s = similarity.to(dev).float()
+    t = nmf_target.to(dev).float()
+    x1 = x1.to(dev).float()
+    if config.center:
+        mu = x2.mean(dim=0)
+        x2 = x2 - mu
+        x1 = x1 - mu
+    history: list[dict[str, float]] = []
+    with torch.enable_grad():
+        for _ in range(config.epochs):
+            # (W x1 + b + W x2_i + b) / 2, the mean of the two surrogate outputs
+            logits = 0.5 * (x2 @ layer.weight[0] + x1 @ layer.weight[0]) + layer.bias[0]
+            terms = surrogate_loss(logits, s, t, layer.weight, layer.bias, config)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            history.append({k: float(v.detach()) for k, v in terms.items()})
+    return layer.weight.detach()[0].clone(), layer.bias.detach()[0].clone(), history
+
+
+# ------------------------------------------------------------------------------------------------
+# heatmaps
+# ------------------------------------------------------------------------------------------------
+
+
+def weights_to_heatmap(
+    weight: torch.Tensor,
+    size: int | tuple[int, int],
+    out_size: tuple[int, int] | None = None,
+    reduce: str = "max",
+) -> torch.Tensor:
+    """Surrogate weights [3*h*w] -> heatmap [H,W] in [0,1] (min-max normalised).
+
+    ``reduce="max"``: max over channels of W (the authors' code); ``"absmax"``: max of |W|.
+    ``out_size`` bilinearly resizes to the image size (before the min-max normalisation).
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    if weight.numel() != 3 * h * w:
+        raise ValueError(f"weight has {weight.numel()} entries, expected 3*{h}*{w}")
+    wmap = weight.detach().float().reshape(3, h, w)
+    if reduce == "max":
+        hm = wmap.max(dim=0).values
+    elif reduce == "absmax":
+        hm = wmap.abs().max(dim=0).values
+    else:
+        raise ValueError(f"reduce must be 'max' or 'absmax', got {reduce!r}")
+    if out_size is not None and tuple(out_size) != (h, w):
+        hm = F.interpolate(hm[None, None], size=tuple(out_size), mode="bilinear", align_corners=False)[0, 0]
+    return _minmax(hm)
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    lo, hi = x.min(), x.max()
+    if float(hi - lo) <= 0:
+        return torch.zeros_like(x)
+    return (x - lo) / (hi - lo)
+
+
+def display_heatmap(heatmap: torch.Tensor, trim: float = 0.5, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """The paper's display post-processing (not used for evaluation): values < ``trim`` set to 0,
+    then a Gaussian blur (kernel 11, sigma 5, as in the authors' code)."""
+    hm = _minmax(heatmap.detach().float())
+    hm = torch.where(hm < trim, torch.zeros_like(hm), hm)
+    if kernel_size > 1 and sigma > 0:
+        hm = TF.gaussian_blur(hm[None], kernel_size=[kernel_size, kernel_size], sigma=[sigma, sigma])[0]
+    return hm
+
+
+# ------------------------------------------------------------------------------------------------
+# the method
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InvarianceData:
+    """Everything the surrogate needs for one image (features cached so that V, alpha, lambda can
+    be changed without new forward passes)."""
+
+    image: torch.Tensor  # [3,H,W] in [0,1]
+    x1: torch.Tensor  # [P] flattened, normalised, resized reference image
+    x2: torch.Tensor  # [B,P] flattened augments
+    similarity: torch.Tensor  # [B] raw cosine similarities s_i
+    features: torch.Tensor  # [B,D] model outputs of the augments (before ReLU)
+    size: tuple[int, int]  # surrogate resolution (h, w)
+
+
+@dataclass
+class InvarianceResult:
+    heatmap: torch.Tensor  # [H,W] in [0,1], image resolution (used for evaluation)
+    weight: torch.Tensor  # [3*h*w]
+    bias: torch.Tensor
+    nmf_target: torch.Tensor  # [B]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def display(self) -> torch.Tensor:
+        """The trimmed and blurred heatmap of the paper's figures."""
+        return display_heatmap(self.heatmap)
+
+
+class PixelInvariance:
+    """Pixel Invariance for any ``model`` mapping a batch of normalised images to feature vectors.
+
+    ``mean``/``std``: the model's input normalisation (images are given in [0, 1]). For the
+    self-supervised models the features are the projection-head outputs (Sec. III); for a
+    classifier use e.g. its penultimate layer (:func:`without_head`).
+    """
+
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        mean: Sequence[float] = (0.0, 0.0, 0.0),
+        std: Sequence[float] = (1.0, 1.0, 1.0),
+        n_augments: int = 1000,
+        alpha: float = 2.0,
+        lam: float = 0.2,
+        n_components: int = 1,
+        epochs: int = 100,
+        lr: float = 0.1,
+        surrogate_size: int | None = 64,
+        heatmap_reduce: str = "max",
+        reduction: str = "authors",
+        center: bool = True,
+        augment: AugmentConfig | None = None,
+        batch_size: int = 256,
+        device: str | torch.device = "auto",
+        amp: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if n_augments < 2:
+            raise ValueError(f"n_augments (B) must be >= 2, got {n_augments}")
+        self.model = model
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.n_augments = int(n_augments)
+        self.n_components = int(n_components)
+        self.surrogate = SurrogateConfig(
+            alpha=alpha, lam=lam, epochs=epochs, lr=lr, reduction=reduction, center=center
+        )
+        self.surrogate_size = surrogate_size
+        self.heatmap_reduce = heatmap_reduce
+        self.augment = InvarianceAugment(augment, erase_value=tuple(float(m) for m in mean))
+        self.batch_size = batch_size
+        self.device = pick_device(device)
+        self.amp = amp
+        self.seed = int(seed)
+
+    # -- steps -------------------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def augments(self, image: torch.Tensor, n: int | None = None, seed: int | None = None) -> torch.Tensor:
+        """The augmented set ``{x2_i}`` [B,3,H,W] in [0,1] (seeded)."""
+        n = self.n_augments if n is None else n
+        return self.augment(image.to(self.device), n, self.seed if seed is None else seed)
+
+    def features(self, images01: torch.Tensor) -> torch.Tensor:
+        """Model outputs [N,D] for images in [0,1] (normalised on the device, batched)."""
+        return extract_features(
+            lambda x: self.model(self.normalize(x)), images01, batch_size=self.batch_size, device=self.device, amp=self.amp
+        )
+
+    def prepare(self, image: torch.Tensor, augments: torch.Tensor | None = None) -> InvarianceData:
+        """Augment, run the model on (x1, x2_i), and flatten the surrogate inputs."""
+        _check_image(image)
+        image = image.float()
+        x2 = self.augments(image) if augments is None else augments.to(self.device)
+        if x2.dim() != 4 or x2.shape[1:] != image.shape:
+            raise ValueError(f"augments must be [B, {tuple(image.shape)}], got {tuple(x2.shape)}")
+        f1 = self.features(image[None].to(self.device))[0]
+        f2 = self.features(x2)
+        sim = cosine_similarities(f1, f2)
+        h, w = image.shape[-2:]
+        size = (h, w) if self.surrogate_size is None else (self.surrogate_size, self.surrogate_size)
+        x1s = self._surrogate_input(image[None].to(self.device), size)[0]
+        x2s = torch.cat([self._surrogate_input(x2[sl], size) for sl in _chunks(len(x2), 256)])
+        return InvarianceData(image=image.cpu(), x1=x1s, x2=x2s, similarity=sim, features=f2, size=size)
+
+    def _surrogate_input(self, x01: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        x = self.normalize(x01)
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return x.flatten(1)
+
+    def fit(
+        self,
+        data: InvarianceData,
+        alpha: float | None = None,
+        lam: float | None = None,
+        n_components: int | None = None,
+        epochs: int | None = None,
+    ) -> InvarianceResult:
+        """NMF targets + surrogate training (Eq. 2) + heatmap; arguments override the defaults."""
+        cfg = replace(
+            self.surrogate,
+            **{k: v for k, v in {"alpha": alpha, "lam": lam, "epochs": epochs}.items() if v is not None},
+        )
+        v = self.n_components if n_components is None else int(n_components)
+        _, target = nmf_targets(data.features, v, random_state=self.seed)
+        weight, bias, history = train_surrogate(data.x1, data.x2, data.similarity, target.to(data.x2.device), cfg)
+        heatmap = weights_to_heatmap(weight.cpu(), data.size, tuple(data.image.shape[-2:]), reduce=self.heatmap_reduce)
+        return InvarianceResult(heatmap=heatmap, weight=weight.cpu(), bias=bias.cpu(), nmf_target=target, history=history)
+
+    def explain(self, image: torch.Tensor, augments: torch.Tensor | None = None) -> InvarianceResult:
+        """Heatmap of pixel invariance for ``image`` [3,H,W] in [0,1]."""
+        return self.fit(self.prepare(image, augments))
+
+    __call__ = explain
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation on the similarity score (Sec. IV-B)
+# ------------------------------------------------------------------------------------------------
+
+
+def similarity_score(
+    explainer: PixelInvariance, image: torch.Tensor, n_transforms: int = 10, seed: int = 12345
+) -> "SimilarityScore":
+    """The paper's evaluation score for ``image`` [3,H,W] in [0,1]: cosine similarity between the
+    (perturbed) evaluated image and each of ``n_transforms`` random transformations of it (the
+    same augmentation family, another seed), averaged. Works on model-input (normalised) images."""
+    from ..metrics.perturbation import SimilarityScore
+
+    refs = explainer.augments(image, n=n_transforms, seed=seed)
+    model = explainer.model
+    return SimilarityScore(model, explainer.normalize(refs).to(explainer.device), batch_size=explainer.batch_size)
+
+
+def evaluate(
+    explainer: PixelInvariance,
+    image: torch.Tensor,
+    heatmap: torch.Tensor,
+    n_transforms: int = 10,
+    step: int | None = None,
+    seed: int = 12345,
+) -> dict[str, object]:
+    """Insertion / Deletion AUCs and the (full, masked) scores for Average Drop / Increase in
+    Confidence of one heatmap, all on the similarity score (Table I protocol)."""
+    from ..metrics.confidence import masked_image
+    from ..metrics.perturbation import deletion, insertion
+
+    score = similarity_score(explainer, image, n_transforms, seed)
+    x = explainer.normalize(image.float().to(explainer.device))
+    ins = insertion(score, x, heatmap, step=step, batch_size=explainer.batch_size)
+    dele = deletion(score, x, heatmap, step=step, batch_size=explainer.batch_size)
+    with torch.no_grad():
+        ym = score(torch.stack([x, masked_image(x, heatmap)])).cpu()
+    return {
+        "insertion": ins.auc,
+        "deletion": dele.auc,
+        "insertion_curve": ins.curve,
+        "deletion_curve": dele.curve,
+        "full": float(ym[0]),
+        "masked": float(ym[1]),
+    }
