@@ -104,3 +104,17 @@ def test_autocast_is_noop_on_cpu():
     with autocast("cpu"):
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+def test_configure_threads_reads_env(monkeypatch):
+    from visxai.device import configure_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("VISXAI_THREADS", "1")
+        assert configure_threads() == 1
+        assert configure_threads(2) == 2
+        with pytest.raises(ValueError):
+            configure_threads(0)
+    finally:
+        torch.set_num_threads(before)

@@ -27,6 +27,7 @@ __all__ = [
     "to_channels_last",
     "frozen",
     "freeze",
+    "configure_threads",
 ]
 
 
@@ -52,6 +53,23 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's CPU thread count: ``num_threads``, else ``$VISXAI_THREADS``, else torch's default.
+
+    On a small shared CPU, OpenMP threads that outnumber free cores spin-wait on each other (seen
+    here: two threads 20-60x slower than one while other processes ran), so parallel runners such
+    as ``make test`` (nbval with two workers) export ``VISXAI_THREADS=1``. Returns the count in use.
+    """
+    if num_threads is None:
+        env = os.environ.get("VISXAI_THREADS", "").strip()
+        num_threads = int(env) if env else None
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        torch.set_num_threads(int(num_threads))
+    return torch.get_num_threads()
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generator:
