@@ -1,0 +1,605 @@
+"""Fill in the blanks: how would a classifier fill in a masked image? (Fill in the blanks:
+Rethinking Interpretability in vision, 2024.)
+
+A binary mask ``M`` blanks a ratio ``eta`` of the image in ``patch x patch`` blocks; the model
+predicts the class of the masked image (Eq. 1), the input-space gradient step gives the update
+``Delta x`` (Eq. 2), the threshold ``T`` keeps it on the blank pixels only, normalises and
+binarises it (Eq. 4) and the fill is ``M(x) + T(Delta x)`` (Eq. 3). Section 4.1 averages the
+update over random masks whose masked image is classified correctly (Eq. 5), section 4.2 fills
+``k`` non-overlapping masks one after another, section 4.5 replaces the gradient step by a
+BFGS (quasi-Newton) step.
+
+Conventions (the paper has no public code; where it is silent we decided, and say why):
+
+* A mask is stored as ``keep`` (float 0/1, shape ``[..., 1, H, W]``): 1 keeps the pixel, 0 blanks
+  it, so ``M(x) = keep * x`` (the paper's element-wise product) and ``M~ = 1 - keep``. Masked
+  pixels become 0, the background value of MNIST/Fashion-MNIST in [0, 1]; models that normalise
+  their input must do it inside the model (see :func:`with_input_normalization`), so that the
+  blank is "black" as in the paper, not "mean grey".
+* Eq. 2 writes ``grad_x L(f(M(x)), y)``; taken literally through ``M`` the gradient is zero on
+  every blank pixel and ``M~(Delta x)`` would vanish. We take the gradient with respect to the
+  model's input at the masked image, ``z = M(x)``: ``Delta x = -gamma dL/dz |_{z = M(x)}``.
+* ``T`` (Eq. 4): ``normalize`` divides ``M~(Delta x)`` by its largest absolute value over the
+  blank pixels of each image, ``u in [-1, 1]``: the sign (red "add ink" / blue "remove ink" of
+  Fig. 1) and the zero of "no update" are kept. (A min-max rescaling to [0, 1] would move "no
+  update" to wherever the extremes put it: one strongly negative pixel then turns the whole
+  blank background white after binarisation; we tried it and it does.) ``Binarize`` sets a
+  blank pixel to 1 where ``u`` exceeds a threshold ``t > 0`` and to 0 elsewhere, so only the
+  strongest positive updates become ink. The default ``t`` is Otsu's threshold
+  (``skimage.filters.threshold_otsu``) of the positive values of ``u``, per image, because the
+  scale and the sparsity of the update change from image to image; a float gives a fixed ``t``.
+  ``binarize=None`` is the non-binarised variant of section 4.6: ``T = clip(u, 0, 1)``, the
+  positive update in the intensity range of the image.
+* The loss is cross-entropy computed in float64 from the model's logits: for a confidently
+  classified masked image the float32 loss and its gradient round to exactly zero (no update,
+  and BFGS cannot take a step), the float64 one does not.
+* 4.1: ``E[Delta x]`` is, per pixel, the mean of ``M~_i(Delta x_i)`` over the correct masks in
+  which that pixel was blank (Eq. 5 is a plain mean over the ``N*`` correct masks; with masks of
+  exact ratio every pixel is blank in about ``eta N*`` of them, so the two differ by a near
+  constant factor that the normalisation in ``T`` removes). Sampling stops at the first mask that
+  makes ``N* > min_correct`` (paper: 10,000), so the estimate does not depend on the batch size
+  (up to float rounding): the masks come from one sequential random stream.
+  The paper visualises ``M(x) + T(E[Delta x])`` without saying which ``M``: we use the first
+  sampled mask whose masked image is classified correctly (stored as ``ExpectedUpdate.keep``),
+  so the fill is ``E[Delta x]`` on that mask's blank pixels (:meth:`FillInTheBlanks.expected_fill`;
+  Fig. 2, Table 1 "random"). :meth:`FillInTheBlanks.expected_prototype` gives ``T(E[Delta x])``
+  over the whole image (every pixel is blank in some mask), an extra view the paper does not show.
+* 4.2: the target of each step is the class the model predicts for the current masked image
+  ("how f selects a class for M(x) and suggests to improve it as an image of that class"), and
+  the filled pixels ``T_i`` replace the blank ones before the next mask; after ``k`` steps no
+  original pixel is left. ``target="label"`` uses the given labels instead.
+* 4.5: BFGS, not L-BFGS: ``scipy.optimize.minimize(method="BFGS")`` on the loss as a function of
+  the blank pixels only (the kept pixels fixed), started at ``M(x)``. Each iterate solves
+  ``B_t p_t = -grad L(x_t)`` with the BFGS approximation ``B_t`` (scipy keeps its inverse); the
+  second-order update ``Delta x_2`` is the sum of the accepted steps ``x_T - x_0`` after
+  ``max_iter`` iterations (with ``B_0 = I`` the first step alone would equal the gradient step).
+
+Written by hand, and why: the masks, ``T`` and the sampling loop are the paper's own method and
+exist in no library (Captum's occlusion/feature-ablation baselines replace regions by a
+baseline and score them, they do not fill them in); the gradient is plain ``torch.autograd``;
+BFGS is scipy's, Otsu's threshold is scikit-image's.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..device import frozen, make_generator, pick_device
+
+__all__ = [
+    "patch_masks",
+    "partition_masks",
+    "blank_fraction",
+    "apply_mask",
+    "threshold",
+    "fill",
+    "with_input_normalization",
+    "ExpectedUpdate",
+    "ProgressiveFill",
+    "SecondOrderUpdate",
+    "FillInTheBlanks",
+]
+
+Binarize = str | float | None
+
+
+# --------------------------------------------------------------------------------------- masks
+def _grid(size: tuple[int, int], patch: int) -> tuple[int, int]:
+    h, w = (int(s) for s in size)
+    if not isinstance(patch, int | np.integer) or patch < 1:
+        raise ValueError(f"patch must be a positive integer, got {patch!r}")
+    if h % patch or w % patch:
+        raise ValueError(f"image size {h}x{w} is not divisible by patch {patch}: masks are made of whole patches")
+    return h // patch, w // patch
+
+
+def _upsample(cells: torch.Tensor, grid: tuple[int, int], patch: int) -> torch.Tensor:
+    """[n, gh*gw] cell values -> [n, 1, gh*patch, gw*patch] pixel values (each cell a block)."""
+    n = cells.shape[0]
+    gh, gw = grid
+    blocks = cells.view(n, 1, gh, 1, gw, 1).expand(n, 1, gh, patch, gw, patch)
+    return blocks.reshape(n, 1, gh * patch, gw * patch)
+
+
+def blank_fraction(ratio: float, size: tuple[int, int], patch: int) -> float:
+    """The exact fraction of blank pixels of :func:`patch_masks`: ``round(ratio * cells) / cells``."""
+    gh, gw = _grid(size, patch)
+    cells = gh * gw
+    return round(ratio * cells) / cells
+
+
+def patch_masks(
+    n: int,
+    size: tuple[int, int] = (28, 28),
+    ratio: float = 0.25,
+    patch: int = 2,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """``n`` random masks ``keep`` [n, 1, H, W] (1 keep, 0 blank), each blanking exactly
+    ``round(ratio * cells)`` of the ``(H/patch) * (W/patch)`` patch cells, drawn uniformly among all
+    such masks (section 4.1: "a uniform distribution over all binary masks of ratio eta").
+
+    The blank fraction is ``blank_fraction(ratio, size, patch)``, equal to ``ratio`` whenever
+    ``ratio * cells`` is an integer (e.g. 28x28, patch 2, ratio 0.25: 49 of 196 cells).
+    Masks are drawn on the CPU from ``generator`` (same seed, same masks on every device).
+    """
+    if not 0.0 < float(ratio) < 1.0:
+        raise ValueError(f"mask ratio must be in (0, 1), got {ratio}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    grid = _grid(size, patch)
+    cells = grid[0] * grid[1]
+    m = round(ratio * cells)
+    if m < 1 or m >= cells:
+        raise ValueError(f"ratio {ratio} blanks {m} of {cells} cells (patch {patch}): need between 1 and {cells - 1}")
+    # the m cells with the smallest of n*cells iid uniform scores: a uniform random m-subset
+    blank_idx = torch.rand(n, cells, generator=generator).topk(m, dim=1, largest=False, sorted=False).indices
+    blank = torch.zeros(n, cells).scatter_(1, blank_idx, 1.0)
+    keep = _upsample(1.0 - blank, grid, patch)
+    return keep.to(device) if device is not None else keep
+
+
+def partition_masks(
+    k: int = 4,
+    size: tuple[int, int] = (28, 28),
+    patch: int = 2,
+    n: int = 1,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """``n`` random sequences of ``k`` masks, ``keep`` [n, k, 1, H, W], whose blank regions are
+    pairwise disjoint and cover the image (section 4.2: ``M_1 u ... u M_k`` masks everything).
+
+    The patch cells are shuffled and split into ``k`` groups whose sizes differ by at most one, so
+    each mask blanks exactly ``1/k`` of the image when ``k`` divides the number of cells.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    grid = _grid(size, patch)
+    cells = grid[0] * grid[1]
+    if k > cells:
+        raise ValueError(f"k={k} masks need at least k cells, the image has {cells} (patch {patch})")
+    # group index of every cell: a random permutation of [0]*c0 + [1]*c1 + ... (near-equal sizes)
+    groups = torch.cat([torch.full((len(c),), i) for i, c in enumerate(torch.arange(cells).tensor_split(k))])
+    perm = torch.rand(n, cells, generator=generator).argsort(dim=1)
+    cell_group = groups[perm]  # [n, cells]
+    blank = (cell_group.unsqueeze(1) == torch.arange(k).view(1, k, 1)).float()  # [n, k, cells]
+    keep = _upsample((1.0 - blank).reshape(n * k, cells), grid, patch).view(n, k, 1, size[0], size[1])
+    return keep.to(device) if device is not None else keep
+
+
+def apply_mask(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``M(x) = keep * x`` (Eq. 1's masked image), broadcasting ``keep`` over channels."""
+    return x * keep
+
+
+# ----------------------------------------------------------------------------------- threshold
+def _otsu(values: np.ndarray) -> float:
+    from skimage.filters import threshold_otsu
+
+    if values.size < 2 or np.ptp(values) == 0:
+        return 0.5
+    return float(threshold_otsu(values))
+
+
+def threshold(delta: torch.Tensor, keep: torch.Tensor, binarize: Binarize = "otsu") -> torch.Tensor:
+    """``T(Delta x) = Binarize(normalize(M~(Delta x)))`` (Eq. 4), per image of ``delta`` [B, C, H, W].
+
+    ``M~`` keeps the update on the blank pixels (``keep == 0``) only; ``normalize`` divides those
+    values by their largest absolute value (``u`` in [-1, 1], zero stays zero); ``Binarize`` is
+    ``1[u > t]`` with ``t`` Otsu's threshold of the positive ``u`` (``binarize="otsu"``) or a given
+    float. ``binarize=None`` returns the non-binarised variant ``clip(u, 0, 1)`` (section 4.6).
+    Kept pixels are 0 in the output, so ``fill(x, keep, T)`` changes only blank pixels.
+    """
+    if delta.dim() != 4:
+        raise ValueError(f"delta must be [B, C, H, W], got shape {tuple(delta.shape)}")
+    if isinstance(binarize, str) and binarize != "otsu":
+        raise ValueError(f"binarize must be 'otsu', a float threshold or None, got {binarize!r}")
+    blank = (1.0 - keep).expand_as(delta).bool()
+    out = torch.zeros_like(delta)
+    for b in range(delta.shape[0]):
+        vals = delta[b][blank[b]]
+        if vals.numel() == 0:
+            continue
+        scale = vals.abs().max()
+        u = vals / scale if scale > 0 else torch.zeros_like(vals)
+        if binarize is None:
+            u = u.clamp(0.0, 1.0)
+        else:
+            if isinstance(binarize, str):
+                pos = u[u > 0].detach().cpu().double().numpy()
+                t = _otsu(pos) if pos.size else 1.0
+            else:
+                t = float(binarize)
+            u = (u > t).to(delta.dtype)
+        out[b][blank[b]] = u
+    return out
+
+
+def fill(x: torch.Tensor, keep: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``M(x) + T(Delta x)`` (Eq. 3): the kept pixels of ``x`` with the blanks filled by ``t``."""
+    return apply_mask(x, keep) + t * (1.0 - keep)
+
+
+class _Normalize(nn.Module):
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def with_input_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
+    """``model`` taking images in [0, 1]: ``Sequential(Normalize(mean, std), model)`` in eval mode,
+    so that masks blank pixels to 0 in image space, as the paper's element-wise product does."""
+    return nn.Sequential(_Normalize(mean, std), model).eval()
+
+
+# ------------------------------------------------------------------------------------- results
+@dataclass
+class ExpectedUpdate:
+    """Section 4.1 for one image: ``mean`` is E[Delta x] [C, H, W] over ``n_correct`` masks."""
+
+    mean: torch.Tensor
+    n_correct: int
+    n_sampled: int
+    label: int
+    keep: torch.Tensor | None = None  # [1, H, W]: the first correct mask (the M of M(x) + T(E[dx]))
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def correct_rate(self) -> float:
+        """Fraction of sampled masks whose masked image was classified as ``label``."""
+        return self.n_correct / max(self.n_sampled, 1)
+
+
+@dataclass
+class ProgressiveFill:
+    """Section 4.2 for a batch: per step i (dim 1) the mask, the predicted region so far, the
+    image after filling, and the predicted class; ``image`` is the final, fully filled image."""
+
+    keeps: torch.Tensor  # [B, k, 1, H, W]
+    predicted_region: torch.Tensor  # [B, k, 1, H, W], 1 where pixels come from T_1..T_i
+    fills: torch.Tensor  # [B, k, C, H, W]
+    predictions: torch.Tensor  # [B, k]
+
+    @property
+    def image(self) -> torch.Tensor:
+        return self.fills[:, -1]
+
+    @property
+    def first_prediction(self) -> torch.Tensor:
+        """The label of the prototype in Table 1: the prediction for the first masked input."""
+        return self.predictions[:, 0]
+
+
+@dataclass
+class SecondOrderUpdate:
+    """Section 4.5: the BFGS update ``delta`` [C, H, W] and the loss before / after it."""
+
+    delta: torch.Tensor
+    loss_start: float
+    loss_end: float
+    n_iter: int
+
+
+# -------------------------------------------------------------------------------------- method
+class FillInTheBlanks:
+    """How ``model`` fills in masked images (Eq. 1-5).
+
+    ``model`` maps images in [0, 1] ([B, C, H, W]) to logits; it is put in eval mode and its
+    parameters are frozen while the method runs (gradients w.r.t. the input only). The loss is
+    cross-entropy. ``gamma`` is the step of Eq. 2; it only scales ``Delta x`` and cancels in ``T``.
+    ``batch_size`` is the number of masked images per forward/backward pass in
+    :meth:`expected_update` (measure it: ``benchmarks/bench_fill_blanks.py``); on a CUDA
+    out-of-memory error it is halved. ``channels_last=True`` converts the model (in place) and the
+    masked batches to channels_last memory format (faster for some models: measure).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        gamma: float = 1.0,
+        binarize: Binarize = "otsu",
+        device: str | torch.device = "auto",
+        batch_size: int = 256,
+        channels_last: bool = False,
+    ) -> None:
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
+        self.gamma = float(gamma)
+        self.binarize = binarize
+        self.batch_size = int(batch_size)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------ checks
+    def _check_images(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ValueError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"images must be floating point in [0, 1], got {x.dtype}")
+        if x.numel() and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
+            raise ValueError(
+                f"images must be in [0, 1] (got [{x.min():.3f}, {x.max():.3f}]): masks blank pixels to 0, "
+                "normalise inside the model (with_input_normalization)"
+            )
+        return x.to(self.device, torch.float32)
+
+    def _labels(self, y: torch.Tensor | int | Sequence[int], n: int) -> torch.Tensor:
+        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+        if y.numel() == 1 and n > 1:
+            y = y.expand(n)
+        if y.numel() != n:
+            raise ValueError(f"got {y.numel()} labels for {n} images")
+        return y.to(self.device)
+
+    # ------------------------------------------------------------------ Eq. 1-2
+    def update(
+        self, x: torch.Tensor, keep: torch.Tensor, target: torch.Tensor | Sequence[int] | int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Delta x, logits)`` for images ``x`` under masks ``keep``: ``y_hat = f(M(x))`` (Eq. 1),
+        ``Delta x = -gamma dL(f(z), y)/dz`` at ``z = M(x)`` (Eq. 2); ``target=None`` uses the
+        predicted class ``argmax y_hat`` as ``y``."""
+        x = self._check_images(x)
+        keep = keep.to(self.device, x.dtype)
+        return self._update(x, keep, None if target is None else self._labels(target, x.shape[0]))
+
+    def _update(
+        self, x: torch.Tensor, keep: torch.Tensor, target: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with frozen(self.model), torch.enable_grad():
+            z = apply_mask(x, keep).detach()
+            if self.channels_last:
+                z = z.contiguous(memory_format=torch.channels_last)
+            z.requires_grad_(True)
+            logits = self.model(z)
+            y = logits.argmax(dim=1) if target is None else target
+            # summed loss: the gradient of image b is that of its own loss (eval mode, no coupling)
+            loss = F.cross_entropy(logits.double(), y, reduction="sum")  # float64: see module docstring
+            (grad,) = torch.autograd.grad(loss, z)
+        return -self.gamma * grad, logits.detach()
+
+    def threshold(self, delta: torch.Tensor, keep: torch.Tensor, binarize: Binarize | str = "default") -> torch.Tensor:
+        """Eq. 4 with this method's binarisation (or the one given)."""
+        return threshold(delta, keep.to(delta.device), self.binarize if binarize == "default" else binarize)
+
+    def fill(
+        self, x: torch.Tensor, keep: torch.Tensor, target=None, binarize: Binarize | str = "default"
+    ) -> torch.Tensor:
+        """``M(x) + T(Delta x)`` (Eq. 3) for one mask per image."""
+        delta, _ = self.update(x, keep, target)
+        keep = keep.to(delta.device)
+        return fill(self._check_images(x), keep, self.threshold(delta, keep, binarize))
+
+    # ------------------------------------------------------------------ 4.1
+    def expected_update(
+        self,
+        x: torch.Tensor,
+        label: int | torch.Tensor,
+        ratio: float = 0.25,
+        patch: int = 2,
+        min_correct: int = 10_000,
+        max_masks: int | None = None,
+        seed: int = 0,
+        snapshots: Sequence[int] = (),
+        progress: bool | str = False,
+    ) -> ExpectedUpdate:
+        """E[Delta x] for one image ``x`` [C, H, W] or [1, C, H, W] (section 4.1, Eq. 5).
+
+        Random masks (:func:`patch_masks`, drawn from ``seed``) are evaluated in batches of
+        ``self.batch_size``; the masks whose masked image is classified as ``label`` are kept until
+        ``N* > min_correct``. Stops with a warning after ``max_masks`` (default ``50 * min_correct``)
+        masks. ``snapshots`` records the running estimate when ``N*`` first exceeds each value.
+        """
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        x = self._check_images(x)
+        if x.shape[0] != 1:
+            raise ValueError(f"expected_update takes one image, got a batch of {x.shape[0]}")
+        if min_correct < 0:
+            raise ValueError(f"min_correct must be >= 0, got {min_correct}")
+        y = int(torch.as_tensor(label).reshape(()).item())
+        target_count = min_correct + 1
+        max_masks = 20 * target_count if max_masks is None else int(max_masks)
+        gen = make_generator(seed)
+        size = (x.shape[-2], x.shape[-1])
+        total = torch.zeros_like(x[0])
+        counts = torch.zeros_like(x[0, :1])
+        n_correct = n_sampled = 0
+        first_keep: torch.Tensor | None = None
+        pending = sorted(int(s) for s in snapshots)
+        recorded: dict[int, torch.Tensor] = {}
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=target_count, desc=progress if isinstance(progress, str) else "E[dx]", leave=False)
+        batch = self.batch_size
+        while n_correct < target_count and n_sampled < max_masks:
+            # the last batches shrink to about what is still needed (no wasted passes at the end)
+            rate = n_correct / n_sampled if n_sampled else 1.0
+            need = math.ceil((target_count - n_correct) / max(rate, 0.05) * 1.05)
+            b = min(batch, max_masks - n_sampled, max(need, 16))
+            keep = patch_masks(b, size, ratio, patch, generator=gen).to(self.device)
+            try:
+                delta, logits = self._update(x.expand(b, -1, -1, -1), keep, torch.full((b,), y, device=self.device))
+            except torch.cuda.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                batch = max(batch // 2, 1)
+                torch.cuda.empty_cache()
+                continue  # the masks drawn for the failed batch are skipped (only on a GPU OOM)
+            correct = logits.argmax(dim=1) == y
+            if first_keep is None and bool(correct.any()):
+                first_keep = keep[int(torch.nonzero(correct)[0])].cpu()
+            # keep masks up to (and including) the one that makes N* reach target_count
+            cum = correct.long().cumsum(0)
+            use = correct & (cum <= target_count - n_correct)
+            last = int(torch.nonzero(cum >= target_count - n_correct)[0]) + 1 if cum[-1] >= target_count - n_correct else b
+            blank = 1.0 - keep[:last]
+            w = use[:last].to(x.dtype).view(-1, 1, 1, 1)
+            for s in list(pending):
+                if n_correct + int(use.sum()) > s:  # snapshot inside this batch: accumulate up to it
+                    need = s + 1 - n_correct
+                    idx = int(torch.nonzero(cum >= need)[0]) + 1
+                    part_w = use[:idx].to(x.dtype).view(-1, 1, 1, 1)
+                    t = total + (part_w * blank[:idx] * delta[:idx]).sum(0)
+                    c = counts + (part_w * blank[:idx]).sum(0)
+                    recorded[s] = (t / c.clamp_min(1)).cpu()
+                    pending.remove(s)
+            total += (w * blank * delta[:last]).sum(0)
+            counts += (w * blank).sum(0)
+            added = int(use.sum())
+            n_correct += added
+            n_sampled += last
+            if bar is not None:
+                bar.update(added)
+        if bar is not None:
+            bar.close()
+        if n_correct < target_count:
+            warnings.warn(
+                f"expected_update: only {n_correct} of {n_sampled} masked images were classified as {y} "
+                f"(wanted more than {min_correct}); the estimate uses those", RuntimeWarning, stacklevel=2
+            )
+        mean = (total / counts.clamp_min(1)).cpu()
+        return ExpectedUpdate(mean, n_correct, n_sampled, y, first_keep, recorded)
+
+    def expected_fill(
+        self, x: torch.Tensor, expected: ExpectedUpdate, binarize: Binarize | str = "default"
+    ) -> torch.Tensor:
+        """``M(x) + T(E[Delta x])`` [C, H, W] (section 4.1; Fig. 2, Table 1 "random") with ``M`` the
+        first correct mask of the estimate (``expected.keep``)."""
+        if expected.keep is None:
+            raise ValueError("no sampled mask was classified correctly: there is no M for M(x) + T(E[dx])")
+        x = x.reshape(1, *x.shape[-3:]).cpu().float()
+        keep = expected.keep.reshape(1, 1, *x.shape[-2:])
+        return fill(x, keep, self.threshold(expected.mean.unsqueeze(0), keep, binarize))[0]
+
+    def expected_prototype(
+        self, expected: ExpectedUpdate | torch.Tensor, binarize: Binarize | str = "default"
+    ) -> torch.Tensor:
+        """``T(E[Delta x])`` [C, H, W] over the whole image (no original pixel kept)."""
+        mean = expected.mean if isinstance(expected, ExpectedUpdate) else expected
+        mean = mean.unsqueeze(0) if mean.dim() == 3 else mean
+        keep = torch.zeros_like(mean[:, :1])
+        return self.threshold(mean, keep, binarize)[0]
+
+    # ------------------------------------------------------------------ 4.2
+    def progressive(
+        self,
+        x: torch.Tensor,
+        k: int = 4,
+        patch: int = 2,
+        labels: torch.Tensor | Sequence[int] | None = None,
+        target: str = "predicted",
+        seed: int = 0,
+        binarize: Binarize | str = "default",
+        keeps: torch.Tensor | None = None,
+    ) -> ProgressiveFill:
+        """Progressive fill of images ``x`` [B, C, H, W] with ``k`` non-overlapping masks (4.2).
+
+        Step i masks ``M_i`` (one random partition per image from ``seed``, or ``keeps``
+        [B, k, 1, H, W]), computes ``Delta x`` on the current image, and replaces the blank pixels
+        by ``T_i(Delta x)``; the filled image is the input of step i+1. ``target="predicted"``
+        uses each step's predicted class, ``"label"`` the given ``labels``.
+        """
+        x = self._check_images(x)
+        if target not in ("predicted", "label"):
+            raise ValueError(f"target must be 'predicted' or 'label', got {target!r}")
+        y = None
+        if target == "label":
+            if labels is None:
+                raise ValueError("target='label' needs labels")
+            y = self._labels(labels, x.shape[0])
+        n, _, h, w = x.shape
+        if keeps is None:
+            keeps = partition_masks(k, (h, w), patch, n=n, generator=make_generator(seed))
+        if keeps.dim() != 5 or keeps.shape[0] != n or keeps.shape[-2:] != (h, w):
+            raise ValueError(f"keeps must be [B, k, 1, H, W] with B={n}, got {tuple(keeps.shape)}")
+        keeps = keeps.to(self.device, x.dtype)
+        k = keeps.shape[1]
+        cur = x
+        region = torch.zeros_like(keeps[:, 0])
+        fills, regions, preds = [], [], []
+        for i in range(k):
+            keep = keeps[:, i]
+            delta, logits = self._update(cur, keep, y)
+            t = self.threshold(delta, keep, binarize)
+            cur = fill(cur, keep, t)
+            region = torch.maximum(region, 1.0 - keep)
+            fills.append(cur)
+            regions.append(region)
+            preds.append(logits.argmax(dim=1))
+        return ProgressiveFill(
+            keeps.cpu(), torch.stack(regions, 1).cpu(), torch.stack(fills, 1).cpu(), torch.stack(preds, 1).cpu()
+        )
+
+    # ------------------------------------------------------------------ 4.5
+    def second_order_update(
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        target: int | None = None,
+        max_iter: int = 10,
+    ) -> SecondOrderUpdate:
+        """BFGS update of the blank pixels of one image (section 4.5): minimise
+        ``L(f(z), y)`` over the blank pixels of ``z`` (kept pixels fixed) from ``z_0 = M(x)`` with
+        ``scipy.optimize.minimize(method="BFGS")`` for ``max_iter`` iterations; each step solves
+        ``B_t p_t = -grad L(z_t)``. Returns ``Delta x_2 = z_T - z_0`` (zero on kept pixels).
+        ``target=None`` uses the class predicted for ``M(x)``."""
+        from scipy.optimize import minimize
+
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        x = self._check_images(x)
+        if x.shape[0] != 1:
+            raise ValueError("second_order_update takes one image")
+        keep = keep.reshape(1, 1, *x.shape[-2:]).to(self.device, x.dtype)
+        z0 = apply_mask(x, keep)
+        blank = (1.0 - keep).expand_as(z0).bool()
+        with torch.no_grad():
+            logits = self.model(z0)
+        y = logits.argmax(1) if target is None else self._labels(target, 1)
+
+        def loss_and_grad(v: np.ndarray) -> tuple[float, np.ndarray]:
+            z = z0.clone()
+            z[blank] = torch.as_tensor(v, dtype=z.dtype, device=z.device)
+            with frozen(self.model), torch.enable_grad():
+                z.requires_grad_(True)
+                loss = F.cross_entropy(self.model(z).double(), y)
+                (g,) = torch.autograd.grad(loss, z)
+            return float(loss.detach()), g[blank].double().cpu().numpy()
+
+        v0 = z0[blank].double().cpu().numpy()
+        loss0, _ = loss_and_grad(v0)
+        res = minimize(loss_and_grad, v0, jac=True, method="BFGS", options={"maxiter": int(max_iter), "gtol": 0.0})
+        delta = torch.zeros_like(z0)
+        delta[blank] = torch.as_tensor(res.x - v0, dtype=delta.dtype, device=delta.device)
+        return SecondOrderUpdate(delta[0].cpu(), loss0, float(res.fun), int(res.nit))
+
+    # ------------------------------------------------------------------ helpers
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Predicted classes of images ``x`` [B, C, H, W] (e.g. the prototypes of Table 1)."""
+        x = self._check_images(x)
+        out = [self.model(x[s : s + batch_size]).argmax(1) for s in range(0, x.shape[0], batch_size)]
+        return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.long)
