@@ -9,6 +9,8 @@ STAMP := $(VENV)/.visxai-installed
 PROFILE ?= offline
 DEVICE ?= auto
 JOBS ?= 2
+# one torch thread per process: on a small shared CPU, spin-waiting OpenMP threads are far slower
+export VISXAI_THREADS ?= 1
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg -p no:randomly
 
 .PHONY: setup install fetch reproduce test unit nbval notebooks lab bench clean

@@ -219,12 +219,24 @@ def _loss_fn(config: dict[str, Any]):
 
 
 def train_ssl(model: SSLModel, config: dict[str, Any], progress: bool = True) -> dict[str, float]:
-    """Seeded SSL training on photo crops (SGD + cosine schedule); returns final loss and time."""
+    """Seeded SSL training on photo crops (SGD + cosine schedule); returns final loss and time.
+
+    Trains with one CPU thread (the committed checkpoints were made that way; on a small shared
+    CPU two spin-waiting OpenMP threads were 20-50x slower) and restores the caller's count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_ssl(model, config, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_ssl(model: SSLModel, config: dict[str, Any], progress: bool) -> dict[str, float]:
     from tqdm.auto import tqdm
 
     from ..methods.pixel_invariance import AugmentConfig, InvarianceAugment
 
-    torch.set_num_threads(1)  # one thread: faster than two on a shared, oversubscribed CPU
     gen = make_generator(config["seed"])
     pool = photo_pool(config["pool_short_side"])
     aug = InvarianceAugment(AugmentConfig(jitter=tuple(config["jitter"]), p_erase=0.0))
