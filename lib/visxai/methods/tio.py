@@ -1,0 +1,395 @@
+"""Transformation invariant optimisation (Li et al., "Towards interpreting computer vision based on
+transformation invariant optimization", Algorithm 1) and the classic gradient-ascent baseline.
+
+Algorithm 1 (paper, Sec. 2.1)::
+
+    input: initial image M_i, target class C, stopping criterion S
+    while S is not true:
+        optimisation:   gradient-based optimisation of M_i until q_C > q_target  -> M_o
+        transformation: rotate M_o (10 degrees; rotated-out corners filled with zero RGB) -> M_i
+        evaluation:     transformation test; leave the loop when S holds
+    output: the visualisation image
+
+Everything lives in *pixel space*: images are float tensors ``[B, 3, H, W]`` with values in
+[0, 255] (as in the paper, where the start images are gray levels (g, g, g), g = 0..255, the
+corners are filled with RGB (0, 0, 0) and the image is clipped to [0, 255]). The model sees
+``(x / 255 - mean) / std``.
+
+Batched: :class:`TransformationInvariantOptimizer` optimises many start images at once (gray
+levels x classes). Every image carries its own state (current round, steps in the round, done);
+each iteration runs one forward+backward pass over the *unfinished* images only and, per image,
+either takes a gradient step (``q_C <= q_target``) or ends its round with a rotation.
+
+Decisions where the paper is silent (all are constructor arguments; defaults documented here):
+
+* objective: ascent on ``log q_C`` (log-softmax of the target class). The paper's stopping
+  rule is stated on the confidence ``q_C``; the log-probability raises ``q_C`` directly rather
+  than a logit that can grow together with its competitors.
+* step: normalised gradient ascent ``x <- clip(x + lr * g / mean|g|, 0, 255)`` per image
+  (the DeepDream normalisation), so ``lr`` reads as "mean change in gray levels per step"
+  independently of the model's gradient scale. Default ``lr = 2``.
+* ``q_target = 0.9``; a round also ends after ``max_steps_per_round`` steps so that an
+  unreachable target cannot hang the loop (the count of such rounds is reported).
+* rotation: bilinear interpolation about the image centre (torchvision's ``rotate``), corners
+  filled with 0 (black). Bilinear resampling slightly low-pass filters every round; nearest
+  neighbour is available via ``interpolation="nearest"``.
+* stopping criterion S: one full revolution, i.e. ``n_rotations = 36`` rotations by 10 degrees
+  (the setting of all the paper's figures). The evaluation step records ``q_C`` of the freshly
+  rotated image (the transformation test); with ``stop_when_invariant = k`` an image also stops
+  once ``k`` consecutive rotated images passed the test without needing a gradient step.
+  The output is the image after the last rotation (back in its start orientation).
+* the notebook's offline run uses ``lr = 4`` and ``max_steps_per_round = 25`` (fewer passes on a
+  CPU); hard classes (laptop, goldfish, ...) then hit the cap in a few rounds, which is reported.
+* batching changes float summation order, so a batched run and one-image-at-a-time runs of a real
+  network may cross ``q_target`` at different steps and end in different (equally valid) images;
+  with a small network they agree (tests/test_tio.py).
+* classic baseline (Fig. 1, row 1): the same ascent step without transformations, run for a
+  given number of steps per image (the notebook matches each image's step count in Algorithm 1).
+
+Written by hand because no library implements Algorithm 1 (Captum's / lucent's feature
+visualisation use random jitter / transform-robust losses, not the iterate-then-rotate scheme);
+rotation itself is torchvision's ``rotate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from visxai.device import iter_chunks
+
+__all__ = [
+    "gray_images",
+    "rotate",
+    "screen_square",
+    "pixel_to_input",
+    "to_pixels",
+    "TIOResult",
+    "TransformationInvariantOptimizer",
+    "GradientAscent",
+    "predict_topk",
+]
+
+_INTERP = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
+
+
+def gray_images(levels: Sequence[float] | torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Start images of constant RGB ``(g, g, g)`` for every gray level ``g`` (paper Sec. 2.2).
+
+    Returns ``[len(levels), 3, H, W]`` float32 in [0, 255].
+    """
+    levels = torch.as_tensor(levels, dtype=torch.float32).flatten()
+    if levels.numel() == 0:
+        raise ValueError("gray_images needs at least one gray level")
+    if (levels < 0).any() or (levels > 255).any():
+        raise ValueError(f"gray levels must lie in [0, 255], got {levels.tolist()}")
+    h, w = (size, size) if isinstance(size, int) else size
+    return levels.view(-1, 1, 1, 1).expand(-1, 3, h, w).contiguous()
+
+
+def _check_pixels(x: torch.Tensor, name: str = "images") -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a float tensor [B, 3, H, W] in pixel space [0, 255], got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be floating point (pixel values 0..255), got {x.dtype}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(f"{name} must lie in [0, 255] (pixel space), got range [{lo:.3g}, {hi:.3g}]")
+
+
+def rotate(x: torch.Tensor, angle: float, interpolation: str = "bilinear", fill: float = 0.0) -> torch.Tensor:
+    """Rotate a batch ``[B, C, H, W]`` by ``angle`` degrees (counter-clockwise) about its centre.
+
+    Pixels rotated in from outside the square are ``fill`` (0 = black, Algorithm 1's zero RGB).
+    """
+    if interpolation not in _INTERP:
+        raise ValueError(f"interpolation must be one of {sorted(_INTERP)}, got {interpolation!r}")
+    return TF.rotate(x, float(angle), interpolation=_INTERP[interpolation], fill=float(fill))
+
+
+def screen_square(
+    x: torch.Tensor, box: tuple[int, int, int, int], value: float | Sequence[float]
+) -> torch.Tensor:
+    """Fill ``box = (top, left, height, width)`` of ``x`` ``[.., 3, H, W]`` with RGB ``value`` (Fig. 7).
+
+    The paper's "zero square" is the pixel value that the model sees as input 0: black for a
+    model fed raw pixels, ``255 * mean`` for a normalised one (gray 127.5 for inputs in [-1, 1]).
+    """
+    top, left, h, w = (int(v) for v in box)
+    if h <= 0 or w <= 0 or top < 0 or left < 0 or top + h > x.shape[-2] or left + w > x.shape[-1]:
+        raise ValueError(f"box {box} does not fit an image of size {tuple(x.shape[-2:])}")
+    out = x.clone()
+    val = torch.as_tensor(value, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+    out[..., top : top + h, left : left + w] = val
+    return out
+
+
+def pixel_to_input(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The map pixel space [0, 255] -> model input ``(x / 255 - mean) / std`` (differentiable)."""
+    m = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return (x / 255.0 - m.to(x)) / s.to(x)
+
+    return f
+
+
+def to_pixels(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Inverse of :func:`pixel_to_input`: a normalised model input -> pixel space [0, 255]."""
+    m = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
+    return ((x * s + m) * 255.0).clamp(0.0, 255.0)
+
+
+@dataclass
+class TIOResult:
+    """Output of an optimisation run (one entry per start image)."""
+
+    images: torch.Tensor  # [B, 3, H, W] in [0, 255], CPU
+    targets: torch.Tensor  # [B]
+    q_final: torch.Tensor  # [B] target confidence of the output image
+    steps: torch.Tensor  # [B] gradient steps taken in total
+    rounds: torch.Tensor  # [B] rotations done
+    capped_rounds: torch.Tensor  # [B] rounds that hit max_steps_per_round before q_target
+    q_after_rotation: list[list[float]] = field(default_factory=list)  # per image, per round
+    steps_per_round: list[list[int]] = field(default_factory=list)  # per image, per round
+
+
+class _Ascent:
+    """Shared step rule: normalised ascent on log q_C in pixel space, clipped to [0, 255]."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        to_input: Callable[[torch.Tensor], torch.Tensor],
+        lr: float = 2.0,
+        batch_size: int = 64,
+        device: str | torch.device | None = None,
+        channels_last: bool = True,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.to_input = to_input
+        self.lr = float(lr)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def confidence_and_grad(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q_C`` [B] and the gradient of ``log q_C`` w.r.t. the pixels, in chunks of batch_size."""
+        qs, gs = [], []
+        for sl in iter_chunks(len(x), self.batch_size):
+            xi = self._prep(x[sl]).requires_grad_(True)
+            logp = torch.log_softmax(self.model(self.to_input(xi)).float(), dim=1)
+            sel = logp.gather(1, targets[sl].to(self.device).view(-1, 1)).squeeze(1)
+            (g,) = torch.autograd.grad(sel.sum(), xi)
+            qs.append(sel.detach().exp())
+            gs.append(g.detach().contiguous())
+        return torch.cat(qs).to(x.device), torch.cat(gs).to(x.device)
+
+    @torch.no_grad()
+    def confidence(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        out = []
+        for sl in iter_chunks(len(x), self.batch_size):
+            logits = self.model(self.to_input(self._prep(x[sl]))).float()
+            out.append(torch.softmax(logits, 1).gather(1, targets[sl].to(self.device).view(-1, 1)).squeeze(1))
+        return torch.cat(out).cpu()
+
+    def step(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``clip(x + lr * g / mean|g|, 0, 255)`` per image."""
+        scale = g.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        return (x + self.lr * g / scale).clamp_(0.0, 255.0)
+
+    @staticmethod
+    def _targets(targets: int | Sequence[int] | torch.Tensor, n: int) -> torch.Tensor:
+        t = torch.as_tensor(targets, dtype=torch.long).flatten()
+        if t.numel() == 1:
+            t = t.expand(n).clone()
+        if t.numel() != n:
+            raise ValueError(f"need one target per image ({n}), got {t.numel()}")
+        return t
+
+
+class TransformationInvariantOptimizer(_Ascent):
+    """Algorithm 1: ascend until ``q_C > q_target``, rotate, repeat ``n_rotations`` times (batched).
+
+    >>> tio = TransformationInvariantOptimizer(model, pixel_to_input(mean, std))
+    >>> res = tio.optimize(gray_images([0, 60, 127], 224), targets=805)  # 805: soccer ball
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        to_input: Callable[[torch.Tensor], torch.Tensor],
+        q_target: float = 0.9,
+        angle: float = 10.0,
+        n_rotations: int = 36,
+        lr: float = 2.0,
+        max_steps_per_round: int = 50,
+        interpolation: str = "bilinear",
+        fill: float = 0.0,
+        stop_when_invariant: int | None = None,
+        batch_size: int = 64,
+        device: str | torch.device | None = None,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__(model, to_input, lr, batch_size, device, channels_last)
+        if not 0.0 < q_target < 1.0:
+            raise ValueError(f"q_target must lie in (0, 1), got {q_target}")
+        if n_rotations < 0 or max_steps_per_round < 1:
+            raise ValueError("n_rotations must be >= 0 and max_steps_per_round >= 1")
+        if interpolation not in _INTERP:
+            raise ValueError(f"interpolation must be one of {sorted(_INTERP)}, got {interpolation!r}")
+        if not 0.0 <= fill <= 255.0:
+            raise ValueError(f"fill must be a pixel value in [0, 255], got {fill}")
+        self.q_target = float(q_target)
+        self.angle = float(angle)
+        self.n_rotations = int(n_rotations)
+        self.max_steps_per_round = int(max_steps_per_round)
+        self.interpolation = interpolation
+        self.fill = float(fill)
+        self.stop_when_invariant = stop_when_invariant
+
+    def optimize(
+        self,
+        x0: torch.Tensor,
+        targets: int | Sequence[int] | torch.Tensor,
+        progress: bool | str = False,
+    ) -> TIOResult:
+        """Run Algorithm 1 on every start image of ``x0`` ``[B, 3, H, W]`` (pixel space [0, 255])."""
+        _check_pixels(x0, "x0")
+        n = len(x0)
+        t = self._targets(targets, n)
+        x = x0.detach().float().clone().to(self.device)
+        rounds = torch.zeros(n, dtype=torch.long)
+        in_round = torch.zeros(n, dtype=torch.long)
+        steps = torch.zeros(n, dtype=torch.long)
+        capped = torch.zeros(n, dtype=torch.long)
+        streak = torch.zeros(n, dtype=torch.long)  # consecutive rounds passed without a step
+        done = torch.zeros(n, dtype=torch.bool)
+        q_rot: list[list[float]] = [[] for _ in range(n)]
+        spr: list[list[int]] = [[] for _ in range(n)]
+        if self.n_rotations == 0:
+            done[:] = True
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n * self.n_rotations, desc=progress if isinstance(progress, str) else "TIO", leave=False)
+        while not bool(done.all()):
+            idx = (~done).nonzero().flatten()
+            q, g = self.confidence_and_grad(x[idx.to(x.device)], t[idx])
+            q = q.cpu()
+            for j, v in zip(idx.tolist(), q.tolist()):
+                if in_round[j] == 0 and rounds[j] > 0:  # transformation test of the rotated image
+                    q_rot[j].append(float(v))
+            passed = q > self.q_target
+            hit_cap = (~passed) & (in_round[idx] >= self.max_steps_per_round)
+            finish = passed | hit_cap
+            # images still below q_target: one gradient step
+            go = idx[~finish]
+            if len(go):
+                sel = (~finish).nonzero().flatten()
+                x[go.to(x.device)] = self.step(x[go.to(x.device)], g[sel.to(g.device)])
+                steps[go] += 1
+                in_round[go] += 1
+            # images whose round is over: record, rotate, evaluate the stopping criterion
+            fin = idx[finish]
+            if len(fin):
+                capped[idx[hit_cap]] += 1
+                for j in fin.tolist():
+                    spr[j].append(int(in_round[j]))
+                streak[fin] = torch.where(in_round[fin] == 0, streak[fin] + 1, torch.zeros_like(streak[fin]))
+                fd = fin.to(x.device)
+                x[fd] = rotate(x[fd], self.angle, self.interpolation, self.fill).clamp_(0.0, 255.0)
+                rounds[fin] += 1
+                in_round[fin] = 0
+                stop = rounds[fin] >= self.n_rotations
+                if self.stop_when_invariant is not None:
+                    stop |= streak[fin] >= self.stop_when_invariant
+                done[fin[stop]] = True
+                if bar is not None:
+                    bar.update(len(fin))
+        if bar is not None:
+            bar.close()
+        q_final = self.confidence(x, t)
+        for j in range(n):  # the last rotation is tested on the output itself
+            if rounds[j] > len(q_rot[j]):
+                q_rot[j].append(float(q_final[j]))
+        return TIOResult(x.cpu(), t, q_final, steps, rounds, capped, q_rot, spr)
+
+
+class GradientAscent(_Ascent):
+    """The classic baseline (Erhan et al. / Simonyan et al.; Fig. 1 row 1): the same ascent step,
+    no transformation, ``n_steps`` steps per image (an int or one count per image)."""
+
+    def optimize(
+        self,
+        x0: torch.Tensor,
+        targets: int | Sequence[int] | torch.Tensor,
+        n_steps: int | Sequence[int] | torch.Tensor,
+        progress: bool | str = False,
+    ) -> TIOResult:
+        _check_pixels(x0, "x0")
+        n = len(x0)
+        t = self._targets(targets, n)
+        budget = self._targets(n_steps, n)
+        if (budget < 0).any():
+            raise ValueError("n_steps must be >= 0")
+        x = x0.detach().float().clone().to(self.device)
+        steps = torch.zeros(n, dtype=torch.long)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=int(budget.max()), desc=progress if isinstance(progress, str) else "ascent", leave=False)
+        while bool((steps < budget).any()):
+            idx = (steps < budget).nonzero().flatten()
+            d = idx.to(x.device)
+            _, g = self.confidence_and_grad(x[d], t[idx])
+            x[d] = self.step(x[d], g)
+            steps[idx] += 1
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        zeros = torch.zeros(n, dtype=torch.long)
+        return TIOResult(x.cpu(), t, self.confidence(x, t), steps, zeros, zeros.clone())
+
+
+@torch.no_grad()
+def predict_topk(
+    model: nn.Module,
+    to_input: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    labels: Sequence[str],
+    k: int = 2,
+    batch_size: int = 32,
+) -> list[list[tuple[str, float]]]:
+    """Top-``k`` (label, probability) per image of ``x`` ``[B, 3, H, W]`` in pixel space (Figs. 6-7)."""
+    _check_pixels(x, "x")
+    dev = next(model.parameters()).device
+    out: list[list[tuple[str, float]]] = []
+    for sl in iter_chunks(len(x), batch_size):
+        p = torch.softmax(model(to_input(x[sl].to(dev))).float(), 1).cpu()
+        vals, inds = p.topk(k, dim=1)
+        out.extend([[(labels[i], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals.tolist(), inds.tolist())])
+    return out
