@@ -205,3 +205,61 @@ def test_functional_op_between_modules_is_reported(x16: torch.Tensor) -> None:
 
     with pytest.raises(UnsupportedLayerError, match="input of 'fc'"):
         agf(Gate().eval(), x16)
+
+
+def test_weight_cache_gives_identical_maps_and_follows_weight_changes(x16: torch.Tensor) -> None:
+    from visxai.methods.agf import cache
+
+    model = small_cnn()
+    with cache.weight_cache(False):
+        ref = agf(model, x16)
+    with cache.weight_cache(True):
+        first, again = agf(model, x16), agf(model, x16)  # the second call reads the cache
+        w = model[3].weight
+        wa = cache.abs_weight(w)
+        assert cache.abs_weight(w) is wa  # cached, not recomputed
+        assert torch.equal(first, ref) and torch.equal(again, ref)
+        with torch.no_grad():  # an in-place write bumps the version counter: entry recomputed
+            model[3].weight.mul_(-2.0)
+            model[10].weight.add_(0.5)
+        changed = agf(model, x16)
+        assert cache.abs_weight(w) is not wa and torch.equal(cache.abs_weight(w), w.detach().abs())
+        model[0].weight.data = model[0].weight.data.flip(-1)  # a new storage (data_ptr) too
+        replaced = agf(model, x16)
+    with cache.weight_cache(False):
+        changed_ref = agf(model, x16)
+        assert not cache._STORE  # switching off empties the cache
+    assert not torch.equal(changed, ref)
+    torch.testing.assert_close(replaced, changed_ref, rtol=0, atol=0)
+
+
+def test_channels_last_model_gives_the_same_maps() -> None:
+    # VGG's torch.flatten copies a channels_last tensor: the tracer follows the copy
+    torch.manual_seed(0)
+    model = torchvision.models.vgg11(weights=None).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ref = agf(model, x)
+    model = model.to(memory_format=torch.channels_last)
+    out = agf(model, x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_relu_mask_still_applied_before_batchnorm(x16: torch.Tensor) -> None:
+    # a ReLU read by BatchNorm (pre-activation order) keeps its rule: the map must equal the
+    # one computed with the ReLU rule forced on every ReLU
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 5),
+    ).eval()
+    with torch.no_grad():
+        model[2].bias.fill_(0.3)  # BN(0) != 0: the relevance there is not 0 where the ReLU is
+    rules = AGFRules()
+    forced = AGFRules()
+    forced._mask_is_redundant = lambda tr, node: False  # type: ignore[method-assign]
+    t = torch.tensor([0, 1, 2])
+    torch.testing.assert_close(relevance(model, x16, rules, t), relevance(model, x16, forced, t),
+                               rtol=0, atol=0)
+    tr = trace(model, x16)
+    relus = [n for n in tr.nodes if isinstance(n.module, nn.ReLU)]
+    assert not rules._mask_is_redundant(tr, relus[0]) and rules._mask_is_redundant(tr, relus[1])

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 BIBTEX: dict[str, str] = {
-    "01_pixel_invariance": """@inproceedings{sammani2023pixelinvariance,
-  title     = {Visualizing Invariant Features in Vision Models},
-  author    = {Sammani, Fawaz and Joukovsky, Boris and Deligiannis, Nikos},
-  booktitle = {International Conference on Digital Signal Processing (DSP)},
-  year      = {2023}
+    "01_pixel_invariance": """@misc{sammani_pixel_invariance,
+  title  = {Visualizing Invariant Features in Vision Models},
+  author = {Sammani, Fawaz and Joukovsky, Boris and Deligiannis, Nikos},
+  note   = {Vrije Universiteit Brussel and imec; code: https://github.com/fawazsammani/explain-cl}
 }""",
     "02_attribution_guided_factorization": """@inproceedings{gur2021agf,
   title     = {Visualization of Supervised and Self-Supervised Neural Networks via Attribution Guided Factorization},
@@ -16,15 +15,18 @@ BIBTEX: dict[str, str] = {
   year      = {2021}
 }""",
     "03_transformation_invariant_optimization": """@misc{li2021tio,
-  title  = {Towards interpreting computer vision based on transformation invariant optimization},
-  author = {Li, Chen and Jiang, Jinzhe and Zhang, Xin and Zhao, Yaqian and Jiang, Dongdong},
-  year   = {2021},
-  note   = {arXiv preprint}
+  title         = {Towards interpreting computer vision based on transformation invariant optimization},
+  author        = {Li, Chen and Jiang, Jinzhe and Zhang, Xin and Zhao, Yaqian and Jiang, Dongdong},
+  year          = {2021},
+  eprint        = {2106.09982},
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CV}
 }""",
-    "04_fill_in_the_blanks": """@misc{fillblanks2024,
-  title = {Fill in the blanks: Rethinking Interpretability in vision},
-  year  = {2024},
-  note  = {Preprint, January 2024; code announced at https://github.com/BoTZ-TND/FillingTheBlanks}
+    "04_fill_in_the_blanks": """@article{deelaka2024fill,
+  title   = {Fill in the blanks: Rethinking Interpretability in vision},
+  author  = {Deelaka, Pathirage N. and Wickremasinghe, Tharindu and De Silva, Devin Y. and Gajaweera, Lisara N.},
+  journal = {arXiv preprint arXiv:2411.10273},
+  year    = {2024}
 }""",
 }
 

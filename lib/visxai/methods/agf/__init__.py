@@ -28,6 +28,11 @@ Public API (stable; notebooks 02 parts 1 and 2 and other modules code against it
     ``SUPPORTED_LAYERS`` (Conv2d incl. groups and EfficientNet's Conv2dStaticSamePadding,
     Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Dropout, Flatten,
     Identity) or for a functional operation between modules that the canonizers do not cover.
+``set_weight_cache(enabled)``, ``weight_cache(enabled)`` (context manager),
+    ``clear_weight_cache()``: the cache of weight-derived tensors (|W|, W+/W-, the all-ones
+    response; cache.py), on by default; it keeps one extra copy of the weights per model and
+    is refreshed whenever a weight changes in place or is replaced (see cache.py for the one
+    case it cannot see: writes through ``weight.data``). Results are the same with it off.
 ``canonized(model)``: context manager used by ``trace``; residual additions of torchvision
     ResNet BasicBlock / Bottleneck and EfficientNet-Lite MBConvBlock become an explicit ``Sum2``
     module; in-place ReLUs are made out-of-place for the duration.
@@ -38,8 +43,17 @@ factorisation of activations and gradients, or the Delta-shift), so the tracing,
 the algorithm are ours. The gradient stream is plain autograd (one backward pass for every
 layer); the z-rules use autograd-style vector-Jacobian products (``torch.nn.grad.conv2d_input``,
 the "gradient x input" trick that zennit uses); parameters are frozen during an explanation.
+
+Speed (benchmarks/bench_agf.py): a full AGF conv step costs one extra forward and a two-image
+transposed convolution beyond the traced forward + gradient pass; |W| and the other
+weight-derived tensors are cached (cache.py), Linear layers reuse the traced input gradient,
+ReLU masks that cannot change anything are skipped, and the element-wise steps run in place
+on temporaries. Every one of these keeps the values (checked against the previous
+implementation to 1e-7 relative; tests/test_agf.py checks the cache). ``trace`` also follows
+reshapes that copy (``torch.flatten`` of a channels_last tensor), so channels_last models work.
 """
 
+from .cache import clear_weight_cache, set_weight_cache, weight_cache, weight_cache_enabled
 from .canonizers import Sum2, canonized
 from .core import ABLATIONS, AGFFlags, AGFRules, agf, initial_score, relevance
 from .graph import SUPPORTED_LAYERS, Node, Trace, UnsupportedLayerError, trace
@@ -67,11 +81,15 @@ __all__ = [
     "UnsupportedLayerError",
     "agf",
     "canonized",
+    "clear_weight_cache",
     "delta_shift",
     "factorize",
     "initial_score",
     "normalize_max",
     "relevance",
     "safe_divide",
+    "set_weight_cache",
     "trace",
+    "weight_cache",
+    "weight_cache_enabled",
 ]

@@ -105,9 +105,11 @@ class Trace:
         self.out_index = out_index
         self.input_grad: torch.Tensor | None = None
         self.consumers: dict[int, int] = {}
+        self.readers: dict[int, list[Node]] = {}  # producer index -> the calls that read it
         for node in nodes:
             for p in node.producers:
                 self.consumers[p] = self.consumers.get(p, 0) + 1
+                self.readers.setdefault(p, []).append(node)
 
     def gradients(self, score: torch.Tensor) -> None:
         """Gradient stream: d score / d (every layer output), one backward pass (Eq. 5)."""
@@ -207,9 +209,31 @@ def _resolve(t: torch.Tensor, x: torch.Tensor, by_id: dict[int, int], nodes: lis
             return INPUT
         if id(base) in by_id:
             return by_id[id(base)]
+    p = _resolve_reshape_copy(t, nodes)
+    if p is not None:
+        return p
     raise UnsupportedLayerError(
         f"the input of '{name}' was computed by an operation outside the supported modules "
         f"(a functional call such as torch.sigmoid, +, * or a non-view reshape in a parent's "
         f"forward); canonizers cover torchvision BasicBlock/Bottleneck and EfficientNet-Lite "
         f"MBConvBlock only"
     )
+
+
+_RESHAPE_FNS = ("UnsafeViewBackward0", "ViewBackward0", "ReshapeAliasBackward0", "CloneBackward0")
+
+
+def _resolve_reshape_copy(t: torch.Tensor, nodes: list[Node]) -> int | None:
+    """A reshape that had to copy (``torch.flatten`` of a channels_last tensor): follow the
+    autograd graph through view / clone steps only, to the call whose output it reshapes."""
+    fn = t.grad_fn
+    steps = 0
+    while fn is not None and type(fn).__name__ in _RESHAPE_FNS and len(fn.next_functions) == 1:
+        fn = fn.next_functions[0][0]
+        steps += 1
+    if steps == 0 or fn is None:
+        return None
+    for node in reversed(nodes):
+        if node.output.grad_fn is fn and node.output.numel() == t.numel():
+            return node.index
+    return None

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import abs_weight, derived, neg_weight, pos_weight
 from .canonizers import Sum2
 from .graph import Node, Trace, UnsupportedLayerError, is_static_same_conv
 
@@ -31,6 +32,22 @@ def safe_divide(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Te
     return out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # only b == 0 gives inf / nan
 
 
+def _safe_divide_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, eps: float = 1e-9,
+                      b_is_temporary: bool = False) -> torch.Tensor:
+    """``safe_divide(a, b)`` written into ``out`` (same values; ``b`` reused if temporary)."""
+    den = b.add_(b.sign(), alpha=eps) if b_is_temporary else torch.add(b, b.sign(), alpha=eps)
+    torch.div(a, den, out=out)
+    return out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _same_format_empty(like: torch.Tensor, batch: int) -> torch.Tensor:
+    """An empty tensor shaped like ``like`` with batch ``batch``, in ``like``'s memory format."""
+    fmt = torch.contiguous_format
+    if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+        fmt = torch.channels_last
+    return torch.empty((batch, *like.shape[1:]), dtype=like.dtype, device=like.device, memory_format=fmt)
+
+
 def _sum_dims(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(range(1, t.dim()))
 
@@ -39,6 +56,20 @@ def normalize_max(a: torch.Tensor) -> torch.Tensor:
     """N_max(a) = a / max(a), the max taken per sample over all other dims (Eq. 7, 12)."""
     m = a.amax(dim=_sum_dims(a), keepdim=True)
     return safe_divide(a, m)
+
+
+def _normalize_max_fast(a: torch.Tensor) -> torch.Tensor:
+    """``normalize_max(a)`` (same values) that skips the inf / nan clean-up when it cannot fire:
+    every per-sample max > 0 and every ratio min / max finite (then no entry overflows)."""
+    dims = _sum_dims(a)
+    lo, hi = torch.aminmax(a.reshape(a.shape[0], -1), dim=1)
+    shape = (a.shape[0],) + (1,) * len(dims)
+    hi = hi.reshape(shape)
+    den = torch.add(hi, hi.sign(), alpha=1e-9)
+    out = a / den
+    if not bool(((hi > 0) & torch.isfinite(lo.reshape(shape) / den)).all()):
+        out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    return out
 
 
 def delta_shift(C: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -63,10 +94,10 @@ def factorize(Y: torch.Tensor, phi: torch.Tensor, sharpness: float = 10.0,
     (the positive part in Eq. 11).
     """
     B, C = Y.shape[:2]
-    H = torch.sigmoid(sharpness * normalize_max(Y)).reshape(B, C, -1)  # [B, C, N]
-    phi = phi.reshape(B, 1, -1)
-    pos = (phi > 0).to(Y.dtype)
-    neg = (phi < 0).to(Y.dtype)
+    H = _normalize_max_fast(Y).mul_(sharpness).sigmoid_().reshape(B, C, -1)  # [B, C, N]
+    phi = phi.reshape(B, -1)
+    pos = (phi > 0).to(Y.dtype)[:, None]
+    neg = (phi < 0).to(Y.dtype)[:, None]
     r_f = safe_divide((H * pos).sum(-1), pos.sum(-1))  # [B, C]
     r_b = safe_divide((H * neg).sum(-1), neg.sum(-1))
     R = torch.stack([r_b, r_f], dim=-1)  # [B, C, 2]
@@ -109,7 +140,13 @@ class LinearOp:
             l, r, t, btm = self.pre_pad
             shape[2] += t + btm
             shape[3] += l + r
-        gi = torch.nn.grad.conv2d_input(shape, w, g, m.stride, m.padding, m.dilation, m.groups)
+        # the transposed convolution is the VJP (bitwise the same as conv2d_input, which
+        # copies ``g`` into another memory format on some layers); output_padding restores the
+        # rows / columns that a strided convolution drops
+        k, s, p, d = m.kernel_size, m.stride, m.padding, m.dilation
+        out_pad = [shape[2 + i] - ((g.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1)
+                   for i in range(2)]
+        gi = F.conv_transpose2d(g, w, None, s, p, out_pad, m.groups, d)
         if self.pre_pad is not None:
             l, r, t, btm = self.pre_pad
             gi = gi[:, :, t:t + x_shape[2], l:l + x_shape[3]]
@@ -118,25 +155,31 @@ class LinearOp:
     def ones(self, x_shape: torch.Size | tuple[int, ...], w: torch.Tensor) -> torch.Tensor:
         """fwd(1, w) for a batch of one (cheap: one input channel with the summed kernel)."""
         if not self.is_conv:
-            return w.sum(1)[None]
+            return derived(w, "ones", lambda t: t.sum(1)[None])
         m = self.module
-        ones = torch.ones(1, 1, *x_shape[2:], dtype=w.dtype, device=w.device)
-        if self.pre_pad is not None:
-            ones = F.pad(ones, self.pre_pad)
-        return F.conv2d(ones, w.sum(1, keepdim=True), None, m.stride, m.padding, m.dilation, 1)
+        key = ("ones", tuple(x_shape[2:]), repr((m.stride, m.padding, m.dilation, self.pre_pad)))
+
+        def make(w: torch.Tensor) -> torch.Tensor:
+            ones = torch.ones(1, 1, *x_shape[2:], dtype=w.dtype, device=w.device)
+            if self.pre_pad is not None:
+                ones = F.pad(ones, self.pre_pad)
+            return F.conv2d(ones, w.sum(1, keepdim=True), None, m.stride, m.padding, m.dilation, 1)
+
+        return derived(w, key, make)
 
 
 def z_abs(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """G(|x|, |theta|, R) (Eq. 9): the absolute influence C; the authors' "flat" rule."""
-    xa, wa = x.abs(), w.abs()
-    S = safe_divide(R, op.fwd(xa, wa))  # = 0 where R = 0: no need for the authors' mask
-    return xa * op.vjp(x.shape, wa, S)
+    xa, wa = x.abs(), abs_weight(w)
+    Z = op.fwd(xa, wa)
+    S = _safe_divide_into(R, Z, Z, b_is_temporary=True)  # = 0 where R = 0: no authors' mask needed
+    return op.vjp(x.shape, wa, S).mul_(xa)
 
 
 def z_box(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
           low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """z^B rule (Montavon et al. 2017) for the layer on the image, bounds ``low``/``high``."""
-    wp, wn = w.clamp(min=0), w.clamp(max=0)
+    wp, wn = pos_weight(w), neg_weight(w)
     Z = op.fwd(x, w) - op.fwd(low, wp) - op.fwd(high, wn)
     S = safe_divide(R, Z)
     return x * op.vjp(x.shape, w, S) - low * op.vjp(x.shape, wp, S) - high * op.vjp(x.shape, wn, S)
@@ -214,7 +257,7 @@ class RuleSet:
         if isinstance(m, nn.Linear):
             return [self.linear(tr, node, R)]
         if isinstance(m, (nn.ReLU, nn.ReLU6)):
-            return [R * (node.output > 0)]
+            return [torch.where(node.output > 0, R, 0.0)]  # = R * (output > 0)
         if isinstance(m, (nn.BatchNorm2d, nn.Dropout, nn.Identity)):
             return [R]
         if isinstance(m, nn.Flatten):
