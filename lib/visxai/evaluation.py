@@ -1,0 +1,254 @@
+"""The quantitative protocols of Gur et al. (AAAI 2021) as one code path for notebook 02 and torchrun.
+
+Glue between the explanation methods (:mod:`visxai.methods`) and the metrics
+(:mod:`visxai.metrics.negative_perturbation`, :mod:`visxai.metrics.segmentation`): compute the
+maps for a batch of images in chunks, then score them. The notebook (offline miniatures) and
+:mod:`visxai.distributed` (paper scale) call the same functions, so the two profiles differ only
+in configuration.
+
+* :func:`explain_batched`: maps ``[N,H,W]`` for ``explain(model, normalize(x), target, method)``
+  in chunks (``visxai.device.batched_map``), or for any ``explain_fn(model, x, target)``;
+* :func:`negative_perturbation_eval`: Table 2 / Fig. 3 for one method, predicted or target class;
+* :func:`multilabel_pairs` and :func:`segmentation_eval`: Table 3 (one map per image and
+  explained class, compared with that class's mask);
+* :func:`timed`: wall time per image of an evaluation, reported next to the tables.
+
+Written by hand: a few loops around the library's methods and metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .device import batched_map
+from .metrics.negative_perturbation import DEFAULT_FRACTIONS, PerturbationCurve, negative_perturbation
+from .metrics.segmentation import SegmentationScores, is_signed, segmentation_scores
+
+__all__ = [
+    "ExplainFn",
+    "method_fn",
+    "explain_batched",
+    "explain_predicted_and_target",
+    "negative_perturbation_both",
+    "predict",
+    "negative_perturbation_eval",
+    "multilabel_pairs",
+    "segmentation_eval",
+    "timed",
+    "eval_data",
+]
+
+ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def method_fn(method: str, **kwargs: Any) -> ExplainFn:
+    """``explain_fn`` for a method of :func:`visxai.methods.explain.explain` (``kwargs`` passed on)."""
+    from .methods.explain import explain
+
+    def fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return explain(model, x, target, method=method, **kwargs)
+
+    fn.__name__ = f"explain_{method}"
+    return fn
+
+
+def explain_batched(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    explain_fn: ExplainFn | str,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    progress: bool | str = False,
+) -> torch.Tensor:
+    """Explanation maps ``[N,H,W]`` (CPU, float32) of ``images`` in [0,1] for ``targets`` ``[N]``."""
+    fn = method_fn(explain_fn) if isinstance(explain_fn, str) else explain_fn
+    norm = normalize if normalize is not None else (lambda t: t)
+    targets = torch.as_tensor(targets).long()
+    if len(targets) != len(images):
+        raise ValueError(f"need one target per image ({len(images)}), got {len(targets)}")
+
+    def chunk(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        maps = fn(model, norm(x), t)
+        if maps.dim() != 3 or maps.shape[0] != len(x):
+            raise ValueError(f"explain_fn must return [B,H,W], got {tuple(maps.shape)}")
+        return maps.detach().float()
+
+    dev = device if device is not None else next(model.parameters()).device
+    return batched_map(chunk, images, targets, batch_size=batch_size, device=dev, progress=progress)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, normalize: Callable | None = None, batch_size: int = 256) -> torch.Tensor:
+    """Logits ``[N,K]`` of ``model`` on ``images`` in [0,1] (CPU)."""
+    norm = normalize if normalize is not None else (lambda t: t)
+    dev = next(model.parameters()).device
+    return batched_map(lambda x: model(norm(x)), images, batch_size=batch_size, device=dev)
+
+
+def negative_perturbation_eval(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    explain_fn: ExplainFn | str,
+    explain_class: str | torch.Tensor = "predicted",
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 32,
+    fractions=DEFAULT_FRACTIONS,
+    progress: bool | str = False,
+) -> tuple[PerturbationCurve, torch.Tensor]:
+    """Table 2 for one method: explain the ``"predicted"`` or ``"target"`` (ground-truth) class,
+    or the classes given as a tensor, then run the negative perturbation test against ``labels``.
+    Returns ``(curve, maps)``."""
+    if isinstance(explain_class, torch.Tensor):
+        targets = explain_class.long()
+    elif explain_class == "predicted":
+        targets = predict(model, images, normalize).argmax(1)
+    elif explain_class == "target":
+        targets = torch.as_tensor(labels).long()
+    else:
+        raise ValueError(f"explain_class must be 'predicted', 'target' or a tensor, got {explain_class!r}")
+    maps = explain_batched(model, images, targets, explain_fn, normalize, batch_size, progress=progress)
+    curve = negative_perturbation(model, images, maps, labels, fractions=fractions, normalize=normalize, batch_size=batch_size)
+    return curve, maps
+
+
+def explain_predicted_and_target(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    explain_fn: ExplainFn | str,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 32,
+    progress: bool | str = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Maps for the predicted and for the ground-truth class: ``(pred, maps_pred, maps_target)``.
+
+    Where the prediction is right the two explanations are the same call, so the target maps
+    are computed only for the misclassified images and copied elsewhere (same result, less work).
+    """
+    pred = predict(model, images, normalize).argmax(1)
+    labels = torch.as_tensor(labels).long()
+    maps_pred = explain_batched(model, images, pred, explain_fn, normalize, batch_size, progress=progress)
+    maps_target = maps_pred.clone()
+    wrong = torch.nonzero(pred != labels).flatten()
+    if len(wrong):
+        maps_target[wrong] = explain_batched(model, images[wrong], labels[wrong], explain_fn, normalize, batch_size)
+    return pred, maps_pred, maps_target
+
+
+def negative_perturbation_both(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    explain_fn: ExplainFn | str,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 32,
+    fractions=DEFAULT_FRACTIONS,
+    progress: bool | str = False,
+) -> tuple[PerturbationCurve, PerturbationCurve]:
+    """Table 2's two tests at once: ``(curve for the predicted class, curve for the target class)``.
+
+    On correctly classified images the two maps are the same call, hence the same perturbed
+    images and the same per-image results; only the misclassified images are explained and
+    perturbed a second time (identical numbers, about half the work).
+    """
+    pred, maps_p, maps_t = explain_predicted_and_target(model, images, labels, explain_fn, normalize, batch_size, progress)
+    labels = torch.as_tensor(labels).long()
+    cp = negative_perturbation(model, images, maps_p, labels, fractions=fractions, normalize=normalize, batch_size=batch_size)
+    correct, preds = cp.correct.copy(), cp.predictions.copy()
+    wrong = torch.nonzero(pred.cpu() != labels.cpu()).flatten()
+    if len(wrong):
+        cw = negative_perturbation(model, images[wrong], maps_t[wrong], labels[wrong], fractions=fractions,
+                                   normalize=normalize, batch_size=batch_size)
+        correct[wrong.numpy()] = cw.correct
+        preds[wrong.numpy()] = cw.predictions
+    return cp, PerturbationCurve(cp.fractions.copy(), correct, preds)
+
+
+def multilabel_pairs(
+    logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image index, class)`` pairs to explain in the multi-label segmentation test (Table 3b).
+
+    The paper explains "labels with a probability larger than 0.5"; we keep those that are also
+    present in the image (a mask exists), so that every pair has a non-empty ground truth.
+    """
+    probs = torch.sigmoid(logits)
+    keep = (probs > threshold) & (labels > 0.5)
+    idx, cls = torch.nonzero(keep, as_tuple=True)
+    return idx, cls
+
+
+def segmentation_eval(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    masks: torch.Tensor,
+    explain_fn: ExplainFn | str,
+    signed: bool | None = None,
+    method: str | None = None,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 32,
+    progress: bool | str = False,
+) -> tuple[SegmentationScores, torch.Tensor]:
+    """Table 3 for one method: maps for ``targets``, scored against ``masks`` ``[N,H,W]``.
+
+    ``signed`` defaults to the paper's rule for ``method`` (or ``explain_fn`` if it is a name).
+    """
+    if signed is None:
+        name = method or (explain_fn if isinstance(explain_fn, str) else None)
+        if name is None:
+            raise ValueError("give signed=True/False or the method name")
+        signed = is_signed(name)
+    maps = explain_batched(model, images, targets, explain_fn, normalize, batch_size, progress=progress)
+    return segmentation_scores(maps, masks, signed=signed), maps
+
+
+def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[[torch.Tensor], tuple]]:
+    """``(N, get)``: ``get(idx)`` gives (images in [0,1], labels, masks) for the first ``n`` items of a data set.
+
+    ``fashion-mnist`` (test split; masks None), ``synthetic`` (test split; masks = the
+    :class:`~visxai.data.synthetic.SyntheticSet` subset), ``imagenet-val`` (paper profile: the
+    committed subset list, read lazily through ``loaded.preprocess``; labels need the ImageFolder layout).
+    """
+    if name == "fashion-mnist":
+        from .data import load_fashion_mnist
+
+        x, y = load_fashion_mnist("test")
+        x, y = x[:n], y[:n]
+        return len(x), lambda idx: (x[idx], y[idx], None)
+    if name == "synthetic":
+        from .data.synthetic import make_synthetic
+
+        ds = make_synthetic(n, seed=seed, split="test")
+        return len(ds), lambda idx: (ds.images[idx], ds.labels[idx], ds.subset(idx))
+    if name == "imagenet-val":
+        from PIL import Image
+
+        from .data import imagenet_val_items
+
+        items = imagenet_val_items(n)  # raises ArtefactMissing with the fetch command when absent
+        if any(lbl is None for _, lbl in items):
+            raise SystemExit("imagenet-val: labels need the ImageFolder layout (val/<wnid>/*.JPEG)")
+
+        def get(idx: torch.Tensor) -> tuple:
+            xs = [loaded.denormalize(loaded.preprocess(Image.open(items[int(i)][0]).convert("RGB"))) for i in idx]
+            ys = torch.tensor([items[int(i)][1] for i in idx], dtype=torch.int64)
+            return torch.stack(xs).clamp(0, 1), ys, None
+
+        return len(items), get
+    raise SystemExit(f"unknown --data {name!r}: fashion-mnist | synthetic | imagenet-val")
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``(fn(*args, **kwargs), seconds)``."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0

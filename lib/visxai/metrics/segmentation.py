@@ -1,0 +1,170 @@
+"""Segmentation test of explanations (Gur et al., AAAI 2021, Table 3 and Fig. 4).
+
+An explanation is turned into a foreground/background segmentation and compared with a
+ground-truth mask by pixel accuracy and mean average precision (mAP), as in the benchmark of
+Nam et al. (2019) used by the paper:
+
+* **signed maps** (Gradient SHAP, LRP-alpha-beta, RAP, CLRP, SGLRP, AGF): the positive part is
+  the object, i.e. foreground = ``map > 0``;
+* **unsigned maps** (SmoothGrad, FullGrad, Grad-CAM, LRP, Meaningful Perturbation): thresholded
+  at their mean, i.e. foreground = ``map > mean(map)`` (the authors subtract the mean and then
+  use the same ``> 0`` rule, which is the same thing);
+* **Integrated Gradients**: the paper's text lists it with the signed maps, but the authors'
+  ``imagenet_seg_eval.py`` takes ``|IG|`` and subtracts the mean, and our IG baseline
+  (:func:`visxai.methods.baselines.integrated_gradients`) returns ``|IG|`` as well, so it is
+  treated as unsigned (mean threshold); with the positive part an ``|IG|`` map would call every
+  pixel foreground;
+* pixel accuracy is accumulated over the whole set (correct pixels / labelled pixels, ignoring
+  pixels marked ``ignore_index`` such as VOC's 255 boundary);
+* AP per image follows the authors' ``utils/metrices.py``: scikit-learn's
+  ``average_precision_score`` of the one-hot (background, foreground) ground truth against the
+  two-channel prediction, flattened together. By default the prediction is the binary
+  segmentation, as in their code (``ap_scores="binary"``); ``ap_scores="continuous"`` scores the
+  foreground channel with the (positive part of the) map and the background with its
+  complement instead. mAP is the mean over images.
+
+Written by hand around scikit-learn (thresholding and accumulation only, a few lines), because
+the rule for signed vs unsigned maps is specific to this benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score
+
+__all__ = [
+    "SIGNED_METHODS",
+    "UNSIGNED_METHODS",
+    "is_signed",
+    "segment",
+    "SegmentationScores",
+    "segmentation_scores",
+]
+
+# canonical names (lower case, no punctuation), as the paper sorts them in the segmentation section
+SIGNED_METHODS = frozenset(
+    {"agf", "ours", "gradientshap", "gradshap", "lrpab",
+     "lrpalphabeta", "lrpalpha2beta1", "lrpa2b1", "rap", "clrp", "sglrp", "inputxgradient", "gradient"}
+)
+UNSIGNED_METHODS = frozenset(
+    {"integratedgradients", "intgrad", "ig", "smoothgrad", "fullgrad", "gradcam", "lrp", "lrpepsilon", "meaningfulperturbation", "mp",
+     "saliency"}
+)
+
+
+def _canon(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def is_signed(method: str) -> bool:
+    """Whether the paper treats ``method``'s maps as signed (positive part) or unsigned (mean threshold).
+
+    Names are matched case- and punctuation-insensitively (``"lrp-alpha2beta1"``, ``"Grad-CAM"``);
+    AGF's ablation variants (``"agf-..."``) count as AGF. Unknown names raise ``KeyError``.
+    """
+    c = _canon(method)
+    if c.startswith("agf") or c in SIGNED_METHODS:
+        return True
+    if c in UNSIGNED_METHODS:
+        return False
+    raise KeyError(f"unknown method {method!r}: pass signed=True/False explicitly")
+
+
+def _as_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+def segment(maps: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Binary foreground ``[B,H,W]``: ``maps > 0`` if ``signed``, else ``maps > per-image mean``."""
+    maps = _as_tensor(maps).float()
+    if maps.dim() != 3:
+        raise ValueError(f"maps must be [B,H,W], got {tuple(maps.shape)}")
+    if signed:
+        return maps > 0
+    return maps > maps.mean(dim=(1, 2), keepdim=True)
+
+
+@dataclass
+class SegmentationScores:
+    """Per-image ``correct`` and ``labeled`` pixel counts and ``ap`` (all ``[N]``)."""
+
+    correct: np.ndarray
+    labeled: np.ndarray
+    ap: np.ndarray
+
+    @property
+    def pixel_accuracy(self) -> float:
+        """Correct / labelled pixels over the whole set, in percent."""
+        return 100.0 * float(self.correct.sum()) / max(float(self.labeled.sum()), 1.0)
+
+    @property
+    def mean_ap(self) -> float:
+        """Mean over images of the per-image AP, in percent."""
+        return 100.0 * float(np.mean(self.ap)) if len(self.ap) else float("nan")
+
+    def __len__(self) -> int:
+        return len(self.ap)
+
+    @staticmethod
+    def concat(parts: Sequence[SegmentationScores]) -> SegmentationScores:
+        return SegmentationScores(
+            np.concatenate([p.correct for p in parts]),
+            np.concatenate([p.labeled for p in parts]),
+            np.concatenate([p.ap for p in parts]),
+        )
+
+
+def segmentation_scores(
+    maps: torch.Tensor | np.ndarray,
+    masks: torch.Tensor | np.ndarray,
+    signed: bool,
+    ap_scores: str = "binary",
+    ignore_index: int | None = 255,
+) -> SegmentationScores:
+    """Pixel accuracy counts and AP of explanation ``maps`` ``[B,H,W]`` vs ground-truth ``masks``.
+
+    ``masks`` is ``[B,H,W]`` with 1 = object, 0 = background and ``ignore_index`` for unlabelled
+    pixels. See the module docstring for the rules (positive part / mean threshold, AP).
+    """
+    maps_t = _as_tensor(maps).float()
+    masks_t = _as_tensor(masks)
+    if maps_t.dim() != 3 or tuple(maps_t.shape) != tuple(masks_t.shape):
+        raise ValueError(f"maps {tuple(maps_t.shape)} and masks {tuple(masks_t.shape)} must both be [B,H,W]")
+    if ap_scores not in ("binary", "continuous"):
+        raise ValueError(f"ap_scores must be 'binary' or 'continuous', got {ap_scores!r}")
+    if not torch.isfinite(maps_t).all():
+        raise ValueError("maps contain NaN or inf")
+    gt = masks_t.long().cpu().numpy()
+    valid_vals = {0, 1} | ({int(ignore_index)} if ignore_index is not None else set())
+    if not set(np.unique(gt).tolist()) <= valid_vals:
+        raise ValueError(f"masks must hold 0 (background), 1 (object) or ignore_index={ignore_index}, got {np.unique(gt)[:10]}")
+    fg = segment(maps_t, signed).cpu().numpy()
+    if signed:
+        score = maps_t.clamp(min=0)
+    else:
+        score = (maps_t - maps_t.mean(dim=(1, 2), keepdim=True)).clamp(min=0)
+    score = score / score.flatten(1).amax(dim=1).clamp(min=1e-12)[:, None, None]
+    score_np = score.cpu().numpy()
+
+    n = len(gt)
+    correct = np.zeros(n, dtype=np.int64)
+    labeled = np.zeros(n, dtype=np.int64)
+    ap = np.zeros(n, dtype=np.float64)
+    for i in range(n):
+        valid = gt[i] != ignore_index if ignore_index is not None else np.ones_like(gt[i], dtype=bool)
+        t = gt[i][valid].astype(np.int64)
+        p = fg[i][valid]
+        labeled[i] = int(valid.sum())
+        correct[i] = int((p.astype(np.int64) == t).sum())
+        if ap_scores == "binary":
+            s_fg = p.astype(np.float64)
+        else:
+            s_fg = score_np[i][valid].astype(np.float64)
+        y = np.concatenate([1 - t, t])  # one-hot (background, foreground), flattened together
+        s = np.concatenate([1.0 - s_fg, s_fg])
+        ap[i] = np.nan_to_num(average_precision_score(y, s)) if 0 < y.sum() < len(y) else 0.0
+    return SegmentationScores(correct, labeled, ap)
