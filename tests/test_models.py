@@ -141,7 +141,7 @@ def test_small_architectures_use_supported_layers_only(cls):
     assert all(isinstance(m, allowed) for m in model.modules())
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     assert isinstance(model.cam_layer, nn.Module)
-    with pytest.raises(ValueError, match=r"\[B,1,H,W\]"):
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
         model(torch.rand(1, 28, 28))
 
 

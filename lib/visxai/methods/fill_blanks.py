@@ -72,6 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_images
 from ..device import frozen, make_generator, pick_device
 
 __all__ = [
@@ -331,17 +332,14 @@ class FillInTheBlanks:
 
     # ------------------------------------------------------------------ checks
     def _check_images(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4:
-            raise ValueError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"images must be floating point in [0, 1], got {x.dtype}")
-        if x.numel() and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
-            raise ValueError(
-                f"images must be in [0, 1] (got [{x.min():.3f}, {x.max():.3f}]): masks blank pixels to 0, "
-                "normalise inside the model (with_input_normalization)"
-            )
+        check_images(
+            x,
+            name="images",
+            ndim=4,
+            value_range=(0.0, 1.0),
+            tol=1e-6,
+            hint="masks blank pixels to 0, so normalise inside the model (with_input_normalization)",
+        )
         return x.to(self.device, torch.float32)
 
     def _labels(self, y: torch.Tensor | int | Sequence[int], n: int) -> torch.Tensor:

@@ -61,6 +61,7 @@ from torch import nn
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from ..checks import check_images
 from ..device import autocast, batched_map, pick_device
 
 __all__ = [
@@ -242,14 +243,7 @@ def _color_op(x: torch.Tensor, op: int, factor: torch.Tensor) -> torch.Tensor:
 
 
 def _check_image(image: torch.Tensor) -> None:
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"expected an RGB image tensor [3, H, W], got {shape}")
-    if not image.is_floating_point():
-        raise ValueError(f"expected a float image in [0, 1], got dtype {image.dtype}")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"expected an image in [0, 1] (before normalisation), got values in [{lo:.3f}, {hi:.3f}]")
+    check_images(image, name="image", ndim=3, channels=3, value_range=(0.0, 1.0), hint="pass it before normalisation")
 
 
 # ------------------------------------------------------------------------------------------------

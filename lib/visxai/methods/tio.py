@@ -61,6 +61,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ..checks import check_images
 from visxai.device import iter_chunks
 
 __all__ = [
@@ -93,14 +94,7 @@ def gray_images(levels: Sequence[float] | torch.Tensor, size: int | tuple[int, i
 
 
 def _check_pixels(x: torch.Tensor, name: str = "images") -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a float tensor [B, 3, H, W] in pixel space [0, 255], got {shape}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be floating point (pixel values 0..255), got {x.dtype}")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 255:
-        raise ValueError(f"{name} must lie in [0, 255] (pixel space), got range [{lo:.3g}, {hi:.3g}]")
+    check_images(x, name=name, ndim=4, channels=3, value_range=(0.0, 255.0), tol=0.0, hint="TIO works in pixel space")
 
 
 def rotate(x: torch.Tensor, angle: float, interpolation: str = "bilinear", fill: float = 0.0) -> torch.Tensor:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..checks import check_images
 from ..device import make_generator
 from . import training as _training
 
@@ -52,8 +53,7 @@ def _block(cin: int, cout: int, k: int = 3, pool: bool = True, stride: int = 1) 
 
 
 def _check(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        raise ValueError(f"expected a float [B,3,H,W] tensor, got {getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
+    check_images(x, name="x", ndim=4, channels=3)
 
 
 class RotNet(nn.Module):

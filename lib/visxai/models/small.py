@@ -23,15 +23,13 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from ..checks import check_images
+
 __all__ = ["SmallCNN3", "SmallResNet", "SmallVGG", "ARCHITECTURES", "build_small"]
 
 
 def _check_input(x: torch.Tensor, in_channels: int) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != in_channels:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected a [B,{in_channels},H,W] tensor, got {shape}")
-    if not x.is_floating_point():
-        raise TypeError(f"expected a floating-point input, got {x.dtype}")
+    check_images(x, name="x", ndim=4, channels=in_channels)
 
 
 class SmallCNN3(nn.Module):

@@ -1,0 +1,49 @@
+"""Input validation shared by the methods and models: one place that says what was wrong and what to do."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["InputError", "check_images"]
+
+
+class InputError(ValueError, TypeError):
+    """Bad input (wrong type, shape, dtype or value range); both a ValueError and a TypeError."""
+
+
+def _shape_text(ndim: int, channels: int | None) -> str:
+    c = str(channels) if channels is not None else "C"
+    return {4: f"[B, {c}, H, W]", 3: f"[{c}, H, W]"}.get(ndim, f"{ndim}-D")
+
+
+def check_images(
+    x: object,
+    *,
+    name: str = "images",
+    ndim: int = 4,
+    channels: int | None = None,
+    value_range: tuple[float, float] | None = None,
+    tol: float = 1e-4,
+    hint: str = "",
+) -> torch.Tensor:
+    """Check that ``x`` is a float tensor of rank ``ndim`` (with ``channels`` at dim -3 if given)
+    whose values lie in ``value_range`` (within ``tol``); return it unchanged.
+
+    Raises :class:`InputError` whose message names the argument, what was expected, what was
+    found, and ``hint`` (what to do).
+    """
+    want = _shape_text(ndim, channels)
+    rgb = " RGB" if channels == 3 else ""
+    rng = f" in [{value_range[0]:g}, {value_range[1]:g}]" if value_range else ""
+    tail = f"; {hint}" if hint else ""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got {type(x).__name__}{tail}")
+    if x.dim() != ndim or (channels is not None and x.shape[-3] != channels):
+        raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got shape {tuple(x.shape)}{tail}")
+    if not x.is_floating_point():
+        raise InputError(f"{name} must be floating point{rng}, got dtype {x.dtype}{tail}")
+    if value_range is not None and x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < value_range[0] - tol or hi > value_range[1] + tol:
+            raise InputError(f"{name} must lie{rng}, got values in [{lo:.3g}, {hi:.3g}]{tail}")
+    return x
