@@ -89,9 +89,8 @@ def build_efficientnet_lite(variant: int, pretrained: bool = True) -> nn.Module:
         )
     model = EfficientNet.from_name(f"efficientnet-lite{variant}")
     if pretrained:
-        state = torch.load(
-            efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True
-        )
+        weights = efficientnet_lite_weights_path(variant)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     return model.eval()
 
