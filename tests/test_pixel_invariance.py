@@ -177,3 +177,24 @@ def test_bad_inputs_raise() -> None:
         PixelInvariance(RegionModel(), n_augments=1)
     with pytest.raises(ValueError):
         SurrogateConfig(reduction="median")
+
+
+def test_barlow_twins_checkpoint_maps_strictly_onto_resnet50():
+    """The authors' DDP checkpoint layout loads strictly (no silently random weights)."""
+    from torchvision.models import resnet50
+
+    from visxai.models.ssl import barlow_twins_projector, barlow_twins_state
+
+    src = resnet50()
+    src.fc = torch.nn.Identity()
+    proj = barlow_twins_projector(dim=16)
+    ckpt = {"model": {**{f"module.backbone.{k}": v for k, v in src.state_dict().items()},
+                      **{f"module.projector.{k}": v for k, v in proj.state_dict().items()},
+                      "module.bn.running_mean": torch.zeros(16)}}
+    net = resnet50()
+    net.fc = barlow_twins_projector(dim=16)
+    net.load_state_dict(barlow_twins_state(ckpt), strict=True)
+    assert torch.equal(net.conv1.weight, src.conv1.weight)
+    assert torch.equal(net.fc[0].weight, proj[0].weight)
+    with pytest.raises(ValueError, match="no projector"):
+        barlow_twins_state({k.removeprefix("module.backbone."): v for k, v in ckpt["model"].items() if "backbone" in k})

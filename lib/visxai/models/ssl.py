@@ -53,6 +53,8 @@ __all__ = [
     "PAPER_SSL_ARTEFACTS",
     "photo_tensor",
     "load_paper_ssl",
+    "barlow_twins_projector",
+    "barlow_twins_state",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -301,6 +303,33 @@ def photo_tensor(name: str, size: int) -> torch.Tensor:
     return tf(load_photo(name)).clamp(0, 1)
 
 
+def barlow_twins_projector(dim: int = 8192) -> nn.Sequential:
+    """Barlow Twins' projector (facebookresearch/barlowtwins main.py): 2048-8192-8192-8192, BN+ReLU between."""
+    return nn.Sequential(
+        nn.Linear(2048, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+    )
+
+
+def barlow_twins_state(ckpt: dict) -> dict[str, torch.Tensor]:
+    """Map the authors' checkpoint (``ckpt['model']``: ``module.backbone.*``, ``module.projector.*``)
+    onto a torchvision ResNet-50 whose ``fc`` is :func:`barlow_twins_projector`.
+
+    Raises ``ValueError`` for the backbone-only release (``resnet50.pth``), which has no projector.
+    """
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if not any(k.startswith("projector.") for k in state):
+        raise ValueError(
+            "this Barlow Twins file has no projector ('projector.*' keys): Pixel Invariance needs the full "
+            "checkpoint.pth of the release (python -m visxai fetch barlowtwins-r50), not resnet50.pth"
+        )
+    out = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.") and ".fc." not in k}
+    out.update({"fc." + k.removeprefix("projector."): v for k, v in state.items() if k.startswith("projector.")})
+    return out
+
+
 def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module, tuple, tuple]:
     """The paper profile's ResNet-50 + projection head for ``name`` (keys of :data:`PAPER_SSL_ARTEFACTS`).
 
@@ -337,12 +366,9 @@ def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Mo
             nn.Linear(2048, 2048), nn.BatchNorm1d(2048, affine=False),
         )
         net.load_state_dict(state, strict=True)
-    else:  # Barlow Twins: torch.hub's resnet50 backbone + the released projector
-        from ..data import load_manifest
-
-        files = [f.path for f in load_manifest(art).files]
-        backbone = torch.load(artefact_path(art, files[0]), map_location="cpu", weights_only=True)
+    else:  # Barlow Twins: the authors' full checkpoint, state_dict under 'model' prefixed 'module.'
+        ckpt = torch.load(artefact_path(art, "checkpoint.pth"), map_location="cpu", weights_only=True)
         net = resnet50()
-        net.fc = nn.Identity()
-        net.load_state_dict(backbone, strict=False)
+        net.fc = barlow_twins_projector()
+        net.load_state_dict(barlow_twins_state(ckpt), strict=True)
     return net.eval().to(device), IMAGENET_MEAN, IMAGENET_STD
