@@ -30,6 +30,10 @@ Command line (the torchrun entry point; the same command without torchrun runs o
     torchrun --standalone --nproc_per_node=2 -m visxai.distributed segmentation \
         --model synthetic-multilabel --method agf --data synthetic --n 2000 --out runs/seg-synthetic-agf
 
+    # paper scale, Table 3 (ImageNet-Segmentation, the paper's VGG-19, predicted class)
+    torchrun --standalone --nproc_per_node=8 -m visxai.distributed segmentation \
+        --profile paper --model vgg19 --method agf --data imagenet-seg --n 4276 --out runs/seg-imagenet-vgg19-agf
+
 The per-image results are read back with :func:`load_results`. ``--data synthetic`` always uses
 the project's multi-label CNN (:func:`visxai.models.selfsup.load_multilabel`) and explains every
 class with probability > 0.5 that is present in the image (``[N, 10]`` rows).
@@ -259,6 +263,8 @@ def _task_fn(args: argparse.Namespace, ctx: DistContext) -> tuple[Callable[[torc
         loaded = load_model(args.model, profile=args.profile, device=str(ctx.device))
         model = loaded.model.to(ctx.device).eval()
         normalize = loaded.normalize
+    if args.task == "negative-perturbation" and args.data in ("imagenet-seg", "voc2012"):
+        raise SystemExit(f"--data {args.data} is a segmentation set: use the segmentation task")
     n, get = eval_data(args.data, args.n, args.seed, loaded)
 
     def fn(idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -271,7 +277,11 @@ def _task_fn(args: argparse.Namespace, ctx: DistContext) -> tuple[Callable[[torc
         if masks is None:
             raise SystemExit(f"--data {args.data} has no segmentation masks")
         if yb.dim() == 2:  # multi-label (synthetic set): every class with p > 0.5 that is present, [B, K] rows
-            pidx, cls = multilabel_pairs(predict(model, xb, normalize), yb)
+            logits = predict(model, xb, normalize)
+            if logits.shape[1] != yb.shape[1]:
+                raise SystemExit(f"--data {args.data} has {yb.shape[1]} labels but --model {args.model} gives "
+                                 f"{logits.shape[1]} outputs: a multi-label model with one output per class is needed")
+            pidx, cls = multilabel_pairs(logits, yb)
             k = yb.shape[1]
             out = {"correct": torch.zeros(len(xb), k, dtype=torch.int64), "labeled": torch.zeros(len(xb), k, dtype=torch.int64),
                    "ap": torch.zeros(len(xb), k, dtype=torch.float64), "explained": torch.zeros(len(xb), k, dtype=torch.bool)}
@@ -298,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["offline", "paper"], default="offline")
     p.add_argument("--model", required=True, help="a visxai.models.load_model name, e.g. fmnist-vgg or vgg19")
     p.add_argument("--method", default="agf", help="a visxai.methods.explain method name")
-    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist | synthetic | imagenet-val")
+    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012")
     p.add_argument("--n", type=int, default=1000, help="number of images (the first n of the split)")
     p.add_argument("--explain", choices=["predicted", "target"], default="predicted")
     p.add_argument("--chunk-size", type=int, default=64)

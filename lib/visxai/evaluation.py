@@ -216,7 +216,11 @@ def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[
 
     ``fashion-mnist`` (test split; masks None), ``synthetic`` (test split; masks = the
     :class:`~visxai.data.synthetic.SyntheticSet` subset), ``imagenet-val`` (paper profile: the
-    committed subset list, read lazily through ``loaded.preprocess``; labels need the ImageFolder layout).
+    committed subset list, read lazily through ``loaded.preprocess``; labels need the ImageFolder layout),
+    ``imagenet-seg`` (paper profile, Table 3: ImageNet-Segmentation resized to 224, labels -1 =
+    unknown, masks ``[N,224,224]`` 0/1; all ``n`` images are held in memory, ~0.6 MB each) and
+    ``voc2012`` (paper profile, Table 3: VOC 2012 val, multi-hot labels ``[N,20]``, masks a
+    :class:`~visxai.data.segmentation_sets.VOCMasks`; needs a 20-output multi-label model).
     """
     if name == "fashion-mnist":
         from .data import load_fashion_mnist
@@ -244,7 +248,19 @@ def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[
             return torch.stack(xs).clamp(0, 1), ys, None
 
         return len(items), get
-    raise SystemExit(f"unknown --data {name!r}: fashion-mnist | synthetic | imagenet-val")
+    if name == "imagenet-seg":  # paper profile, Table 3: ImageNet-Segmentation (foreground masks)
+        from .data.segmentation_sets import load_imagenet_segmentation
+
+        x, m = load_imagenet_segmentation(n)  # raises ArtefactMissing with the fetch command when absent
+        y = torch.full((len(x),), -1, dtype=torch.int64)  # no class labels: the predicted class is explained
+        return len(x), lambda idx: (x[idx], y[idx], m[idx])
+    if name == "voc2012":  # paper profile, Table 3: VOC 2012 val, multi-hot labels [N,20], per-class masks
+        from .data.segmentation_sets import VOCMasks, load_voc2012_segmentation
+
+        x, y, m = load_voc2012_segmentation("val", n)
+        masks = VOCMasks(m)
+        return len(x), lambda idx: (x[idx], y[idx], masks.subset(idx))
+    raise SystemExit(f"unknown --data {name!r}: fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012")
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
