@@ -36,6 +36,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops import roi_align
 
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ..device import make_generator, seed_everything
 from . import training as _training
 
@@ -57,8 +58,6 @@ __all__ = [
     "barlow_twins_state",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 OBJECTIVES = ("simclr", "simsiam", "barlowtwins")
 #: photos used for evaluation in notebook 01, never seen in SSL training
 EVAL_PHOTOS = ("chelsea", "coffee", "astronaut", "dog", "horses", "giraffe")
