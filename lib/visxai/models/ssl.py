@@ -333,17 +333,13 @@ def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Mo
     """The paper profile's ResNet-50 + projection head for ``name`` (keys of :data:`PAPER_SSL_ARTEFACTS`).
 
     Returns (model mapping normalised images to projection outputs, mean, std). Missing weights raise
-    ``visxai.data.ArtefactMissing`` naming ``python -m visxai fetch NAME``. SimCLRv2 is released as a
-    TensorFlow checkpoint; its conversion is NOT implemented here. Convert once with
-    Separius/SimCLRv2-Pytorch (needs TensorFlow), as the Pixel Invariance authors did::
+    ``visxai.data.ArtefactMissing`` naming ``python -m visxai fetch NAME``.
 
-        python convert.py <cache>/simclrv2-r50-1x/model.ckpt-250228 --ema   # -> r50_1x_sk0_ema.pth
-
-    and place ``r50_1x_sk0_ema.pth`` (``r50_2x_sk0_ema.pth``) next to the checkpoint files; this
-    function then loads it with ``weights_only=True`` into that repository's ResNet definition, which
-    is not vendored here, so it raises ``NotImplementedError`` with these instructions.
-    SimSiam and Barlow Twins are torchvision ResNet-50s plus their projection MLPs (2048-2048-2048
-    with BN for SimSiam; 8192-8192-8192 for Barlow Twins).
+    * SimCLRv2 1x / 2x: the authors' TensorFlow checkpoint, read without TensorFlow and mapped onto
+      :class:`visxai.models.simclrv2.SimCLRv2` (EMA weights, as the Pixel Invariance authors'
+      ``convert.py --ema``); SimCLR takes [0, 1] images, so mean 0 and std 1.
+    * SimSiam and Barlow Twins: torchvision ResNet-50s plus their projection MLPs (2048-2048-2048
+      with BN for SimSiam; 8192-8192-8192 for Barlow Twins), ImageNet mean/std.
     """
     from torchvision.models import resnet50
 
@@ -353,8 +349,11 @@ def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Mo
         raise ValueError(f"unknown paper SSL model {name!r}; choose from {sorted(PAPER_SSL_ARTEFACTS)}")
     art = PAPER_SSL_ARTEFACTS[name]
     if name.startswith("simclrv2"):
-        artefact_path(art, "model.ckpt-250228.index")  # raises ArtefactMissing if not fetched
-        raise NotImplementedError(load_paper_ssl.__doc__)
+        from .simclrv2 import load_simclrv2
+
+        artefact_path(art, "model.ckpt-250228.data-00000-of-00001")  # raises ArtefactMissing if not fetched
+        net = load_simclrv2(artefact_path(art, "model.ckpt-250228.index"), ema=True)
+        return net.to(device), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     if name == "simsiam":
         state = torch.load(artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True)
         state = {k.removeprefix("module.encoder."): v for k, v in state["state_dict"].items() if k.startswith("module.encoder.")}
