@@ -198,3 +198,25 @@ def test_barlow_twins_checkpoint_maps_strictly_onto_resnet50():
     assert torch.equal(net.fc[0].weight, proj[0].weight)
     with pytest.raises(ValueError, match="no projector"):
         barlow_twins_state({k.removeprefix("module.backbone."): v for k, v in ckpt["model"].items() if "backbone" in k})
+
+
+def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch):
+    """The authors' checkpoint layout (module.encoder.* with the projector as fc, module.predictor.*,
+    optimizer state) loads strictly with weights_only=True from the artefact cache."""
+    from torchvision.models import resnet50
+
+    from visxai.models.ssl import load_paper_ssl, simsiam_projector, simsiam_state
+
+    src = resnet50()
+    src.fc = simsiam_projector()
+    state = {f"module.encoder.{k}": v for k, v in src.state_dict().items()}
+    state["module.predictor.0.weight"] = torch.randn(4, 4)
+    monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
+    (tmp_path / "simsiam-r50").mkdir()
+    torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}},
+               tmp_path / "simsiam-r50" / "checkpoint_0099.pth.tar")
+    net, mean, std = load_paper_ssl("simsiam")
+    assert torch.equal(net.conv1.weight, src.conv1.weight) and torch.equal(net.fc[6].bias, src.fc[6].bias)
+    assert mean == (0.485, 0.456, 0.406) and not net.training
+    with pytest.raises(ValueError, match="no 'module.encoder.fc"):
+        simsiam_state({"state_dict": {k: v for k, v in state.items() if ".fc." not in k}})

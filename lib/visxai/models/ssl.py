@@ -55,6 +55,8 @@ __all__ = [
     "photo_tensor",
     "load_paper_ssl",
     "barlow_twins_projector",
+    "simsiam_projector",
+    "simsiam_state",
     "barlow_twins_state",
 ]
 
@@ -302,6 +304,31 @@ def photo_tensor(name: str, size: int) -> torch.Tensor:
     return tf(load_photo(name)).clamp(0, 1)
 
 
+def simsiam_projector(dim: int = 2048) -> nn.Sequential:
+    """SimSiam's projector (facebookresearch/simsiam builder.py): 2048-2048-2048, BN+ReLU between, final BN without affine."""
+    return nn.Sequential(
+        nn.Linear(2048, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(inplace=True),
+        nn.Linear(2048, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(inplace=True),
+        nn.Linear(2048, dim), nn.BatchNorm1d(dim, affine=False),
+    )
+
+
+def simsiam_state(ckpt: dict) -> dict[str, torch.Tensor]:
+    """Map the authors' checkpoint (``ckpt['state_dict']``: ``module.encoder.*`` incl. the projector as
+    ``fc``, ``module.predictor.*``) onto a torchvision ResNet-50 whose ``fc`` is :func:`simsiam_projector`.
+
+    Raises ``ValueError`` for a linear-classification checkpoint (no ``module.encoder.`` keys).
+    """
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    out = {k.removeprefix("module.encoder."): v for k, v in state.items() if k.startswith("module.encoder.")}
+    if not any(k.startswith("fc.") for k in out):
+        raise ValueError(
+            "this SimSiam file has no 'module.encoder.fc.*' projector keys: Pixel Invariance needs the pre-training "
+            "checkpoint_0099.pth.tar (python -m visxai fetch simsiam-r50), not a linear-evaluation checkpoint"
+        )
+    return out
+
+
 def barlow_twins_projector(dim: int = 8192) -> nn.Sequential:
     """Barlow Twins' projector (facebookresearch/barlowtwins main.py): 2048-8192-8192-8192, BN+ReLU between."""
     return nn.Sequential(
@@ -355,15 +382,10 @@ def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Mo
         net = load_simclrv2(artefact_path(art, "model.ckpt-250228.index"), ema=True)
         return net.to(device), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     if name == "simsiam":
-        state = torch.load(artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True)
-        state = {k.removeprefix("module.encoder."): v for k, v in state["state_dict"].items() if k.startswith("module.encoder.")}
+        ckpt = torch.load(artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True)
         net = resnet50()
-        net.fc = nn.Sequential(
-            nn.Linear(2048, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(inplace=True),
-            nn.Linear(2048, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(inplace=True),
-            nn.Linear(2048, 2048), nn.BatchNorm1d(2048, affine=False),
-        )
-        net.load_state_dict(state, strict=True)
+        net.fc = simsiam_projector()
+        net.load_state_dict(simsiam_state(ckpt), strict=True)
     else:  # Barlow Twins: the authors' full checkpoint, state_dict under 'model' prefixed 'module.'
         ckpt = torch.load(artefact_path(art, "checkpoint.pth"), map_location="cpu", weights_only=True)
         net = resnet50()
