@@ -328,6 +328,7 @@ REQUIRED_ARTEFACTS = {
     "mnist", "mnist-10k", "fashion-mnist", "photos", "resnet50-imagenet", "vgg19-imagenet",
     "inception-v3-imagenet", "simclrv2-r50-1x", "simclrv2-r50-2x", "barlowtwins-r50", "simsiam-r50",
     "imagenet-val", "imagenet-segmentation", "voc2012",
+    "scan-r50-imagenet", "sela-r50-imagenet", "rotnet-alexnet-imagenet",
 }
 
 
