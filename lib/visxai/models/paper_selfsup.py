@@ -299,6 +299,16 @@ def _fill_bn_counters(state: dict[str, torch.Tensor], module: nn.Module) -> dict
     return state
 
 
+def _state_of(ckpt: Any, what: str) -> dict[str, Any]:
+    """The (``module.``-stripped) state dict inside a checkpoint, or ``ValueError`` naming ``what`` was expected."""
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"not a {what} checkpoint: expected a dict, got {type(ckpt).__name__}")
+    state = _find_state(ckpt)
+    if not _is_state(state):
+        raise ValueError(f"not a {what} checkpoint: no state dict (keys: {sorted(ckpt)[:6]})")
+    return _strip_module(state)
+
+
 def _looks_like(state: Mapping[str, Any]) -> str:
     keys = set(state)
     if any(k.startswith("contrastive_head") for k in keys):
@@ -350,12 +360,7 @@ def sela_state(ckpt: Mapping[str, Any], head: int = 0) -> dict[str, torch.Tensor
     ``module.`` prefix. ``ValueError`` for torchvision-style or v1 (BN after the stem) ResNets, AlexNets,
     or a missing head.
     """
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f"not a SeLa checkpoint: expected a dict, got {type(ckpt).__name__}")
-    state = _find_state(ckpt)
-    if not _is_state(state):
-        raise ValueError(f"not a SeLa checkpoint: no state dict (keys: {sorted(ckpt)[:6]})")
-    state = _strip_module(state)
+    state = _state_of(ckpt, "SeLa")
     w0 = state.get("features.0.weight")
     if w0 is None or tuple(w0.shape) != (64, 3, 7, 7) or "features.1.weight" in state or "features.2.0.bn1.weight" not in state:
         raise ValueError(
@@ -386,12 +391,7 @@ def rotnet_state(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     without ``module.``. ``ValueError`` for a Sobel (DeepCluster) or multi-head (SeLa) AlexNet, a
     head that is not 4-way, or a model that is not this AlexNet.
     """
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f"not a RotNet checkpoint: expected a dict, got {type(ckpt).__name__}")
-    state = _find_state(ckpt)
-    if not _is_state(state):
-        raise ValueError(f"not a RotNet checkpoint: no state dict (keys: {sorted(ckpt)[:6]})")
-    state = _strip_module(state)
+    state = _state_of(ckpt, "RotNet")
     if any(k.startswith("sobel.") for k in state):
         raise ValueError("this AlexNet has a Sobel input layer (a DeepCluster-style model), not the RGB RotNet")
     if any(re.fullmatch(r"top_layer\d+\.weight", k) for k in state):
