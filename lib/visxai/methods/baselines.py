@@ -8,7 +8,7 @@ Adapters (no re-implementation) to maintained libraries:
 - pytorch-grad-cam: Grad-CAM and FullGrad.
 
 Written here, on the AGF relevance machinery (``visxai.methods.agf``), because no maintained
-library has them: RAP (simplified, see ``agf.rules.RAPRules``), CLRP (Gu et al. 2018, Eq. 3) and
+library has them: RAP (the AGF authors' RAP rules, see ``agf.rules.RAPRules``), CLRP (Gu et al. 2018, Eq. 3) and
 SGLRP (Iwana et al. 2019). Meaningful Perturbation (Fong & Vedaldi, ICCV 2017) is IMPLEMENTED
 here (TorchRay only has extremal perturbation): a low-resolution mask optimised with Adam to
 delete the class evidence by blending with a blurred image, with L1 and total-variation
@@ -233,7 +233,8 @@ def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.
 
 # ----------------------------------------------------------------------------- our machinery
 def rap(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """RAP (simplified re-implementation on the AGF machinery), summed over channels."""
+    """RAP (Nam et al. 2020) with the AGF authors' rules and start (one-hot x logit; see
+    ``agf.rules.RAPRules``), summed over channels (signed), as their scripts do."""
     return relevance(model, x, RAPRules(), target).sum(1).detach()
 
 

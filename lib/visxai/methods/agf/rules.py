@@ -9,7 +9,7 @@ in tests/test_agf.py.
 
 Rule sets (subclasses of ``RuleSet``) map a traced module call to the relevance at its inputs:
 ``LRPRules`` (alpha-beta / z+ / epsilon, z^B on the first layer, as in the authors' LRP code),
-``RAPRules`` (a simplified RAP, see its docstring) and, in core.py, ``AGFRules``.
+``RAPRules`` (RAP as in the AGF authors' code, see its docstring) and, in core.py, ``AGFRules``.
 """
 
 from __future__ import annotations
@@ -326,47 +326,164 @@ class LRPRules(RuleSet):
         return self._apply(self.linear_rule, node, R)
 
 
-class RAPRules(RuleSet):
-    """Relative Attributing Propagation (Nam et al., AAAI 2020), simplified re-implementation.
+def rap_divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The RAP authors' ``safe_divide``: a / (b + 1e-9), and 0 where b == 0 (not sign-stabilised;
+    AGFVisualization modules/layers_rap.py). Kept for RAP so that our maps equal theirs."""
+    den = b + 1e-9
+    den = torch.where(den == 0, 1e-9, den)
+    return torch.where(b != 0, a / den, 0.0)
 
-    - Output layer: the target's contributions c = x * w_t become absolute influences rescaled
-      to the logit, R = |c| * sum(c) / sum(|c|) (RAP's "absolute influence normalisation";
-      the bias share is left out here).
-    - Other Linear / k x k convs: positive relevance flows along positive contributions
-      (x+w+, x-w-), negative relevance along negative ones (x+w-, x-w+), then the uniform shift
-      R -= (sum R_in - sum R_out) / #nonzero restores conservation (RAP's shift; Def. 2).
-    - 1x1 convs: the |z| rule (as the authors' RAP code); the image layer: z^B.
-    No maintained library implements RAP; the authors' RAP code differs in details (bias
-    shares at the output layer and in BatchNorm), which we do not reproduce.
+
+def _rap_reciprocal(b: torch.Tensor) -> torch.Tensor:
+    """``rap_divide(1, b)`` (multiplying by it equals ``rap_divide(a, b)`` to rounding)."""
+    den = b + 1e-9
+    den.masked_fill_(den == 0, 1e-9)
+    return den.reciprocal_().masked_fill_(b == 0, 0.0)
+
+
+class RAPRules(RuleSet):
+    """Relative Attributing Propagation (Nam et al., AAAI 2020) as in the AGF authors' RAP code.
+
+    Follows ``RAP_relprop`` of shirgur/AGFVisualization modules/layers_rap.py (a copy of
+    wjNam/Relative_Attributing_Propagation modules/layers.py plus a |z| rule for 1x1 convs),
+    with their stabiliser ``rap_divide``. Per layer (P = fwd(|x|, W+), N = fwd(|x|, |W-|) >= 0,
+    computed separately for the positive and for the negative inputs, each part shifted alone):
+
+    - Linear / k x k Conv2d ("pos_prop" + "shift_rel"): relevance R flows in full along the W+
+      paths (R / P) and *in addition* along the |W-| paths with the share N / (P + N); the conv
+      version sends negative relevance in full along the |W-| paths instead (their Conv2d and
+      Linear differ there; we keep both). The total then exceeds R, and the uniform shift
+      C -= (sum C - sum R) / #(C != 0) on the non-zero units restores sum C = sum R per sample:
+      weakly contributing units become negative, so the maps are signed.
+    - 1 x 1 Conv2d: the |z| rule |x| |W| (AGF authors' addition; conserves R, no shift).
+    - The layer on the image: z^B with the per-sample image min / max ("final_backward").
+    - BatchNorm2d: their rule subtracts a bias share from R and re-adds it through the same
+      linear map, so the share cancels exactly; what remains is R * z / (z + 1e-9) masked to
+      z != 0, z = x * gamma / sqrt(var^2 + eps) (their var^2, visible only via the 1e-9).
+    - ReLU / Dropout pass R unchanged; pools and residual ``Sum2`` (their ``Add``) use the
+      z-rule; a tensor read twice (ResNet skip) gets the sum (their Bottleneck's ``x1 + x``).
+    - Start (``start``): ``"logit"`` (default) is what the AGF authors' evaluation scripts pass,
+      one-hot x logit (``clrp_target``); their ``R_p.max() == 1`` test then never holds, so
+      the output Linear uses pos_prop + shift as well. ``"onehot"`` is Nam et al.'s main.py:
+      a one-hot start, and the output Linear uses "first_prop" (the contributions x w_t plus a
+      bias share b_t split between the positive and the negative contributions, given to the
+      x+ W+ and x+ W- units) followed by "redistribute" |c| sum(c) / sum(|c|).
+
+    Differences (ours): the image layer is the one that reads the input, not "a conv with 3
+    input channels"; grouped / padded-same convs use their true VJP (the authors' code has no
+    groups); BasicBlock shares use the sum (their Clone rule for BasicBlock does not run); a
+    Linear without bias gets a zero bias share; batched instead of one image at a time (each
+    sample is processed independently, so the values are the same).
+
+    tests/test_rap.py re-derives the maps from the authors' formulas (their autograd
+    ``gradprop``, one image at a time) and checks equality to 1e-6. Cost: two forwards and two
+    VJPs per pos_prop layer (the x+ and x- parts share one batched call).
     """
 
+    def __init__(self, start: str = "logit") -> None:
+        if start not in ("logit", "onehot"):
+            raise ValueError(f"RAPRules start must be 'logit' or 'onehot', got {start!r}")
+        self.start_mode = start
+
+    def start(self, tr: Trace, target: torch.Tensor) -> torch.Tensor:
+        onehot = F.one_hot(target, tr.logits.shape[1]).to(tr.logits.dtype)
+        return onehot if self.start_mode == "onehot" else onehot * tr.logits.detach()
+
+    def __call__(self, tr: Trace, node: Node, R: torch.Tensor) -> list[torch.Tensor]:
+        m = node.module
+        if isinstance(m, (nn.ReLU, nn.ReLU6)):
+            return [R]  # the authors' ReLU passes R (R is 0 where the output is 0 anyway)
+        if isinstance(m, nn.BatchNorm2d):
+            return [self._batchnorm(node, R)]
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+            x = node.inputs[0]
+            (g,) = torch.autograd.grad(node.output, x, rap_divide(R, node.output), retain_graph=True)
+            return [x * g]
+        if isinstance(m, Sum2):
+            a, b = node.inputs
+            S = rap_divide(R, node.output)
+            return [a * S, b * S]
+        return super().__call__(tr, node, R)
+
+    # -- rules
     def linear(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
         m, x = node.module, node.inputs[0]
-        if node.index == tr.out_index:
-            c = x * (R @ m.weight)
-            a = c.abs()
-            return a * safe_divide(c.sum(1, keepdim=True), a.sum(1, keepdim=True))
-        return self._signed(LinearOp(m), x, m.weight, R)
+        if self.start_mode == "onehot" and node.index == tr.out_index:
+            return self._first_prop(m, x, R)
+        return self._pos_prop(LinearOp(m), x, m.weight, R, conv=False)
 
     def conv(self, tr: Trace, node: Node, R: torch.Tensor) -> torch.Tensor:
         m, x = node.module, node.inputs[0]
         op = LinearOp(m)
         if node.is_first:
-            return z_box(op, x, m.weight, R, *image_bounds(x))
-        if m.kernel_size == (1, 1):
-            return z_abs(op, x, m.weight, R)
-        return self._signed(op, x, m.weight, R)
+            return self._zbox(op, x, m.weight, R)
+        if m.weight.shape[2] == 1:  # the authors' test for a 1 x 1 kernel
+            xa, wa = x.abs(), abs_weight(m.weight)
+            S = rap_divide(R, op.fwd(xa, wa))
+            return xa * op.vjp(x.shape, wa, S)
+        if self.start_mode == "onehot" and node.index == tr.out_index:
+            raise UnsupportedLayerError("RAP's one-hot start needs a Linear output layer")
+        return self._pos_prop(op, x, m.weight, R, conv=True)
 
     @staticmethod
-    def _signed(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-        xp, xn = x.clamp(min=0), x.clamp(max=0)
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
-        Rp, Rn = R.clamp(min=0), R.clamp(max=0)
-        Sp = safe_divide(Rp, op.fwd(xp, wp) + op.fwd(xn, wn))
-        Sn = safe_divide(Rn, op.fwd(xp, wn) + op.fwd(xn, wp))
-        C = (xp * op.vjp(x.shape, wp, Sp) + xn * op.vjp(x.shape, wn, Sp)
-             + xp * op.vjp(x.shape, wn, Sn) + xn * op.vjp(x.shape, wp, Sn))
+    def _batchnorm(node: Node, R: torch.Tensor) -> torch.Tensor:
+        m, x = node.module, node.inputs[0]
+        scale = (m.running_var.pow(2) + m.eps).pow(0.5)  # sic (authors): var^2
+        w = (m.weight / scale if m.weight is not None else 1.0 / scale)[None, :, None, None]
+        z = x * w
+        return _rap_reciprocal(z).mul_(z).mul_(R)  # R * rap_divide(z, z)
+
+    @staticmethod
+    def _zbox(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        low, high = image_bounds(x)
+        wp, wn = pos_weight(w), neg_weight(w)
+        S = rap_divide(R, op.fwd(x, w) - op.fwd(low, wp) - op.fwd(high, wn))
+        return x * op.vjp(x.shape, w, S) - low * op.vjp(x.shape, wp, S) - high * op.vjp(x.shape, wn, S)
+
+    @staticmethod
+    def _pos_prop(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
+                  conv: bool) -> torch.Tensor:
+        B = x.shape[0]
+        parts = [x.clamp(min=0)]
+        if bool((x < 0).any()):  # the x- part is exactly 0 (and unshifted) without negatives
+            parts.append(x.clamp(max=0).neg_())
+        a = torch.cat(parts) if len(parts) > 1 else parts[0]
+        Rr = R.repeat(len(parts), *([1] * (R.dim() - 1))) if len(parts) > 1 else R
+        wp = pos_weight(w)
+        wn = derived(w, "negabs", lambda t: t.clamp(max=0).neg())
+        P, N = op.fwd(a, wp), op.fwd(a, wn)
+        Z = P + N
+        inv_z = _rap_reciprocal(Z)
+        q, share = Z.mul_(inv_z), inv_z.mul_(N)  # rap_divide(Z, Z), rap_divide(N, Z)
+        if conv:  # Conv2d: R- along |W-| in full, plus the N / Z share of R along |W-|
+            SP = Rr.clamp(min=0).mul_(q).mul_(_rap_reciprocal(P))
+            SN = Rr.clamp(max=0).mul_(q).add_(share.mul_(Rr)).mul_(_rap_reciprocal(N))
+        else:  # Linear: R along W+ in full, plus the N / Z share of R along |W-|
+            SP = q.mul_(Rr).mul_(_rap_reciprocal(P))
+            SN = share.mul_(Rr).mul_(_rap_reciprocal(N))
+        C = op.vjp(a.shape, wp, SP).add_(op.vjp(a.shape, wn, SN)).mul_(a)
         dims = _sum_dims(C)
-        excess = C.sum(dim=dims, keepdim=True) - R.sum(dim=_sum_dims(R), keepdim=True)
         nonzero = (C != 0).to(C.dtype)
-        return C - safe_divide(excess, nonzero.sum(dim=dims, keepdim=True)) * nonzero
+        excess = C.sum(dim=dims, keepdim=True) - Rr.sum(dim=_sum_dims(Rr), keepdim=True)
+        C.sub_(rap_divide(excess, nonzero.sum(dim=dims, keepdim=True)) * nonzero)  # shift_rel
+        return C if len(parts) == 1 else C[:B] + C[B:]
+
+    @staticmethod
+    def _first_prop(m: nn.Module, x: torch.Tensor, pd: torch.Tensor) -> torch.Tensor:
+        w = m.weight
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        wp, wn = pos_weight(w), neg_weight(w)
+        Z1, Z2, Z3, Z4 = F.linear(xp, wp), F.linear(xp, wn), F.linear(xn, wp), F.linear(xn, wn)
+        pos = (Z1 * pd + Z4 * pd).sum(-1, keepdim=True)
+        neg = (Z2 * pd + Z3 * pd).sum(-1, keepdim=True)
+        b = m.bias if m.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        bp = b * pd * rap_divide(pos, pos + neg)
+        bn = b * pd * rap_divide(neg, pos + neg)
+        C = (xp * (rap_divide(Z1 * pd, Z1) @ wp) + xn * (rap_divide(Z4 * pd, Z4) @ wn)
+             + xp * (rap_divide(bp, Z1) @ wp)
+             + xp * (rap_divide(Z2 * pd, Z2) @ wn) + xn * (rap_divide(Z3 * pd, Z3) @ wp)
+             + xp * (rap_divide(bn, Z2) @ wn))
+        # redistribute: |C| * sum(C) / sum(|C|)
+        Cp, Cn = C.clamp(min=0), C.clamp(max=0)
+        total, net = (Cp - Cn).sum(-1, keepdim=True), (Cp + Cn).sum(-1, keepdim=True)
+        return rap_divide(Cp, total) * net - rap_divide(Cn, total) * net
