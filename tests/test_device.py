@@ -118,3 +118,8 @@ def test_configure_threads_reads_env(monkeypatch):
             configure_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_batched_map_on_empty_inputs_keeps_the_output_structure():
+    out = batched_map(lambda x, y: {"s": x * 2, "t": y}, torch.empty(0, 3), torch.empty(0, dtype=torch.long))
+    assert out["s"].shape == (0, 3) and out["t"].dtype == torch.long

@@ -154,3 +154,31 @@ def test_eval_data_choices_for_the_paper_sets(tmp_path, monkeypatch):
     assert n == 2 and y.shape == (2, 20) and isinstance(masks, VOCMasks) and len(masks) == 2
     with pytest.raises(SystemExit, match="imagenet-seg"):
         eval_data("nope", 1, 0, None)
+
+
+def test_eval_data_imagenet_val_reads_the_imagefolder_layout(tmp_path, monkeypatch):
+    """``eval_data("imagenet-val")`` (Table 2/4 paper profile, torchrun): the committed subset's first n
+    images through ``loaded.preprocess``, labels = index of the wnid folder in sorted order."""
+    from types import SimpleNamespace
+
+    from torchvision import transforms as T
+
+    from visxai.data.imagenet import imagenet_val_subset
+    from visxai.evaluation import eval_data
+
+    wnids = [f"n{i:08d}" for i in range(1000)]
+    for w in wnids:
+        (tmp_path / w).mkdir()
+    rng = np.random.default_rng(0)
+    where = {}
+    for k, name in enumerate(imagenet_val_subset(3)):
+        w = wnids[(7 * k + 5) % 1000]
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / w / name)
+        where[k] = wnids.index(w)
+    monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(tmp_path))
+    loaded = SimpleNamespace(preprocess=T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor()]), denormalize=lambda t: t)
+    n, get = eval_data("imagenet-val", 3, 0, loaded)
+    x, y, masks = get(torch.tensor([2, 0]))
+    assert n == 3 and x.shape == (2, 3, 16, 16) and x.dtype == torch.float32 and masks is None
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert y.tolist() == [where[2], where[0]]

@@ -123,7 +123,7 @@ def batched_map(
     along dim 0 on the CPU. Chunks are moved to ``device`` if given. On an out-of-memory error
     the chunk size is halved (down to ``min_batch_size``) and the chunk retried, so callers can
     ask for large batches on a GPU without knowing its memory. ``progress`` shows a tqdm bar
-    (a string is used as its description).
+    (a string is used as its description). Empty inputs give ``fn`` of the empty inputs.
     """
     if not tensors:
         raise ValueError("batched_map needs at least one tensor to split")
@@ -132,6 +132,9 @@ def batched_map(
         if len(t) != n:
             raise ValueError(f"batched_map: inputs have different lengths ({n} vs {len(t)})")
     dev = torch.device(device) if device is not None else None
+    if n == 0:  # nothing to split: one call on the empty inputs keeps the output's type and shape
+        empty = [t[0:0] for t in tensors]
+        return fn(*[c.to(dev) if dev is not None and isinstance(c, torch.Tensor) else c for c in empty])
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -236,7 +236,7 @@ def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[
     if name == "imagenet-val":
         from PIL import Image
 
-        from .data import imagenet_val_items
+        from .data.imagenet import imagenet_val_items
 
         items = imagenet_val_items(n)  # raises ArtefactMissing with the fetch command when absent
         if any(lbl is None for _, lbl in items):
