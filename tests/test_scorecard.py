@@ -1,28 +1,40 @@
-"""visxai.scorecard: rows, verdicts, collection into SCORECARD.md."""
+"""visxai.scorecard: rows with CIs, the verdict vocabulary, collection into SCORECARD.md."""
 
-from visxai.scorecard import Scorecard, collect, verdict_close, verdict_order, write_markdown
+import pytest
+
+from visxai.scorecard import COLUMNS, Scorecard, collect, stability_table, write_markdown
+from visxai.stats import Estimate
 
 
-def test_verdicts():
-    assert verdict_close(0.98, 0.99, 0.02) == "agrees"
-    assert verdict_close(0.90, 0.99, 0.02) == "differs"
-    assert verdict_close(None, 0.99, 0.02) == "not run"
-    assert verdict_order(True, "AGF first").startswith("holds")
-    assert verdict_order(False, "AGF first").startswith("fails")
+def _est(v, lo, hi, n=100, seeds=1):
+    return Estimate(v, lo, hi, n, seeds)
 
 
 def test_scorecard_roundtrip(tmp_path, monkeypatch):
     monkeypatch.setenv("VISXAI_FIGURES", str(tmp_path))
     sc = Scorecard("99_demo")
-    sc.add("Table 1 random", "accuracy", 0.99, 0.9712, "offline: mnist-cnn3", "differs")
-    sc.add("Table 1 random", "accuracy", 0.99, 0.9912, "offline: mnist-cnn3", "agrees")  # replaces
+    sc.add("Table 1 random", "accuracy", 0.99, _est(0.9712, 0.96, 0.98), "offline: mnist-cnn3", "differs")
+    sc.add("Table 1 random", "accuracy", 0.99, _est(0.9912, 0.985, 0.995), "offline", "agrees")  # replaces
     sc.add("Fig. 4", "argmax gray", 60, None, "paper only", "not run")
     sc.save()
     rows = collect(tmp_path)
-    assert [(r.item, r.reproduced) for r in rows] == [("Table 1 random", "0.991"), ("Fig. 4", "not run")]
+    assert [(r.item, r.reproduced, r.ci95, r.n, r.seeds) for r in rows] == [
+        ("Table 1 random", "0.9912", "[0.985, 0.995]", "100", "1"),
+        ("Fig. 4", "not run", "", "", ""),
+    ]
     text = write_markdown(tmp_path).read_text()
-    assert "| 99_demo | Table 1 random | accuracy | 0.990 | 0.991 |" in text
-    assert "| paper | item | metric | paper value | reproduced |" in text
+    assert "| 99_demo | Table 1 random | accuracy | 0.990 | 0.9912 | [0.985, 0.995] | 100 | 1 |" in text
+    assert "| paper | item | metric | paper value | reproduced | 95% CI | n | seeds |" in text
+    assert COLUMNS[5:8] == ["ci95", "n", "seeds"]
+
+
+def test_numeric_rows_need_a_ci_and_verdicts_a_known_word():
+    sc = Scorecard("99_demo")
+    with pytest.raises(TypeError, match="needs its CI"):
+        sc.add("Table 1", "acc", 0.9, 0.8, "offline", "differs")
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        sc.add("Table 1", "acc", 0.9, _est(0.8, 0.7, 0.9), "offline", "holds: AGF first")
+    sc.add("ranking", "order", "AGF first", "Grad-CAM > AGF", "offline", "observed")  # text result
 
 
 def test_update_readme_replaces_only_the_marked_table(tmp_path, monkeypatch):
@@ -30,14 +42,23 @@ def test_update_readme_replaces_only_the_marked_table(tmp_path, monkeypatch):
 
     monkeypatch.setenv("VISXAI_FIGURES", str(tmp_path / "figures"))
     sc = Scorecard("99_demo")
-    sc.add("Table 1", "acc", 0.9, 0.8, "offline", "differs")
+    sc.add("Table 1", "acc", 0.9, _est(0.8, 0.75, 0.85), "offline", "differs")
     sc.save()
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
     assert update_readme(readme, tmp_path / "figures")
     text = readme.read_text()
-    assert "old table" not in text and "| 99_demo | Table 1 | acc | 0.900 | 0.800 |" in text
+    assert "old table" not in text and "| 99_demo | Table 1 | acc | 0.900 | 0.800 | [0.75, 0.85] |" in text
     assert text.startswith("intro\n") and text.endswith("outro\n")
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers")
     assert not update_readme(plain, tmp_path / "figures")
+
+
+def test_stability_table_keeps_a_verdict_only_when_all_seeds_agree():
+    t = stability_table({"A > B": ["holds", "holds", "holds"], "C > D": ["holds", "fails", "holds"],
+                         "deterministic": "fails"})
+    assert list(t["verdict"]) == ["holds", "inconclusive", "fails"]
+    assert list(t["seed enters"]) == ["yes", "yes", "no"]
+    with pytest.raises(ValueError, match="2 verdicts for 3 seeds"):
+        stability_table({"x": ["holds", "holds"]})

@@ -6,16 +6,25 @@ to ``figures/<notebook stem>/scorecard.csv``. ``python -m visxai scorecard`` (an
 
 Paper values live only in the ``paper_value`` column; ``reproduced`` is always a number the
 run computed (or ``None`` with a reason in ``setting`` when it could not be run here).
+
+A row is ``paper, item, metric, paper_value, reproduced, ci95, n, seeds, setting, verdict``.
+A numeric ``reproduced`` must come as a :class:`visxai.stats.Estimate`, which supplies ``ci95``
+(written ``[lo, hi]``), ``n`` (the units averaged) and ``seeds``; the verdict is one word of
+:data:`visxai.stats.VERDICTS` (the rules are in :mod:`visxai.stats`).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+
+import numpy as np
 from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
 from pathlib import Path
 
 from .paths import figures_dir
+from .stats import VERDICTS, Estimate, ci_decimals
 
 __all__ = [
     "ScorecardRow",
@@ -23,14 +32,15 @@ __all__ = [
     "collect",
     "write_markdown",
     "update_readme",
-    "verdict_close",
-    "verdict_order",
+    "stability_table",
 ]
 
 README_START = "<!-- scorecard:start -->"
 README_END = "<!-- scorecard:end -->"
 
-COLUMNS = ["paper", "item", "metric", "paper_value", "reproduced", "setting", "verdict"]
+COLUMNS = [
+    "paper", "item", "metric", "paper_value", "reproduced", "ci95", "n", "seeds", "setting", "verdict",
+]
 
 
 @dataclass
@@ -40,6 +50,9 @@ class ScorecardRow:
     metric: str
     paper_value: str
     reproduced: str
+    ci95: str
+    n: str
+    seeds: str
     setting: str
     verdict: str
 
@@ -54,22 +67,6 @@ def _fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def verdict_close(reproduced: float | None, paper: float | None, tol: float) -> str:
-    """'agrees' if ``|reproduced - paper| <= tol``, 'differs' otherwise, 'not run' for None."""
-    if reproduced is None:
-        return "not run"
-    if paper is None:
-        return "no paper value"
-    return "agrees" if abs(float(reproduced) - float(paper)) <= tol else "differs"
-
-
-def verdict_order(holds: bool | None, claim: str) -> str:
-    """A verdict on a qualitative claim (e.g. 'AGF ranks first')."""
-    if holds is None:
-        return f"not run: {claim}"
-    return f"holds: {claim}" if holds else f"fails: {claim}"
-
-
 class Scorecard:
     """Rows of one notebook (``paper`` is the notebook stem, e.g. ``04_fill_in_the_blanks``)."""
 
@@ -82,16 +79,36 @@ class Scorecard:
         item: str,
         metric: str,
         paper_value: object,
-        reproduced: object,
+        reproduced: Estimate | str | None,
         setting: str,
         verdict: str,
         digits: int = 3,
     ) -> ScorecardRow:
-        """Add one row; numbers are formatted with ``digits`` decimals."""
+        """Add one row (a row with the same item and metric is replaced).
+
+        ``reproduced`` is an :class:`Estimate` for a number (its CI, n and seeds fill their
+        columns), a short text for a non-numeric result (e.g. a ranking), or None (not run).
+        ``verdict`` must be one of :data:`visxai.stats.VERDICTS`.
+        """
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+        if isinstance(reproduced, bool) or isinstance(reproduced, (int, float, np.floating, np.integer)):
+            raise TypeError(
+                f"{item} / {metric}: a numeric result needs its CI; pass visxai.stats.estimate(...) "
+                f"(an Estimate), not the bare number {reproduced!r}"
+            )
+        if isinstance(reproduced, Estimate):
+            d = ci_decimals(reproduced.lo, reproduced.hi) + 1
+            rep, ci, n, seeds = (
+                f"{reproduced.value:.{d}f}", reproduced.ci95, str(reproduced.n), str(reproduced.seeds)
+            )
+        elif reproduced is None:
+            rep, ci, n, seeds = "not run", "", "", ""
+        else:
+            rep, ci, n, seeds = str(reproduced), "", "", ""
         row = ScorecardRow(
-            self.paper, item, metric, _fmt(paper_value, digits), _fmt(reproduced, digits), setting, verdict
+            self.paper, item, metric, _fmt(paper_value, digits), rep, ci, n, seeds, setting, verdict
         )
-        # replace a row with the same key (re-running a cell must not duplicate it)
         self.rows = [r for r in self.rows if (r.item, r.metric) != (item, metric)]
         self.rows.append(row)
         return row
@@ -116,7 +133,10 @@ class Scorecard:
 
 
 def _markdown(rows: list[ScorecardRow]) -> str:
-    header = "| paper | item | metric | paper value | reproduced | profile and setting | verdict |"
+    header = (
+        "| paper | item | metric | paper value | reproduced | 95% CI | n | seeds "
+        "| profile and setting | verdict |"
+    )
     lines = [header, "|" + "---|" * len(COLUMNS)]
     for r in rows:
         cells = [getattr(r, f.name).replace("|", "/").replace("\n", " ") for f in fields(r)]
@@ -170,3 +190,28 @@ def update_readme(readme: str | Path, root: str | Path | None = None) -> bool:
     _, tail = rest.split(README_END, 1)
     readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
     return True
+
+
+def stability_table(verdicts: dict[str, Sequence[str] | str], seeds: Sequence[int] = (0, 1, 2)):
+    """The closing-cell table: each claim's verdict per seed and whether every seed agrees.
+
+    ``verdicts`` maps a claim to its per-seed verdicts (in ``seeds`` order) or, for a
+    deterministic claim (fixed model, deterministic method: the seed does not enter), to one
+    verdict, shown for every seed. The final verdict is :func:`visxai.stats.verdict_over_seeds`.
+    """
+    import pandas as pd
+
+    from .stats import verdict_over_seeds
+
+    records = []
+    for claim, v in verdicts.items():
+        per_seed = [v] * len(seeds) if isinstance(v, str) else list(v)
+        if len(per_seed) != len(seeds):
+            raise ValueError(f"{claim!r}: {len(per_seed)} verdicts for {len(seeds)} seeds")
+        deterministic = isinstance(v, str)
+        rec = {"claim": claim}
+        rec.update({f"seed {s}": x for s, x in zip(seeds, per_seed)})
+        rec["verdict"] = verdict_over_seeds(per_seed)
+        rec["seed enters"] = "no" if deterministic else "yes"
+        records.append(rec)
+    return pd.DataFrame(records).set_index("claim")
