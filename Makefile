@@ -1,6 +1,7 @@
 # visxai: two commands do everything on a fresh machine.
 #   make reproduce   set up (venv, pinned deps, offline data), execute every notebook, write figures/
-#   make test        set up, then unit tests and nbval over notebooks/
+#   make test        set up, then unit tests, nbval over notebooks/ under this CPU's numerics and
+#                    under emulated AVX2 numerics (test-portable); leaves the working tree clean
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -12,8 +13,12 @@ JOBS ?= 2
 # one torch thread per process: on a small shared CPU, spin-waiting OpenMP threads are far slower
 export VISXAI_THREADS ?= 1
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg -p no:randomly
+# another CPU's float rounding: AVX2 oneDNN convolutions, MKL's compatible matrix kernels, torch's AVX2 kernels
+EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
+# notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
+NB ?= notebooks/
 
-.PHONY: setup install fetch reproduce test unit nbval notebooks lab bench clean
+.PHONY: setup install fetch reproduce test unit nbval test-portable check-clean notebooks lab bench clean
 
 setup: install fetch
 
@@ -32,13 +37,25 @@ reproduce: setup
 	$(PY) -m visxai reproduce --profile $(PROFILE) --device $(DEVICE)
 
 test: setup
-	$(MAKE) unit nbval
+	$(MAKE) unit nbval test-portable check-clean
 
+# tests write figures to a temporary VISXAI_FIGURES: figures/ is written only by `make reproduce`
 unit:
-	$(PY) -m pytest -q -n $(JOBS) tests
+	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp $(PY) -m pytest -q -n $(JOBS) tests; rc=$$?; rm -rf $$tmp; exit $$rc
 
 nbval:
-	$(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile notebooks/
+	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB); \
+	rc=$$?; rm -rf $$tmp; exit $$rc
+
+# the same committed notebooks checked under another CPU's numerics
+test-portable:
+	@tmp=$$(mktemp -d); $(EMULATED) VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB); \
+	rc=$$?; rm -rf $$tmp; exit $$rc
+
+# running the tests must not change the checkout
+check-clean:
+	@if [ -d .git ] && [ -n "$$(git status --porcelain)" ]; then \
+	  echo "make test left the working tree dirty:"; git status --porcelain; exit 1; fi
 
 # execute the notebooks in place (offline profile) so that their outputs can be committed for nbval
 notebooks: setup
