@@ -28,14 +28,15 @@ def test_reproduce_runs_and_collects_scorecard(fake_repo, capsys):
         fake_repo / "notebooks" / "01_ok.ipynb",
         [
             "from visxai.scorecard import Scorecard\n"
+            "from visxai.stats import estimate\n"
             "sc = Scorecard('01_ok')\n"
-            "sc.add('Table 1', 'acc', 0.5, 0.25 * 2, f'{profile}: toy', 'agrees')\n"
+            "sc.add('Table 1', 'acc', 0.5, estimate([0.25 * 2] * 4), f'{profile}: toy', 'agrees')\n"
             "sc.save()"
         ],
     )
     assert main(["reproduce", "--quiet", "--device", "cpu"]) == 0
     md = (fake_repo / "figures" / "SCORECARD.md").read_text()
-    assert "| 01_ok | Table 1 | acc | 0.500 | 0.500 | offline: toy | agrees |" in md
+    assert "| 01_ok | Table 1 | acc | 0.500 | 0.500 | [0.500, 0.500] | 4 | 1 | offline: toy | agrees |" in md
     runs = list((fake_repo / "runs").glob("*/01_ok.ipynb"))
     assert runs, "the executed notebook is written into a run folder"
 

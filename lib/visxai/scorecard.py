@@ -98,7 +98,7 @@ class Scorecard:
                 f"(an Estimate), not the bare number {reproduced!r}"
             )
         if isinstance(reproduced, Estimate):
-            d = ci_decimals(reproduced.lo, reproduced.hi) + 1
+            d = ci_decimals(reproduced.lo, reproduced.hi) + (reproduced.hi > reproduced.lo)
             rep, ci, n, seeds = (
                 f"{reproduced.value:.{d}f}", reproduced.ci95, str(reproduced.n), str(reproduced.seeds)
             )
