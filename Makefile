@@ -43,14 +43,16 @@ test: setup
 unit:
 	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp $(PY) -m pytest -q -n $(JOBS) tests; rc=$$?; rm -rf $$tmp; exit $$rc
 
+# nbval checks the printed verdicts; `scorecard --compare` then checks the run's scorecard rows
+# against the committed ones (same verdicts, values within the committed CIs)
 nbval:
-	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB); \
-	rc=$$?; rm -rf $$tmp; exit $$rc
+	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB) \
+	&& $(PY) -m visxai scorecard --compare $$tmp; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # the same committed notebooks checked under another CPU's numerics
 test-portable:
-	@tmp=$$(mktemp -d); $(EMULATED) VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB); \
-	rc=$$?; rm -rf $$tmp; exit $$rc
+	@tmp=$$(mktemp -d); $(EMULATED) VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB) \
+	&& $(EMULATED) $(PY) -m visxai scorecard --compare $$tmp; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # running the tests must not change the checkout
 check-clean:

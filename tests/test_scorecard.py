@@ -62,3 +62,41 @@ def test_stability_table_keeps_a_verdict_only_when_all_seeds_agree():
     assert list(t["seed enters"]) == ["yes", "yes", "no"]
     with pytest.raises(ValueError, match="2 verdicts for 3 seeds"):
         stability_table({"x": ["holds", "holds"]})
+
+
+def test_compare_flags_moved_verdicts_values_outside_the_ci_and_missing_rows(tmp_path):
+    from visxai.scorecard import compare
+
+    def write(root, rows):
+        sc = Scorecard("99_demo")
+        for item, est, verdict in rows:
+            sc.add(item, "m", 0.5, est, "s", verdict)
+        return sc.save(root / "99_demo" / "scorecard.csv")
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    write(ref, [("a", _est(0.50, 0.45, 0.55), "agrees"), ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
+                ("c", "text", "observed")])
+    write(run, [("a", _est(0.52, 0.47, 0.57), "agrees"), ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
+                ("c", "text", "observed")])
+    assert compare(run, ref) == []
+    write(run, [("a", _est(0.66, 0.61, 0.71), "differs"), ("c", "text", "observed")])
+    problems = compare(run, ref)
+    assert any("verdict 'differs', committed 'agrees'" in p for p in problems)
+    assert any("outside the committed CI" in p for p in problems)
+    assert any("/ b / m: row missing" in p for p in problems)
+
+
+def test_committed_scorecards_use_the_vocabulary_and_carry_cis():
+    """Every committed row (what `make reproduce` wrote) has a known verdict; numbers carry CIs."""
+    from visxai.paths import repo_root
+    from visxai.stats import VERDICTS
+
+    rows = collect(repo_root() / "figures")
+    assert rows, "figures/*/scorecard.csv are committed"
+    for r in rows:
+        assert r.verdict in VERDICTS, (r.paper, r.item, r.verdict)
+        try:
+            float(r.reproduced)
+        except ValueError:
+            continue
+        assert r.ci95.startswith("[") and r.n and r.seeds, (r.paper, r.item, r.metric)

@@ -77,8 +77,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from .scorecard import update_readme, write_markdown
+    from .scorecard import compare, update_readme, write_markdown
 
+    if args.compare:
+        problems = compare(args.compare)
+        for p in problems:
+            print(f"scorecard: {p}", file=sys.stderr)
+        print(f"scorecard: {args.compare} vs committed figures/: "
+              f"{'match' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
     path = write_markdown()
     if args.readme:
         update_readme(repo_root() / "README.md")
@@ -147,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scorecard", help="collect figures/*/scorecard.csv into figures/SCORECARD.md")
     s.add_argument("--print", action="store_true")
     s.add_argument("--readme", action="store_true", help="also refresh the results table in README.md")
+    s.add_argument(
+        "--compare", metavar="RUN_FIGURES",
+        help="check a run's scorecards (e.g. a test run's VISXAI_FIGURES) against the committed ones: "
+        "same verdicts, values inside the committed CIs",
+    )
     s.set_defaults(func=cmd_scorecard)
 
     ls = sub.add_parser("list", help="list the data manifests and whether each is in the cache")

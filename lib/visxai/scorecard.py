@@ -33,6 +33,7 @@ __all__ = [
     "write_markdown",
     "update_readme",
     "stability_table",
+    "compare",
 ]
 
 README_START = "<!-- scorecard:start -->"
@@ -215,3 +216,75 @@ def stability_table(verdicts: dict[str, Sequence[str] | str], seeds: Sequence[in
         rec["seed enters"] = "no" if deterministic else "yes"
         records.append(rec)
     return pd.DataFrame(records).set_index("claim")
+
+
+def _interval(ci95: str) -> tuple[float, float] | None:
+    text = ci95.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        lo, hi = (float(v) for v in text[1:-1].split(","))
+    except ValueError:
+        return None
+    return lo, hi
+
+
+def compare(run: str | Path, reference: str | Path | None = None) -> list[str]:
+    """Problems of a run's scorecards against the committed ones (an empty list: they match).
+
+    For each notebook that wrote ``<run>/<stem>/scorecard.csv``, every committed row must be
+    there with the same verdict, and a numeric ``reproduced`` value must lie inside the
+    committed 95% CI widened by its own width on each side. (A chaotic protocol run on another
+    CPU is a fresh draw: its mean falls outside the committed CI itself about one time in six,
+    outside the widened one almost never; a protocol that drifted does.) Every numeric row must
+    carry a CI, ``n`` and ``seeds``.
+    """
+    reference = Path(reference) if reference else repo_root_figures()
+    problems: list[str] = []
+    run_rows = collect(run)
+    by_paper: dict[str, dict[tuple[str, str], ScorecardRow]] = {}
+    for r in run_rows:
+        by_paper.setdefault(r.paper, {})[(r.item, r.metric)] = r
+    for paper, rows in sorted(by_paper.items()):
+        ref_csv = Path(reference) / paper / "scorecard.csv"
+        if not ref_csv.is_file():
+            problems.append(f"{paper}: no committed scorecard at {ref_csv}")
+            continue
+        ref = {(r.item, r.metric): r for r in collect(reference) if r.paper == paper}
+        for key, want in ref.items():
+            got = rows.get(key)
+            where = f"{paper} / {key[0]} / {key[1]}"
+            if got is None:
+                problems.append(f"{where}: row missing from the run")
+                continue
+            if got.verdict != want.verdict:
+                problems.append(f"{where}: verdict {got.verdict!r}, committed {want.verdict!r}")
+            ci = _interval(want.ci95)
+            try:
+                value = float(got.reproduced)
+            except ValueError:
+                value = None
+            if value is not None and ci is not None:
+                width = ci[1] - ci[0]
+                if not (ci[0] - width <= value <= ci[1] + width):
+                    problems.append(
+                        f"{where}: reproduced {got.reproduced} outside the committed CI {want.ci95} "
+                        "widened by its width"
+                    )
+        for key, got in rows.items():
+            try:
+                float(got.reproduced)
+            except ValueError:
+                continue
+            if _interval(got.ci95) is None or not got.n or not got.seeds:
+                problems.append(f"{paper} / {key[0]} / {key[1]}: numeric row without ci95, n or seeds")
+            if key not in ref:
+                problems.append(f"{paper} / {key[0]} / {key[1]}: row not in the committed scorecard")
+    return problems
+
+
+def repo_root_figures() -> Path:
+    """The committed ``figures/`` folder of the repository (ignores ``VISXAI_FIGURES``)."""
+    from .paths import repo_root
+
+    return repo_root() / "figures"
