@@ -145,3 +145,89 @@ def test_results_need_one_row_per_image(tmp_path):
         run_sharded(lambda idx: {"a": torch.zeros(1)}, 5, tmp_path / "bad", chunk_size=5, progress=False)
     with pytest.raises(FileNotFoundError, match="chunks missing"):
         load_results(tmp_path / "bad")
+
+
+# ------------------------------------------------------------------------------------------
+# the command line as the README documents it
+# ------------------------------------------------------------------------------------------
+
+README_OFFLINE_NP = (
+    "negative-perturbation --model fmnist-vgg --method agf --data fashion-mnist "
+    "--num-images {n} --explain predicted --out {out}"
+)
+
+
+def test_no_option_of_ours_is_a_prefix_of_a_torchrun_option():
+    # torchrun's argparse reads abbreviations: `--n` was taken as --nnodes / --nproc-per-node
+    from torch.distributed.run import get_args_parser
+
+    from visxai.distributed import build_parser
+
+    theirs = [s for a in get_args_parser()._actions for s in a.option_strings if s.startswith("--")]
+    ours = [s for a in build_parser()._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+    clashes = {o: [t for t in theirs if t.startswith(o)] for o in ours}
+    assert not {o: t for o, t in clashes.items() if t}
+
+
+def test_a_bad_argument_writes_nothing(tmp_path, capsys):
+    from visxai.distributed import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as err:
+        main(README_OFFLINE_NP.format(n=4, out=out).replace("--method agf", "--method nosuch").split())
+    assert err.value.code == 2
+    assert "--method 'nosuch' is not a method" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(["segmentation", "--model", "fmnist-vgg", "--data", "fashion-mnist", "--out", str(out)])
+    assert "has no segmentation masks" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_chunk_files_are_byte_stable(tmp_path):
+    import hashlib
+
+    from visxai.distributed import _save_chunk
+
+    res = {"b": torch.arange(4), "a": torch.ones(4, 2)}
+    digests = set()
+    for k in range(5):  # a fresh interpreter each time: safetensors' hash order varies per process
+        path = tmp_path / f"c{k}.safetensors"
+        code = (
+            "import sys, torch; from pathlib import Path; from visxai.distributed import _save_chunk; "
+            "_save_chunk(Path(sys.argv[1]), {'b': torch.arange(4), 'a': torch.ones(4, 2)}, 0, 4)"
+        )
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=120)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    _save_chunk(tmp_path / "here.safetensors", res, 0, 4)
+    digests.add(hashlib.sha256((tmp_path / "here.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+def test_the_readme_offline_command_runs_under_torchrun_and_matches_one_process(tmp_path):
+    """The README's offline torchrun command, as written, on 8 images: 2 ranks == 1 process."""
+    import json
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "torchrun --standalone --nproc_per_node=2 -m visxai.distributed negative-perturbation" in readme
+    assert re.search(r"--model fmnist-vgg --method agf --data fashion-mnist --num-images \d+ --explain predicted",
+                     readme)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    two = subprocess.run(
+        [*launcher, "--standalone", "--nproc_per_node=2", "-m", "visxai.distributed",
+         *README_OFFLINE_NP.format(n=8, out=tmp_path / "two").split(), "--chunk-size", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run(
+        [sys.executable, "-m", "visxai.distributed",
+         *README_OFFLINE_NP.format(n=8, out=tmp_path / "one").split(), "--chunk-size", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    last = [json.loads(ln) for ln in (two.stdout.strip().splitlines()[-1], one.stdout.strip().splitlines()[-1])]
+    assert last[0] == last[1] and last[0]["n"] == 8
+    _same(load_results(tmp_path / "two"), load_results(tmp_path / "one"))

@@ -20,19 +20,19 @@ raises instead of silently mixing results.
 Command line (the torchrun entry point; the same command without torchrun runs one process)::
 
     torchrun --standalone --nproc_per_node=2 -m visxai.distributed negative-perturbation \\
-        --model fmnist-vgg --method agf --data fashion-mnist --n 10000 --explain predicted \\
+        --model fmnist-vgg --method agf --data fashion-mnist --num-images 10000 --explain predicted \\
         --out runs/np-fmnist-vgg-agf
-    # paper scale (GPU node, 8 GPUs): --model vgg19 --data imagenet-val --n 50000 --profile paper
+    # paper scale (GPU node, 8 GPUs): --model vgg19 --data imagenet-val --num-images 50000 --profile paper
     torchrun --standalone --nproc_per_node=8 -m visxai.distributed negative-perturbation \\
-        --profile paper --model vgg19 --method agf --data imagenet-val --n 50000 \\
+        --profile paper --model vgg19 --method agf --data imagenet-val --num-images 50000 \\
         --explain target --out runs/np-vgg19-agf-target
     # segmentation (Table 3 analogue) on the synthetic multi-object set and the project's multi-label CNN
     torchrun --standalone --nproc_per_node=2 -m visxai.distributed segmentation \
-        --model synthetic-multilabel --method agf --data synthetic --n 2000 --out runs/seg-synthetic-agf
+        --model synthetic-multilabel --method agf --data synthetic --num-images 2000 --out runs/seg-synthetic-agf
 
     # paper scale, Table 3 (ImageNet-Segmentation, the paper's VGG-19, predicted class)
     torchrun --standalone --nproc_per_node=8 -m visxai.distributed segmentation \
-        --profile paper --model vgg19 --method agf --data imagenet-seg --n 4276 --out runs/seg-imagenet-vgg19-agf
+        --profile paper --model vgg19 --method agf --data imagenet-seg --num-images 4276 --out runs/seg-imagenet-vgg19-agf
 
 The per-image results are read back with :func:`load_results`. ``--data synthetic`` always uses
 the project's multi-label CNN (:func:`visxai.models.selfsup.load_multilabel`) and explains every
@@ -138,7 +138,9 @@ def _save_chunk(path: Path, results: Mapping[str, torch.Tensor], start: int, sto
         if v.dtype == torch.bool:
             v = v.to(torch.uint8)
         tensors[k] = v
-    blob = save(tensors, metadata={"start": str(start), "stop": str(stop)})
+    # one metadata key: safetensors writes a metadata dict in hash order, so two keys made chunk
+    # files of identical results differ byte-wise between runs; one key keeps them canonical
+    blob = save(tensors, metadata={"range": f"{start}:{stop}"})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -263,9 +265,7 @@ def _task_fn(args: argparse.Namespace, ctx: DistContext) -> tuple[Callable[[torc
         loaded = load_model(args.model, profile=args.profile, device=str(ctx.device))
         model = loaded.model.to(ctx.device).eval()
         normalize = loaded.normalize
-    if args.task == "negative-perturbation" and args.data in ("imagenet-seg", "voc2012"):
-        raise SystemExit(f"--data {args.data} is a segmentation set: use the segmentation task")
-    n, get = eval_data(args.data, args.n, args.seed, loaded)
+    n, get = eval_data(args.data, args.num_images, args.seed, loaded)
 
     def fn(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         xb, yb, masks = get(idx)
@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a visxai.models.load_model name, e.g. fmnist-vgg or vgg19")
     p.add_argument("--method", default="agf", help="a visxai.methods.explain method name")
     p.add_argument("--data", default="fashion-mnist", help="fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012")
-    p.add_argument("--n", type=int, default=1000, help="number of images (the first n of the split)")
+    # not --n: torchrun's own parser reads `--n` as an abbreviation of its --nnodes/--nproc-per-node
+    p.add_argument("--num-images", type=int, default=1000, help="number of images (the first N of the split)")
     p.add_argument("--explain", choices=["predicted", "target"], default="predicted")
     p.add_argument("--chunk-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
@@ -319,8 +320,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+DATA_SETS = ("fashion-mnist", "synthetic", "imagenet-val", "imagenet-seg", "voc2012")
+SEGMENTATION_SETS = ("synthetic", "imagenet-seg", "voc2012")
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    """Reject a bad argument before anything is loaded or written (a run folder included).
+
+    Raises ``SystemExit`` (through ``argparse``'s ``error``) naming the argument and its choices.
+    """
+    from .methods.explain import METHODS
+
+    def fail(msg: str) -> None:
+        build_parser().error(msg)
+
+    if args.method not in METHODS:
+        fail(f"--method {args.method!r} is not a method; choose one of {sorted(METHODS)}")
+    if args.data not in DATA_SETS:
+        fail(f"--data {args.data!r} is not a data set; choose one of {list(DATA_SETS)}")
+    if args.task == "negative-perturbation" and args.data in ("imagenet-seg", "voc2012"):
+        fail(f"--data {args.data} is a segmentation set: use the segmentation task")
+    if args.task == "segmentation" and args.data not in SEGMENTATION_SETS:
+        fail(f"--data {args.data} has no segmentation masks; choose one of {list(SEGMENTATION_SETS)}")
+    if args.num_images < 1 or args.chunk_size < 1 or args.batch_size < 1:
+        fail("--num-images, --chunk-size and --batch-size must be >= 1, got "
+             f"{args.num_images}, {args.chunk_size}, {args.batch_size}")
+    if args.data != "synthetic":
+        from .models.zoo import list_models
+
+        known = list_models()
+        if args.model.lower().replace("_", "-") not in known:
+            fail(f"--model {args.model!r} is not a visxai model; choose one of {sorted(known)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    validate_args(args)
     ctx = init_distributed(args.device)
     torch.manual_seed(args.seed)
     fn, n = _task_fn(args, ctx)
