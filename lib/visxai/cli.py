@@ -191,7 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from .data.manifest import CacheReadOnly, ManifestError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ManifestError, CacheReadOnly) as err:  # one line naming the file / folder, no traceback
+        print(f"visxai {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

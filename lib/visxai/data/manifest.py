@@ -126,6 +126,9 @@ def _parse(data: Any, origin: str) -> Manifest:
         if not isinstance(f, dict) or "path" not in f:
             raise ManifestError(f"{origin}: files[{i}] needs a 'path'")
         sha, prefix, size = f.get("sha256"), f.get("sha256_prefix"), f.get("size")
+        if sha is not None and not isinstance(sha, str):
+            raise ManifestError(f"{origin}: files[{i}].sha256 is {sha!r}, a {type(sha).__name__}: YAML reads "
+                                "unquoted digits as a number; quote the 64 hex digits")
         if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha))):
             raise ManifestError(f"{origin}: files[{i}].sha256 must be 64 lower-case hex digits or null")
         if prefix is not None and any(c not in "0123456789abcdef" for c in str(prefix)):
@@ -234,13 +237,38 @@ def _read_stamp(m: Manifest) -> dict:
         return {}
 
 
-def _write_stamp(m: Manifest, stamp: dict) -> None:
-    m.dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=m.dir, prefix=".stamp-", suffix=".tmp")
+def _write_stamp(m: Manifest, stamp: dict) -> bool:
+    """Write the stamp atomically; False (and nothing written) when the cache is read-only."""
+    try:
+        m.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=m.dir, prefix=".stamp-", suffix=".tmp")
+    except OSError:
+        return False  # a read-only cache (e.g. a shared data directory): loads still work
     with os.fdopen(fd, "w") as fh:
         json.dump(stamp, fh, indent=1, sort_keys=True)
     os.chmod(tmp, 0o644)
     os.replace(tmp, m.dir / STAMP)
+    return True
+
+
+class CacheReadOnly(OSError):
+    """The cache folder cannot be written (fetch needs a writable ``VISXAI_DATA``)."""
+
+
+def _writable(m: Manifest) -> None:
+    """Raise :class:`CacheReadOnly` (one line, naming the folder and ``VISXAI_DATA``) if needed."""
+    target = m.dir
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    try:  # a probe file, not os.access: root passes access() on a read-only mount's folders
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError:
+        raise CacheReadOnly(
+            f"the cache folder {target} is read-only: set VISXAI_DATA to a writable folder to fetch "
+            f"{m.name} (loading files that are already there and verified works read-only)"
+        ) from None
 
 
 def _stamp_entry(path: Path, digest: str) -> dict:
@@ -263,11 +291,12 @@ def _fresh(spec: FileSpec, path: Path, entry: dict | None) -> bool:
     return spec.size is None or spec.size == st.st_size
 
 
-def cached_status(m: Manifest, rehash: bool = False) -> dict[str, str]:
+def cached_status(m: Manifest, rehash: bool | int = False) -> dict[str, str]:
     """``{file: 'ok' | 'missing' | reason}`` for every file of ``m`` in the cache.
 
     Without ``rehash`` a file whose size+mtime match the stamp is trusted; others are hashed (and
-    the stamp updated when they pass).
+    the stamp updated when they pass). ``rehash=True`` hashes every file; an int hashes the files
+    smaller than that many bytes. A file that fails a pinned hash loses its stamp's trust.
     """
     stamp = _read_stamp(m)
     out, changed = {}, False
@@ -277,17 +306,33 @@ def cached_status(m: Manifest, rehash: bool = False) -> dict[str, str]:
             out[spec.path] = "missing"
             continue
         entry = stamp.get(spec.path)
-        if not rehash and _fresh(spec, path, entry):
+        full = rehash is True or (rehash is not False and path.stat().st_size < int(rehash))
+        if not full and _fresh(spec, path, entry):
             out[spec.path] = "ok"
             continue
         ok, reason, digest = check_file(spec, path, known_sha=(entry or {}).get("sha256"))
         out[spec.path] = "ok" if ok else reason
+        _HASHED.add(path)
         if ok and digest and (entry or {}).get("sha256") in (None, digest):
-            stamp[spec.path] = _stamp_entry(path, digest)
+            new = _stamp_entry(path, digest)
+            if new != entry:
+                stamp[spec.path] = new
+                changed = True
+        elif not ok and entry is not None and (spec.sha256 or spec.sha256_prefix):
+            # a file that failed its pinned hash must not stay trusted by size+mtime: the next
+            # fetch or load re-checks it and a fetch repairs it (an unpinned file keeps the
+            # recorded hash, which is what detects its change)
+            entry = dict(entry, size=-1, mtime_ns=-1)
+            stamp[spec.path] = entry
             changed = True
     if changed:
         _write_stamp(m, stamp)
     return out
+
+
+# files whose sha256 this process has checked (small artefacts are hashed once per process on load)
+_HASHED: set[Path] = set()
+REHASH_ON_LOAD_BYTES = 100 * 1024 * 1024
 
 
 def is_cached(name: str) -> bool:
@@ -327,13 +372,30 @@ def missing_message(m: Manifest, tried: list[tuple[str, str]] | None = None,
     return "\n".join(parts)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _clean_stale_staging(m: Manifest, max_age_s: float = 3600) -> None:
+    """Remove staging folders left by an interrupted fetch of ``m``.
+
+    A folder ``.staging-<pid>-*`` whose process is gone is removed at once; older folders
+    without a pid, after ``max_age_s``.
+    """
     if not m.dir.is_dir():
         return
     now = time.time()
     for p in m.dir.glob(".staging-*"):
         try:
-            if now - p.stat().st_mtime > max_age_s:
+            tag = p.name[len(".staging-"):].split("-", 1)[0]
+            orphan = not _pid_alive(int(tag)) if tag.isdigit() else now - p.stat().st_mtime > max_age_s
+            if orphan:
                 shutil.rmtree(p, ignore_errors=True)
         except OSError:
             pass
@@ -382,7 +444,7 @@ def _install(m: Manifest, source: dict, final: str, raw: Path, staging: Path, st
 def _try_source(m: Manifest, source: dict, wanted: list[str], progress: bool,
                 stamp: dict) -> tuple[list[str], str | None]:
     """Fetch ``wanted`` files from one source. Returns (files installed, failure reason or None)."""
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=m.dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=m.dir))
     installed: list[str] = []
     problems: list[str] = []
     # url/file sources deliver file by file (what arrived and verified is kept if a later file
@@ -420,14 +482,15 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
         return imagenet_val_root(check=None)
     if not m.files:
         raise ArtefactMissing(missing_message(m, []) + "\n(this artefact has no files to fetch)")
-    m.dir.mkdir(parents=True, exist_ok=True)
     _clean_stale_staging(m)
-    status = cached_status(m)
+    status = cached_status(m, rehash=REHASH_ON_LOAD_BYTES)  # small files: re-hashed, not trusted
     if force:
         status = {k: "force" for k in status}
     missing = [f for f, s in status.items() if s != "ok"]
     if not missing:
         return m.dir
+    _writable(m)
+    m.dir.mkdir(parents=True, exist_ok=True)
     stamp = _read_stamp(m)
     for f in missing:  # an invalid cached file must not be used meanwhile
         if status[f] not in ("missing",):
@@ -475,10 +538,15 @@ def artefact_path(name: str, file: str) -> Path:
     if not path.is_file():
         raise ArtefactMissing(missing_message(m, None, [spec.path]))
     stamp = _read_stamp(m)
-    if not _fresh(spec, path, stamp.get(spec.path)):
-        state = cached_status(m).get(spec.path)
+    small = path.stat().st_size < REHASH_ON_LOAD_BYTES and path not in _HASHED
+    if small or not _fresh(spec, path, stamp.get(spec.path)):
+        # bit rot keeps size and mtime: a small file is hashed on its first load in a process
+        state = cached_status(m, rehash=small).get(spec.path)
         if state != "ok":
-            raise ArtefactMissing(missing_message(m, None, [spec.path]) + f"\n(cached copy rejected: {state})")
+            raise ArtefactMissing(
+                missing_message(m, None, [spec.path])
+                + f"\n(cached copy rejected: {state}; `python -m visxai fetch {m.name}` replaces it)"
+            )
     return path
 
 
@@ -548,8 +616,12 @@ def cli_fetch(args: argparse.Namespace) -> int:
             failed.append(name)
             continue
         m = load_manifest(name)
-        total = sum((path / f.path).stat().st_size for f in m.files)
-        print(f"{name}: ok, {len(m.files)} file(s), {_fmt_size(total)} verified in {path} "
+        sizes = [(path / f.path).stat().st_size for f in m.files]
+        trusted = sum(s >= REHASH_ON_LOAD_BYTES for s in sizes)
+        how = "verified" if not trusted else (
+            f"verified ({trusted} large file(s) trusted by size and mtime; `python -m visxai verify {name}` "
+            "re-hashes them)")
+        print(f"{name}: ok, {len(m.files)} file(s), {_fmt_size(sum(sizes))} {how} in {path} "
               f"({time.perf_counter() - t0:.1f} s)", flush=True)
     if failed:
         print(f"fetch failed for: {', '.join(failed)}", file=sys.stderr)
@@ -579,5 +651,5 @@ def cli_verify(args: argparse.Namespace) -> int:
             print(f"{mark:4}  {name}/{f}" + ("" if state == "ok" else f": {state}"))
         if any(s != "ok" for s in result.values()):
             bad += 1
-            print(f"  -> run `python -m visxai fetch --force {name}` to replace it", file=sys.stderr)
+            print(f"  -> run `python -m visxai fetch {name}` to replace it", file=sys.stderr)
     return 1 if bad else 0

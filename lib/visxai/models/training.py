@@ -406,7 +406,7 @@ def find_checkpoint(name: str, config: Mapping[str, Any]) -> Path | None:
         if expected is not None and sha256_file(committed) != expected:
             raise ChecksumMismatch(
                 f"{committed} has sha256 {sha256_file(committed)} but checkpoints/{CHECKSUMS_FILE} "
-                f"says {expected}; restore it with `git checkout -- {committed.name}` or delete it to retrain"
+                f"says {expected}; restore it with `git checkout -- checkpoints/{committed.name}` or delete it to retrain"
             )
         return committed
     cached_file = _cache_dir() / fname
