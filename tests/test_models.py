@@ -269,7 +269,7 @@ def test_cached_commit_writes_checkpoint_and_checksum(isolated_dirs):
     blob = bytearray((ckpt / fname).read_bytes())
     blob[-1] ^= 0xFF
     (ckpt / fname).write_bytes(bytes(blob))
-    with pytest.raises(tr.ChecksumMismatch):
+    with pytest.raises(tr.ChecksumMismatch, match=rf"git checkout -- checkpoints/{fname}` "):
         tr.cached("toy", cfg, _Tiny, lambda m: None)
 
 
