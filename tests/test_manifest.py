@@ -566,3 +566,39 @@ def test_apt_update_is_announced_and_can_be_skipped(env, monkeypatch, capsys):
         S.ACQUIRE["deb"]({"kind": "deb", "package": "nosuch", "files": {}}, [], env.src / "again", False)
     assert ["apt-get", "update"] in calls
     assert "running `apt-get update` as root" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["html", "pickle"])
+def test_an_unpinned_file_is_recorded_only_after_its_format_check_and_force_replaces_it(env, kind):
+    import pickle
+
+    import torch
+
+    good = env.src / "good.pth"
+    torch.save({"w": torch.ones(2)}, good)
+    bad = env.src / "bad.pth"
+    if kind == "html":
+        bad.write_bytes(b"<!DOCTYPE html><html><body>Sign in</body></html>")
+    else:
+        bad.write_bytes(pickle.dumps({"w": Path("/etc")}))  # a pickle that weights_only refuses
+    files = [{"path": "model.pth", "sha256": None, "size": None}]
+    write_manifest(env, [{"kind": "file", "files": {"model.pth": str(bad)}},
+                         {"kind": "file", "files": {"model.pth": str(good)}}], files=files)
+    M.fetch("toy", progress=False)  # the wrong first file is refused, the next source is used
+    stamp = json.loads((env.cache / "toy" / M.STAMP).read_text())
+    assert stamp["model.pth"]["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()
+    # a recorded reference is replaced by --force
+    torch.save({"w": torch.zeros(3)}, good)
+    M.fetch("toy", force=True, progress=False)
+    stamp = json.loads((env.cache / "toy" / M.STAMP).read_text())
+    assert stamp["model.pth"]["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()
+
+
+def test_format_check_of_hdf5_and_mat(tmp_path):
+    p = tmp_path / "x.mat"
+    p.write_bytes(b"<html>not found</html>")
+    assert not M.format_check(p, "gtsegs_ijcv.mat")[0]
+    p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    assert M.format_check(p, "gtsegs_ijcv.mat")[0] and M.format_check(p, "a.h5")[0]
+    p.write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 100)
+    assert M.format_check(p, "gtsegs_ijcv.mat")[0] and not M.format_check(p, "a.h5")[0]

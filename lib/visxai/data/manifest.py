@@ -427,6 +427,10 @@ def _install(m: Manifest, source: dict, final: str, raw: Path, staging: Path, st
         _decompress(opts.get("decompress", source.get("decompress")), raw, staged)
         spec = m.file(final)
         ok, reason, digest = check_file(spec, staged)
+        if ok and spec.sha256 is None and spec.sha256_prefix is None:
+            # no published hash: the first file seen becomes the reference, so it must at least
+            # be what its name says (not an HTML error page, a pickle or a truncated archive)
+            ok, reason = format_check(staged, final)
         if not ok:
             problems.append(f"{final}: {reason}")
             return
@@ -439,6 +443,33 @@ def _install(m: Manifest, source: dict, final: str, raw: Path, staging: Path, st
     installed.append(final)
     if spec.sha256 is None and spec.sha256_prefix is None and progress:
         print(f"  note: {m.name}/{final} has no published sha256; recorded {digest}", file=sys.stderr)
+
+
+def format_check(path: Path, name: str) -> tuple[bool, str]:
+    """Is ``path`` a plausible ``name``? (ok, reason). Used before recording an unpinned sha256.
+
+    Torch checkpoints (``.pt``, ``.pth``, ``.pth.tar``, ``.ckpt``) must load with
+    ``torch.load(weights_only=True)``; ``.mat`` must be MATLAB v5 or HDF5 (v7.3); ``.h5`` /
+    ``.hdf5`` must be HDF5; every file must not be an HTML page.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return False, "is an HTML page (an error or login page?), not the file"
+    lower = name.lower()
+    if lower.endswith((".pt", ".pth", ".pth.tar", ".ckpt")) and not lower.endswith(".index"):
+        import torch  # here: the CLI's list/verify must start without torch
+
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure means "not a safe checkpoint"
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            return False, f"does not load with torch.load(weights_only=True): {first}"
+    elif lower.endswith((".h5", ".hdf5")) and not head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return False, "is not an HDF5 file"
+    elif lower.endswith(".mat") and not (head.startswith(b"MATLAB 5.0") or b"\x89HDF" in head):
+        return False, "is not a MATLAB (v5 or v7.3/HDF5) file"
+    return True, "ok"
 
 
 def _try_source(m: Manifest, source: dict, wanted: list[str], progress: bool,
