@@ -249,3 +249,55 @@ def test_bad_inputs(model: nn.Module, images: torch.Tensor) -> None:
 def test_with_input_normalization(model: nn.Module, images: torch.Tensor) -> None:
     wrapped = with_input_normalization(model, [0.5], [0.25])
     assert torch.allclose(wrapped(images), model((images - 0.5) / 0.25))
+
+
+# ------------------------------------------------------------------------------ Table 1 scores
+def test_classification_scores_match_sklearn() -> None:
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from visxai.methods.fill_blanks import classification_scores
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        y = rng.integers(0, 10, int(rng.integers(1, 80)))
+        # some correct, some wrong, some predicted classes that never occur as labels
+        p = np.where(rng.random(y.size) < 0.6, y, rng.integers(0, 12, y.size))
+        want = (100 * accuracy_score(y, p), 100 * f1_score(y, p, average="macro"), 100 * f1_score(y, p, average="weighted"))
+        assert np.allclose(classification_scores(y, p), want)
+    assert classification_scores([3, 3, 3], [3, 3, 3]) == (100.0, 100.0, 100.0)
+    with pytest.raises(ValueError):
+        classification_scores([1, 2], [1])
+
+
+def test_prototype_scores_bootstrap_over_images() -> None:
+    import numpy as np
+
+    from visxai.methods.fill_blanks import SCORE_NAMES, classification_scores, prototype_scores
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(10), 10)[:, None].repeat(3, 1)  # 100 images x 3 seeds
+    p = np.where(rng.random(y.shape) < 0.7, y, (y + 1) % 10)
+    est = prototype_scores(y, p)
+    assert set(est) == set(SCORE_NAMES)
+    for k, name in enumerate(SCORE_NAMES):
+        e = est[name]
+        # the point value is the statistic on all pooled pairs; n counts images, not image x seed
+        assert e.value == pytest.approx(classification_scores(y, p)[k])
+        assert (e.n, e.seeds, e.unit) == (100, 3, "images")
+        assert e.lo <= e.value <= e.hi and e.hi - e.lo > 0
+    # the image is the unit: three identical seeds per image carry no more information than one, so
+    # the CI is that of the 100 images, not the narrower one of 300 pooled "independent" pairs
+    same = p[:, :1].repeat(3, 1)
+    width = lambda e: e.hi - e.lo  # noqa: E731
+    clustered = prototype_scores(y, same)["accuracy"]
+    one_seed = prototype_scores(y[:, 0], same[:, 0])["accuracy"]
+    pooled = prototype_scores(y.reshape(-1), same.reshape(-1))["accuracy"]
+    assert clustered.value == one_seed.value == pooled.value
+    assert width(clustered) == pytest.approx(width(one_seed), rel=0.2)
+    assert width(clustered) > 1.4 * width(pooled)
+    # perfect prototypes: a degenerate CI at 100
+    perfect = prototype_scores(y[:, 0], y[:, 0])
+    assert all((v.value, v.lo, v.hi) == (100.0, 100.0, 100.0) for v in perfect.values())
+    # the same data give the same interval (seeded resampling)
+    assert prototype_scores(y, p) == est
