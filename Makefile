@@ -18,7 +18,7 @@ EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
 # notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
 NB ?= notebooks/
 
-.PHONY: setup install fetch reproduce test unit nbval test-portable check-clean notebooks lab bench clean
+.PHONY: setup install fetch reproduce test unit nbval test-portable check-clean check-lock notebooks lab bench clean
 
 setup: install fetch
 
@@ -37,7 +37,7 @@ reproduce: setup
 	$(PY) -m visxai reproduce --profile $(PROFILE) --device $(DEVICE)
 
 test: setup
-	$(MAKE) unit nbval test-portable check-clean
+	$(MAKE) unit nbval test-portable check-lock check-clean
 
 # tests write figures to a temporary VISXAI_FIGURES: figures/ is written only by `make reproduce`
 unit:
@@ -54,6 +54,10 @@ test-portable:
 	@tmp=$$(mktemp -d); $(EMULATED) VISXAI_FIGURES=$$tmp $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB) \
 	&& $(EMULATED) $(PY) -m visxai scorecard --compare $$tmp; rc=$$?; rm -rf $$tmp; exit $$rc
 
+# the lock resolves for Linux x86-64, macOS arm64 and Windows x86-64 (asks the package registry)
+check-lock:
+	$(PY) tests/check_lock_platforms.py
+
 # running the tests must not change the checkout
 check-clean:
 	@if [ -d .git ] && [ -n "$$(git status --porcelain)" ]; then \
@@ -63,9 +67,9 @@ check-clean:
 notebooks: setup
 	$(PY) -m visxai reproduce --profile offline --inplace $(if $(ONLY),--only $(ONLY),)
 
+# JupyterLab is pinned in requirements.lock: after set-up it starts without the network
 lab: setup
-	$(PY) -m pip install -q --disable-pip-version-check jupyterlab
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -12,12 +12,26 @@ ROOT = Path(__file__).resolve().parents[1]
 def _lock() -> dict[str, str]:
     pins = {}
     for line in (ROOT / "requirements.lock").read_text().splitlines():
-        line = line.split("#")[0].strip()
+        line = line.split("#")[0].split(";")[0].strip()
         if line:
             name, _, version = line.partition("==")
             assert version, f"requirements.lock line {line!r} is not an exact pin"
-            pins[name.lower().replace("_", "-")] = version
+            pins[name.lower().replace("_", "-")] = version.strip()
     return pins
+
+
+def test_cuda_only_pins_carry_a_linux_marker_and_jupyterlab_is_pinned():
+    """torch's CUDA wheels exist for Linux only: unmarked, they made the lock fail on macOS/Windows."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from check_lock_platforms import pins_for
+
+    mac, win, linux = (set(p.split("==")[0] for p in pins_for(t)) for t in ("macos-arm64", "windows", "linux"))
+    cuda = {n for n in linux if n.startswith("nvidia-") or n in ("triton", "cuda-bindings", "cuda-toolkit")}
+    assert cuda and not (cuda & mac) and not (cuda & win)
+    assert "pywinpty" in win and "pywinpty" not in linux and "appnope" in mac
+    assert {"torch", "jupyterlab", "jupyter-server", "ipywidgets"} <= (linux & mac & win)
 
 
 def test_environment_yml_uses_the_lock_and_python_311():
