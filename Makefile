@@ -34,7 +34,7 @@ fetch: install
 	$(PY) -m visxai fetch --offline-set
 
 reproduce: setup
-	$(PY) -m visxai reproduce --profile $(PROFILE) --device $(DEVICE)
+	$(PY) -m visxai reproduce --profile $(PROFILE) --device $(DEVICE) $(if $(filter offline,$(PROFILE)),--canonical,)
 
 test: setup
 	$(MAKE) unit nbval test-portable check-lock check-clean

@@ -6,9 +6,9 @@ import pytest
 from visxai.cli import main
 
 
-def _notebook(path, cells):
+def _notebook(path, cells, extra_params=""):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "offline"\ndevice = "auto"\nseed = 0')
+    params = nbformat.v4.new_code_cell('profile = "offline"\ndevice = "auto"\nseed = 0' + extra_params)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -34,7 +34,7 @@ def test_reproduce_runs_and_collects_scorecard(fake_repo, capsys):
             "sc.save()"
         ],
     )
-    assert main(["reproduce", "--quiet", "--device", "cpu"]) == 0
+    assert main(["reproduce", "--quiet", "--device", "cpu", "--canonical"]) == 0
     md = (fake_repo / "figures" / "SCORECARD.md").read_text()
     assert "| 01_ok | Table 1 | acc | 0.500 | 0.500 | [0.500, 0.500] | 4 | 1 | offline: toy | agrees |" in md
     runs = list((fake_repo / "runs").glob("*/01_ok.ipynb"))
@@ -51,3 +51,47 @@ def test_reproduce_names_failing_notebook_and_cell(fake_repo, capsys):
 def test_reproduce_unknown_notebook(fake_repo):
     with pytest.raises(SystemExit, match="no notebook matches"):
         main(["reproduce", "--only", "77"])
+
+
+def _scorecard_notebook(path, extra_params=""):
+    _notebook(
+        path,
+        ["from visxai.scorecard import Scorecard\n"
+         "from visxai.stats import estimate\n"
+         "sc = Scorecard(STEM)\n"
+         "sc.add('ratio', 'value', None, estimate([mask_ratio] * 3), f'{profile}', 'observed')\n"
+         "sc.save()"],
+        extra_params=f"\nmask_ratio = 0.25\nSTEM = '{path.stem}'" + extra_params,
+    )
+
+
+def test_a_default_run_writes_runs_not_figures(fake_repo):
+    _scorecard_notebook(fake_repo / "notebooks" / "01_ok.ipynb")
+    assert main(["reproduce", "--quiet", "--device", "cpu"]) == 0
+    assert not (fake_repo / "figures").exists()
+    run = next((fake_repo / "runs").iterdir())
+    assert (run / "01_ok.ipynb").is_file()
+    assert "| 01_ok | ratio | value |" in (run / "figures" / "SCORECARD.md").read_text()
+    assert (run / "figures" / "01_ok" / "scorecard.csv").is_file()
+
+
+def test_param_passes_through_papermill_and_never_writes_figures(fake_repo, capsys):
+    _scorecard_notebook(fake_repo / "notebooks" / "01_ok.ipynb")
+    assert main(["reproduce", "--quiet", "--device", "cpu", "-p", "mask_ratio", "0.5"]) == 0
+    run = next((fake_repo / "runs").iterdir())
+    assert "| 0.500 | [0.500, 0.500] |" in (run / "figures" / "SCORECARD.md").read_text()
+    assert not (fake_repo / "figures").exists()
+    with pytest.raises(SystemExit, match="default offline run only"):
+        main(["reproduce", "--quiet", "--canonical", "-p", "mask_ratio", "0.5"])
+    with pytest.raises(SystemExit, match="default offline run only"):
+        main(["reproduce", "--quiet", "--inplace", "--seed", "1"])
+    assert not (fake_repo / "figures").exists()
+
+
+def test_param_is_checked_before_anything_runs(fake_repo):
+    _scorecard_notebook(fake_repo / "notebooks" / "01_ok.ipynb")
+    with pytest.raises(SystemExit, match=r"no parameter \['mask_ration'\]; its parameters: .*mask_ratio"):
+        main(["reproduce", "--quiet", "-p", "mask_ration", "0.5"])
+    with pytest.raises(SystemExit, match="mask_ratio is float"):
+        main(["reproduce", "--quiet", "-p", "mask_ratio", "big"])
+    assert not (fake_repo / "runs").exists()

@@ -64,3 +64,13 @@ def test_makefile_installs_from_the_lock():
     make = (ROOT / "Makefile").read_text()
     assert "-r requirements.lock" in make
     assert (ROOT / ".ci" / "run").read_text().count("make test") == 1
+
+
+def test_readme_names_only_real_methods():
+    from visxai.methods.explain import METHODS
+
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r'method="(\w+)"\)\s+# also: ([\w, ]+)', text)
+    assert m, "the README's library snippet names its methods"
+    names = [m.group(1)] + [n.strip() for n in m.group(2).split(",") if n.strip()]
+    assert set(names) <= set(METHODS), set(names) - set(METHODS)

@@ -26,8 +26,49 @@ def _notebooks(only: list[str] | None) -> list[Path]:
     return books
 
 
+def _parse_value(text: str) -> object:
+    """A papermill parameter value from the command line: YAML scalars (1, 0.5, true, null, "x")."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _check_params(nb: Path, params: dict[str, object]) -> None:
+    """Refuse parameters the notebook's ``parameters`` cell does not define, or of another type."""
+    import papermill as pm
+
+    known = pm.inspect_notebook(str(nb))
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        listing = ", ".join(f"{k} (default {v['default']})" for k, v in known.items())
+        raise SystemExit(f"reproduce: {nb.stem} has no parameter {unknown}; its parameters: {listing}")
+    for name, value in params.items():
+        default = _parse_value(str(known[name]["default"]))
+        numeric = (int, float)
+        same = (
+            default is None
+            or value is None
+            or (isinstance(default, bool) == isinstance(value, bool)
+                and (isinstance(value, type(default))
+                     or (isinstance(default, numeric) and isinstance(value, numeric))))
+        )
+        if not same:
+            raise SystemExit(
+                f"reproduce: {nb.stem} parameter {name} is {type(default).__name__} "
+                f"(default {known[name]['default']}), got {value!r}"
+            )
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Execute notebooks with papermill (headless) and collect the scorecard."""
+    """Execute notebooks with papermill (headless) and collect the scorecard.
+
+    Results go to ``runs/<timestamp>/`` (executed notebooks, ``figures/``, the scorecard) unless
+    ``--canonical`` (``make reproduce``) or ``--inplace`` (``make notebooks``) asks for the
+    committed ``figures/``; only the default offline run (no ``-p``, seed 0) may write there.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -37,39 +78,63 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not books:
         print("reproduce: no notebooks found under notebooks/", file=sys.stderr)
         return 1
+    extra = {name: _parse_value(value) for name, value in (args.param or [])}
+    for nb in books:
+        _check_params(nb, extra)  # before any kernel starts or model loads
+    canonical = args.canonical or args.inplace
+    default_run = args.profile == "offline" and args.seed == 0 and not extra
+    if canonical and not default_run:
+        raise SystemExit(
+            "reproduce: figures/ and the committed notebooks hold the default offline run only; "
+            "drop --canonical/--inplace to write this run under runs/"
+        )
     run_dir = repo_root() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    params = {"profile": args.profile, "device": args.device, "seed": args.seed}
+    fig_root = figures_dir() if canonical else run_dir / "figures"
+    fig_root.mkdir(parents=True, exist_ok=True)
+    old_figures = os.environ.get("VISXAI_FIGURES")
+    if not canonical:
+        os.environ["VISXAI_FIGURES"] = str(fig_root)  # the kernels inherit it
+    params = {"profile": args.profile, "device": args.device, "seed": args.seed, **extra}
     failures: list[str] = []
-    for i, nb in enumerate(books, 1):
-        out = nb if args.inplace else run_dir / nb.name
-        print(f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, device={args.device}) -> {out}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(out),
-                parameters=params,
-                cwd=str(nb.parent),
-                kernel_name=args.kernel,
-                progress_bar=not args.quiet,
-                log_output=False,
-                request_save_on_cell_execute=False,
-            )
-        except PapermillExecutionError as err:
-            first = next((ln for ln in (err.source or "").splitlines() if ln.strip()), "")
-            msg = (
-                f"{nb.name}: cell {err.cell_index} of the executed notebook (execution count {err.exec_count},"
-                f" starting `{first[:80]}`) raised {err.ename}: {err.evalue}"
-            )
-            print("FAILED " + msg, file=sys.stderr, flush=True)
-            failures.append(msg)
-            continue
-        print(f"    done in {time.perf_counter() - t0:.0f} s", flush=True)
-    md = write_markdown()
+    try:
+        for i, nb in enumerate(books, 1):
+            out = nb if args.inplace else run_dir / nb.name
+            print(f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, device={args.device}) -> {out}",
+                  flush=True)
+            t0 = time.perf_counter()
+            try:
+                pm.execute_notebook(
+                    str(nb),
+                    str(out),
+                    parameters=params,
+                    cwd=str(nb.parent),
+                    kernel_name=args.kernel,
+                    progress_bar=not args.quiet,
+                    log_output=False,
+                    request_save_on_cell_execute=False,
+                )
+            except PapermillExecutionError as err:
+                first = next((ln for ln in (err.source or "").splitlines() if ln.strip()), "")
+                msg = (
+                    f"{nb.name}: cell {err.cell_index} of the executed notebook (execution count "
+                    f"{err.exec_count}, starting `{first[:80]}`) raised {err.ename}: {err.evalue}"
+                )
+                print("FAILED " + msg, file=sys.stderr, flush=True)
+                failures.append(msg)
+                continue
+            print(f"    done in {time.perf_counter() - t0:.0f} s", flush=True)
+    finally:
+        if not canonical:
+            if old_figures is None:
+                os.environ.pop("VISXAI_FIGURES", None)
+            else:
+                os.environ["VISXAI_FIGURES"] = old_figures
+    md = write_markdown(fig_root)
     print(f"scorecard: {md}")
-    if not args.only and not failures and args.profile == "offline" and (repo_root() / "README.md").exists():
-        update_readme(repo_root() / "README.md")
+    readme = repo_root() / "README.md"
+    if canonical and not args.only and not failures and readme.exists():
+        update_readme(readme)
     if failures:
         print("reproduce failed in:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
@@ -141,18 +206,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m visxai", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("reproduce", help="execute the notebooks headless (papermill) and write figures/")
-    r.add_argument("--profile", choices=["offline", "paper"], default="offline")
+    r = sub.add_parser(
+        "reproduce", help="execute the notebooks headless (papermill); results under runs/<timestamp>/",
+        description="Execute notebooks with papermill. Results (executed notebooks, figures, scorecard) "
+        "go to runs/<timestamp>/; --canonical writes the committed figures/ and README table instead "
+        "(the default offline run only: `make reproduce`).",
+    )
+    r.add_argument("--profile", choices=["offline", "paper"], default="offline",
+                   help="offline: substitute models and data, CPU minutes; paper: the papers' artefacts")
     r.add_argument("--only", nargs="*", help="notebook stems or prefixes, e.g. 01 04_fill")
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--kernel", default="python3")
-    r.add_argument("--inplace", action="store_true", help="write outputs into notebooks/ (to commit them)")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    r.add_argument("--seed", type=int, default=0, help="the notebooks' seed parameter")
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (repeatable), e.g. -p mask_ratio 0.5; checked against "
+                   "each notebook's parameters cell before anything runs")
+    r.add_argument("--kernel", default="python3", help="Jupyter kernel name")
+    r.add_argument("--canonical", action="store_true",
+                   help="write figures/ and the README results table (default offline run only)")
+    r.add_argument("--inplace", action="store_true",
+                   help="write outputs into notebooks/ and figures/ (to commit them for nbval)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_reproduce)
 
     s = sub.add_parser("scorecard", help="collect figures/*/scorecard.csv into figures/SCORECARD.md")
-    s.add_argument("--print", action="store_true")
+    s.add_argument("--print", action="store_true", help="print the table instead of its path")
     s.add_argument("--readme", action="store_true", help="also refresh the results table in README.md")
     s.add_argument(
         "--compare", metavar="RUN_FIGURES",
