@@ -602,3 +602,12 @@ def test_format_check_of_hdf5_and_mat(tmp_path):
     assert M.format_check(p, "gtsegs_ijcv.mat")[0] and M.format_check(p, "a.h5")[0]
     p.write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 100)
     assert M.format_check(p, "gtsegs_ijcv.mat")[0] and not M.format_check(p, "a.h5")[0]
+
+
+def test_list_shows_every_source_in_order_and_the_cache_path(env, capsys):
+    write_manifest(env, [{"kind": "url", "files": {"data/toy.bin": "https://example.invalid/toy.bin"}},
+                         {"kind": "file", "files": {"data/toy.bin": "$TOY_FILE"}}])
+    assert M.cli_list(Namespace()) == 0
+    out = capsys.readouterr().out
+    assert f"toy: {env.cache / 'toy'}" in out
+    assert out.index("1. url https://example.invalid/toy.bin") < out.index("2. file $TOY_FILE")

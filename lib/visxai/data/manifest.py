@@ -620,7 +620,17 @@ def cli_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    print(f"cache: {cache_root()}")
+    print(f"\ncache: {cache_root()} (set VISXAI_DATA to move it)")
+    print("\nwhere each artefact lives and its sources, tried in order:")
+    for m in all_manifests():
+        print(f"  {m.name}: {m.dir}")
+        for i, source in enumerate(m.sources, 1):
+            print(f"    {i}. {S.describe(source)}")
+        by_hand = not m.sources or all(src["kind"] in ("file", "user") for src in m.sources)
+        if m.files and by_hand:
+            print("    by hand: put " + ", ".join(f.path for f in m.files) + f" into {m.dir}")
+        if not m.files:
+            print("    by hand: " + (" ".join(m.manual.split())[:200] if m.manual else "see the manifest"))
     return 0
 
 
