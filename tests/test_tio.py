@@ -12,8 +12,12 @@ from visxai.methods.tio import (
     gray_images,
     pixel_to_input,
     predict_topk,
+    replicate_estimate,
+    replicate_seeds,
+    replicate_starts,
     rotate,
     screen_square,
+    smoothed_argmax,
 )
 
 TO_INPUT = pixel_to_input([0.5] * 3, [0.5] * 3)
@@ -159,3 +163,89 @@ def test_screen_square_and_topk() -> None:
     labels = [f"c{i}" for i in range(10)]
     top = predict_topk(_Constant(), TO_INPUT, x, labels, k=2)
     assert top[0][0][0] == "c0" and top[0][0][1] > 0.99
+
+
+def test_replicate_seeds_and_starts_are_deterministic_and_small() -> None:
+    assert replicate_seeds(0, 3) == [0, 1, 2]
+    assert set(replicate_seeds(0, 6)).isdisjoint(replicate_seeds(1, 6))  # two notebook seeds share no replicate
+    x0 = gray_images([0, 60, 255], 16)
+    a, b, c = replicate_starts(x0, 5), replicate_starts(x0, 5), replicate_starts(x0, 6)
+    assert torch.equal(a, b) and not torch.equal(a, c)  # seeded: the same seed gives the same start
+    assert a.min() >= 0 and a.max() <= 255  # clipped at black and white
+    assert torch.equal(a.round(), x0)  # below one 8-bit step: the rounded start is unchanged
+    assert (a[1] - x0[1]).abs().max() <= 0.5 and (a[1] != x0[1]).any()
+    # the noise of one start does not depend on the other starts in the call
+    assert torch.equal(replicate_starts(x0[1:2], 5), a[1:2])
+    assert torch.equal(replicate_starts(x0, 5, amplitude=0.0), x0)
+    with pytest.raises(ValueError):
+        replicate_seeds(0, 0)
+
+
+class _BatchSizeSensitive(nn.Module):
+    """Adds a tiny term that depends on the batch size (like a kernel whose blocking changes with N)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + 1e-3 * len(x)
+
+
+def test_result_does_not_depend_on_batch_companions() -> None:
+    model = _tiny_cnn(2)
+    kw = dict(q_target=0.45, n_rotations=5, lr=6.0, max_steps_per_round=12, batch_size=4)
+    x = replicate_starts(gray_images([40, 90, 140, 200, 250], 20), 3)
+    t = torch.tensor([2, 4, 6, 8, 1])
+    alone = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, **kw).optimize(x[:1], t[:1])
+    # other companions, another position, another number of jobs: bitwise the same run for job 0
+    for perm in ([0, 1, 2, 3, 4], [3, 0, 4], [4, 2, 1, 3, 0]):
+        r = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, **kw).optimize(x[perm], t[perm])
+        k = perm.index(0)
+        assert torch.equal(r.images[k], alone.images[0])
+        assert r.steps[k] == alone.steps[0] and r.steps_per_round[k] == alone.steps_per_round[0]
+    # without fixed chunks the batch size leaks into the logits: the runs are not bitwise equal
+    loose = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, fixed_chunks=False, **kw)
+    a, b = loose.optimize(x[:1], t[:1]), loose.optimize(x, t)
+    assert not torch.equal(a.images[0], b.images[0]) or a.q_final[0] != b.q_final[0]
+
+
+def test_every_capped_round_is_reported() -> None:
+    model = _Constant()
+    x0 = gray_images([50, 50, 50], 8)
+    tio = TransformationInvariantOptimizer(model, TO_INPUT, q_target=0.9, n_rotations=4, max_steps_per_round=3)
+    res = tio.optimize(x0, torch.tensor([1, 0, 2]))
+    # classes 1 and 2 can never pass: every round is capped and counted, with its step count
+    assert res.capped_rounds.tolist() == [4, 0, 4]
+    assert res.steps_per_round[0] == [3, 3, 3, 3] and res.steps_per_round[1] == [0, 0, 0, 0]
+    assert res.steps.tolist() == [12, 0, 12]
+
+
+def test_smoothed_argmax() -> None:
+    levels = [0, 10, 20, 30, 40, 50, 60]
+    spike = [0, 0, 0, 0, 9, 0, 0]  # a single high level
+    plateau = [0, 5, 5, 5, 0, 0, 0]
+    assert smoothed_argmax(levels, spike, 1) == 40
+    assert smoothed_argmax(levels, plateau, 3) == 20  # the centre of the plateau
+    # a one-level spike beside a broad plateau: the plain argmax jumps, the smoothed one does not
+    mixed = [0, 4, 4, 4, 0, 0, 7]
+    assert smoothed_argmax(levels, mixed, 1) == 60 and smoothed_argmax(levels, mixed, 3) == 20
+    with pytest.raises(ValueError):
+        smoothed_argmax(levels, plateau, 4)
+
+
+def test_replicate_estimate_covers_and_shrinks() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(1.0, 1.0, 6), rng.normal(1.0, 1.0, 60)
+    e_small = replicate_estimate(lambda i: float(small[i].mean()), 6)
+    e_large = replicate_estimate(lambda i: float(large[i].mean()), 60)
+    assert e_small.lo <= e_small.value <= e_small.hi and e_small.n == e_small.seeds == 6
+    assert (e_large.hi - e_large.lo) < (e_small.hi - e_small.lo)  # more replicates, narrower CI
+    assert e_large.lo < 1.0 < e_large.hi
+    # seeded: the same replicates give the same interval
+    again = replicate_estimate(lambda i: float(small[i].mean()), 6)
+    assert (again.lo, again.hi) == (e_small.lo, e_small.hi)
+    one = replicate_estimate(lambda i: 3.0, 1)
+    assert (one.value, one.lo, one.hi) == (3.0, 3.0, 3.0)

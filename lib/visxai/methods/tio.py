@@ -40,9 +40,18 @@ Decisions where the paper is silent (all are constructor arguments; defaults doc
   The output is the image after the last rotation (back in its start orientation).
 * the notebook's offline run uses ``lr = 4`` and ``max_steps_per_round = 25`` (fewer passes on a
   CPU); hard classes (laptop, goldfish, ...) then hit the cap in a few rounds, which is reported.
-* batching changes float summation order, so a batched run and one-image-at-a-time runs of a real
-  network may cross ``q_target`` at different steps and end in different (equally valid) images;
-  with a small network they agree (tests/test_tio.py).
+* batching: the batch *size* changes the float summation order of a real network's kernels (oneDNN
+  blocks differently), and Algorithm 1 is chaotic: one rounding difference moves the whole
+  trajectory. With ``fixed_chunks=True`` (default) every forward/backward pass runs on chunks of
+  exactly ``batch_size`` images (the last chunk padded with black images whose results are
+  dropped), so an image's result does not depend on which, or how many, other jobs share its run
+  (measured bitwise for EfficientNet-Lite0 on CPU; tests/test_tio.py). It still depends on the
+  CPU's numerics: that is what the replicates below are for.
+* replicates: the trajectory is chaotic, so one run per start is not a result. :func:`replicate_starts`
+  adds seeded uniform noise of amplitude ``0.5`` gray levels (below one 8-bit step: the rounded
+  start image is unchanged) to a start; :func:`replicate_seeds` derives the replicate seeds from a
+  notebook seed (seed 0 -> 0, 1, 2, ...; seed 1 -> 1000, 1001, ...). Statistics of replicated
+  curves come with a bootstrap CI over replicates (:func:`replicate_estimate`).
 * classic baseline (Fig. 1, row 1): the same ascent step without transformations, run for a
   given number of steps per image (the notebook matches each image's step count in Algorithm 1).
 
@@ -54,6 +63,7 @@ rotation itself is torchvision's ``rotate``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 import torch
@@ -74,6 +84,10 @@ __all__ = [
     "TransformationInvariantOptimizer",
     "GradientAscent",
     "predict_topk",
+    "replicate_seeds",
+    "replicate_starts",
+    "replicate_estimate",
+    "smoothed_argmax",
 ]
 
 _INTERP = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
@@ -167,6 +181,7 @@ class _Ascent:
         batch_size: int = 64,
         device: str | torch.device | None = None,
         channels_last: bool = True,
+        fixed_chunks: bool = True,
     ) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
@@ -178,8 +193,20 @@ class _Ascent:
         self.batch_size = int(batch_size)
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.channels_last = channels_last
+        self.fixed_chunks = bool(fixed_chunks)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _chunks(self, x: torch.Tensor, targets: torch.Tensor):
+        """``(chunk, targets, n_real)`` of ``batch_size`` images; the last one padded (fixed_chunks)."""
+        for sl in iter_chunks(len(x), self.batch_size):
+            xc, tc = x[sl], targets[sl]
+            n = len(xc)
+            if self.fixed_chunks and n < self.batch_size:
+                pad = self.batch_size - n
+                xc = torch.cat([xc, xc.new_zeros((pad, *xc.shape[1:]))])
+                tc = torch.cat([tc, tc.new_zeros(pad)])
+            yield xc, tc, n
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
@@ -190,21 +217,21 @@ class _Ascent:
     def confidence_and_grad(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``q_C`` [B] and the gradient of ``log q_C`` w.r.t. the pixels, in chunks of batch_size."""
         qs, gs = [], []
-        for sl in iter_chunks(len(x), self.batch_size):
-            xi = self._prep(x[sl]).requires_grad_(True)
+        for xc, tc, n in self._chunks(x, targets):
+            xi = self._prep(xc).requires_grad_(True)
             logp = torch.log_softmax(self.model(self.to_input(xi)).float(), dim=1)
-            sel = logp.gather(1, targets[sl].to(self.device).view(-1, 1)).squeeze(1)
+            sel = logp.gather(1, tc.to(self.device).view(-1, 1)).squeeze(1)
             (g,) = torch.autograd.grad(sel.sum(), xi)
-            qs.append(sel.detach().exp())
-            gs.append(g.detach().contiguous())
+            qs.append(sel.detach().exp()[:n])
+            gs.append(g.detach()[:n].contiguous())
         return torch.cat(qs).to(x.device), torch.cat(gs).to(x.device)
 
     @torch.no_grad()
     def confidence(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = []
-        for sl in iter_chunks(len(x), self.batch_size):
-            logits = self.model(self.to_input(self._prep(x[sl]))).float()
-            out.append(torch.softmax(logits, 1).gather(1, targets[sl].to(self.device).view(-1, 1)).squeeze(1))
+        for xc, tc, n in self._chunks(x, targets):
+            logits = self.model(self.to_input(self._prep(xc))).float()
+            out.append(torch.softmax(logits, 1).gather(1, tc.to(self.device).view(-1, 1)).squeeze(1)[:n])
         return torch.cat(out).cpu()
 
     def step(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -244,8 +271,9 @@ class TransformationInvariantOptimizer(_Ascent):
         batch_size: int = 64,
         device: str | torch.device | None = None,
         channels_last: bool = True,
+        fixed_chunks: bool = True,
     ) -> None:
-        super().__init__(model, to_input, lr, batch_size, device, channels_last)
+        super().__init__(model, to_input, lr, batch_size, device, channels_last, fixed_chunks)
         if not 0.0 < q_target < 1.0:
             raise ValueError(f"q_target must lie in (0, 1), got {q_target}")
         if n_rotations < 0 or max_steps_per_round < 1:
@@ -387,3 +415,96 @@ def predict_topk(
         vals, inds = p.topk(k, dim=1)
         out.extend([[(labels[i], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals.tolist(), inds.tolist())])
     return out
+
+
+# --- replicates: Algorithm 1 is chaotic, so every statistic rests on seeded replicate runs ----------
+
+SEED_STRIDE = 1000
+
+
+def replicate_seeds(seed: int, n: int) -> list[int]:
+    """The ``n`` replicate seeds of a notebook ``seed``: ``seed * 1000 + r``, r = 0..n-1.
+
+    Seed 0 gives 0, 1, 2, ...; seed 1 gives 1000, 1001, ...: two notebook seeds never share a
+    replicate (for ``n <= 1000``).
+    """
+    if n < 1 or n > SEED_STRIDE:
+        raise ValueError(f"need 1 <= n <= {SEED_STRIDE} replicates, got {n}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return [SEED_STRIDE * int(seed) + r for r in range(n)]
+
+
+def replicate_starts(x0: torch.Tensor, seed: int, amplitude: float = 0.5) -> torch.Tensor:
+    """The start images ``x0`` ``[B, 3, H, W]`` (pixels) plus seeded uniform noise, clipped to [0, 255].
+
+    The noise field ``U(-amplitude, amplitude)`` of shape ``[3, H, W]`` depends only on ``seed``
+    and the image size (a CPU ``torch.Generator``), and is the same for every image of ``x0``: a
+    replicate is one noise draw applied to all starts, whatever else is in the batch. With the
+    default amplitude 0.5 the rounded 8-bit start is unchanged (gray level g stays g), yet the
+    chaotic optimisation decorrelates the replicates within a few steps. ``amplitude=0`` returns
+    the clean start.
+    """
+    _check_pixels(x0, "x0")
+    if amplitude < 0:
+        raise ValueError(f"amplitude must be >= 0, got {amplitude}")
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = (torch.rand(tuple(x0.shape[1:]), generator=gen, dtype=torch.float32) * 2 - 1) * float(amplitude)
+    return (x0.detach().float() + noise.to(x0.device)).clamp_(0.0, 255.0)
+
+
+def smoothed_argmax(levels: Sequence[float], curve: Sequence[float], window: int = 5) -> float:
+    """The level at the maximum of ``curve`` after a centred moving average over ``window`` levels.
+
+    Levels must be sorted; the average uses only the levels that exist at the ends (a shorter
+    window there). ``window=1`` is the plain argmax. Ties go to the lowest level.
+    """
+    import numpy as np
+
+    lv = np.asarray(levels, dtype=float)
+    c = np.asarray(curve, dtype=float)
+    if lv.shape != c.shape or lv.ndim != 1 or len(lv) == 0:
+        raise ValueError("levels and curve must be 1-D and of the same length")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be an odd number >= 1, got {window}")
+    if np.any(np.diff(lv) <= 0):
+        raise ValueError("levels must be strictly increasing")
+    h = window // 2
+    sm = np.array([c[max(0, i - h) : i + h + 1].mean() for i in range(len(c))])
+    return float(lv[int(np.argmax(sm))])
+
+
+def replicate_estimate(
+    statistic: Callable[[Any], float],
+    n_replicates: int,
+    *,
+    unit: str = "replicates",
+    seeds: int | None = None,
+    seed: int = 0,
+    n_resamples: int = 1999,
+):
+    """A statistic of ``n_replicates`` replicate runs with its 95% percentile-bootstrap CI.
+
+    ``statistic(idx)`` gets an int array of replicate indices (with repeats in a resample) and
+    returns a float, e.g. the argmax of the mean curve ``curves[idx].mean(0)``; the value is
+    ``statistic(arange(n))``. Returns a :class:`visxai.stats.Estimate` with ``n`` =
+    ``n_replicates`` and ``seeds`` (default ``n_replicates``: each replicate has its own seed;
+    pass the number of replicate seeds when a resampled unit holds several). The resampling is seeded
+    (the same runs give the same CI on every machine). With one replicate the CI is the point.
+    """
+    import numpy as np
+
+    from ..stats import CONFIDENCE, Estimate
+
+    if n_replicates < 1:
+        raise ValueError("replicate_estimate needs at least one replicate")
+    full = np.arange(n_replicates)
+    value = float(statistic(full))
+    if n_replicates == 1:
+        return Estimate(value, value, value, 1, seeds or 1, unit)
+    rng = np.random.default_rng(seed)
+    boot = np.array([float(statistic(rng.integers(0, n_replicates, n_replicates))) for _ in range(n_resamples)])
+    boot = boot[np.isfinite(boot)]
+    a = (1 - CONFIDENCE) / 2
+    lo, hi = (float(v) for v in np.quantile(boot, [a, 1 - a], method="inverted_cdf"))
+    return Estimate(value, min(lo, value), max(hi, value), n_replicates, seeds or n_replicates, unit)
