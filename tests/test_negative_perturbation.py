@@ -140,3 +140,20 @@ def test_predicted_and_target_shortcut_equals_two_full_runs():
     ft, _ = negative_perturbation_eval(model, x, y, grad_x_input, "target", batch_size=5)
     assert np.array_equal(cp.correct, fp.correct) and np.array_equal(ct.correct, ft.correct)
     assert np.array_equal(ct.predictions, ft.predictions)
+
+
+def test_image_auc_is_the_per_image_area_and_averages_to_the_auc():
+    from visxai.metrics.negative_perturbation import PerturbationCurve
+
+    fr = np.concatenate([[0.0], DEFAULT_FRACTIONS])
+    correct = np.zeros((3, 10), dtype=bool)
+    correct[0] = True  # always right: 100% over [0, 0.9] -> 90
+    correct[1, :4] = True  # right up to 30% removed, wrong from 40%: 100*0.3 + the 0.3-0.4 half step = 35
+    correct[2, 5:] = True  # wrong until 40%, right from 50%: half step 0.4-0.5 (5) + 100*0.4 = 45
+    c = PerturbationCurve(fr, correct, np.zeros((3, 10), dtype=np.int64))
+    np.testing.assert_allclose(c.image_auc, [90.0, 35.0, 45.0])
+    assert c.image_auc.mean() == pytest.approx(c.auc)
+    rng = np.random.default_rng(0)
+    r = PerturbationCurve(fr, rng.random((50, 10)) > 0.4, np.zeros((50, 10), dtype=np.int64))
+    assert r.image_auc.mean() == pytest.approx(r.auc)
+    np.testing.assert_allclose(r.subset(slice(0, 7)).image_auc, r.image_auc[:7])

@@ -76,3 +76,13 @@ def test_shape_and_value_checks():
         segmentation_scores(torch.zeros(1, 4, 4), torch.zeros(1, 5, 5), signed=True)
     with pytest.raises(ValueError, match="masks must hold"):
         segmentation_scores(torch.zeros(1, 4, 4), torch.full((1, 4, 4), 3), signed=True)
+
+
+def test_image_accuracy_per_image_and_pooled():
+    m = _mask()
+    maps = m.float() * 2 - 1
+    maps[1] = 1.0  # image 1: everything foreground, 24 of 64 pixels are object
+    s = segmentation_scores(maps, m, signed=True)
+    np.testing.assert_allclose(s.image_accuracy, [100.0, 100.0 * 24 / 64])
+    # equal labelled counts: the pooled accuracy is the mean of the per-image ones
+    assert s.pixel_accuracy == pytest.approx(s.image_accuracy.mean())

@@ -11,7 +11,12 @@ in configuration.
 * :func:`negative_perturbation_eval`: Table 2 / Fig. 3 for one method, predicted or target class;
 * :func:`multilabel_pairs` and :func:`segmentation_eval`: Table 3 (one map per image and
   explained class, compared with that class's mask);
-* :func:`timed`: wall time per image of an evaluation, reported next to the tables.
+* :func:`timed`: wall time per image of an evaluation, reported next to the tables;
+* verdicts with uncertainty (on :mod:`visxai.stats`): :func:`pooled_estimate` and
+  :func:`paired_pooled_difference` (a pooled ratio such as Table 3's pixel accuracy, bootstrapped
+  over images), :func:`compare_paired` ("A beats each of B, C, ... on the same images", one
+  paired bootstrap per competitor) and :func:`combine_claims` ("A beats all of them": holds only
+  if every comparison holds, fails if any fails).
 
 Written by hand: a few loops around the library's methods and metrics.
 """
@@ -19,9 +24,11 @@ Written by hand: a few loops around the library's methods and metrics.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,6 +48,11 @@ __all__ = [
     "segmentation_eval",
     "timed",
     "eval_data",
+    "pooled_estimate",
+    "paired_pooled_difference",
+    "Comparison",
+    "compare_paired",
+    "combine_claims",
 ]
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -268,3 +280,87 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
+
+
+def _ratio_stat(num: np.ndarray, den: np.ndarray, scale: float) -> Callable[[np.ndarray], float]:
+    def stat(idx: np.ndarray) -> float:
+        i = idx.astype(np.int64)
+        return scale * float(num[i].sum()) / max(float(den[i].sum()), 1e-12)
+
+    return stat
+
+
+def pooled_estimate(num, den, *, scale: float = 100.0, unit: str = "images", seeds: int = 1, seed: int = 0):
+    """``scale * sum(num) / sum(den)`` (e.g. correct / labelled pixels) with a 95% CI from a
+    bootstrap over the units (images): each resample draws images with replacement and pools
+    their counts, so large images weigh more, as in the pooled statistic itself."""
+    from .stats import estimate
+
+    num, den = np.asarray(num, dtype=float).reshape(-1), np.asarray(den, dtype=float).reshape(-1)
+    if num.shape != den.shape or num.size == 0:
+        raise ValueError(f"num and den need one value per unit, got {num.shape} and {den.shape}")
+    return estimate(np.arange(num.size), statistic=_ratio_stat(num, den, scale), unit=unit, seeds=seeds, seed=seed)
+
+
+def paired_pooled_difference(num_a, den_a, num_b, den_b, *, scale: float = 100.0, unit: str = "images",
+                             seeds: int = 1, seed: int = 0):
+    """Pooled ratio of ``a`` minus that of ``b`` on the same units, with a paired bootstrap CI
+    (one resample of the images serves both)."""
+    from .stats import estimate
+
+    arrs = [np.asarray(v, dtype=float).reshape(-1) for v in (num_a, den_a, num_b, den_b)]
+    if len({a.shape for a in arrs}) != 1 or arrs[0].size == 0:
+        raise ValueError(f"paired_pooled_difference needs one value per unit in all four, got {[a.shape for a in arrs]}")
+    fa, fb = _ratio_stat(arrs[0], arrs[1], scale), _ratio_stat(arrs[2], arrs[3], scale)
+    return estimate(np.arange(arrs[0].size), statistic=lambda i: fa(i) - fb(i), unit=unit, seeds=seeds, seed=seed)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``reference - other`` on the same units, with the verdict on "reference is better"."""
+
+    other: str
+    diff: Any  # visxai.stats.Estimate
+    verdict: str
+
+
+def compare_paired(
+    reference: np.ndarray | Iterable[float],
+    others: Mapping[str, np.ndarray],
+    *,
+    greater: bool = True,
+    margin: float = 0.0,
+    unit: str = "images",
+    seeds: int = 1,
+) -> dict[str, Comparison]:
+    """"``reference`` beats each of ``others``": a paired bootstrap of ``reference - other`` per
+    competitor (:func:`visxai.stats.paired_difference`), judged by :func:`visxai.stats.verdict_claim`.
+
+    Each competitor's values are paired with the **first** ``len(other)`` reference values (the
+    competitors that are run on fewer images use the first ``n`` of the same image list).
+    ``greater=False`` claims that the reference is lower (e.g. a correlation).
+    """
+    from .stats import paired_difference, verdict_claim
+
+    ref = np.asarray(list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float)
+    out = {}
+    for name, vals in others.items():
+        vals = np.asarray(vals, dtype=float).reshape(-1)
+        if len(vals) > len(ref):
+            raise ValueError(f"{name}: {len(vals)} values but the reference has only {len(ref)}")
+        d = paired_difference(ref[: len(vals)], vals, unit=unit, seeds=seeds)
+        out[name] = Comparison(name, d, verdict_claim(d, greater=greater, margin=margin))
+    return out
+
+
+def combine_claims(verdicts: Iterable[str]) -> str:
+    """One verdict for "all of these claims": ``holds`` if every one holds, ``fails`` if at
+    least one fails (its CI decides against it), otherwise ``inconclusive``; ``not run`` if empty."""
+    v = list(verdicts)
+    if not v:
+        return "not run"
+    if any(x == "fails" for x in v):
+        return "fails"
+    if all(x == "holds" for x in v):
+        return "holds"
+    return "inconclusive"

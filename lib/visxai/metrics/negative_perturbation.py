@@ -73,6 +73,19 @@ class PerturbationCurve:
         """Area under the accuracy curve (percent x fraction, trapezoidal)."""
         return curve_auc(self.fractions, self.accuracy)
 
+    @property
+    def image_auc(self) -> np.ndarray:
+        """Per-image AUC ``[N]``: the area under image ``i``'s 0 / 100 % correctness curve.
+
+        The trapezoidal rule is linear in the curve, so ``image_auc.mean() == auc``: these are
+        the units a bootstrap over images resamples (:func:`visxai.stats.estimate`) and the
+        pairs a comparison of two methods on the same images differences
+        (:func:`visxai.stats.paired_difference`).
+        """
+        y = 100.0 * self.correct.astype(np.float64)
+        dx = np.diff(self.fractions.astype(np.float64))
+        return ((y[:, 1:] + y[:, :-1]) * 0.5 * dx[None, :]).sum(axis=1)
+
     def __len__(self) -> int:
         return int(self.correct.shape[0])
 

@@ -102,6 +102,13 @@ class SegmentationScores:
         return 100.0 * float(self.correct.sum()) / max(float(self.labeled.sum()), 1.0)
 
     @property
+    def image_accuracy(self) -> np.ndarray:
+        """Per-image pixel accuracy in percent ``[N]`` (equal to the pooled one only if every image
+        has the same number of labelled pixels; bootstrap the pooled ratio with
+        :func:`visxai.evaluation.pooled_estimate`)."""
+        return 100.0 * self.correct / np.maximum(self.labeled, 1)
+
+    @property
     def mean_ap(self) -> float:
         """Mean over images of the per-image AP, in percent."""
         return 100.0 * float(np.mean(self.ap)) if len(self.ap) else float("nan")
