@@ -129,3 +129,41 @@ def test_bad_inputs_raise() -> None:
         deletion(region_score, torch.ones(1, 8, 8), torch.ones(2, 3, 3))
     with pytest.raises(ValueError):
         deletion(region_score, torch.ones(1, 8, 8), torch.full((8, 8), float("nan")))
+
+
+def test_per_image_drop_and_increase_hand_example() -> None:
+    from visxai.metrics.confidence import drop_per_image, increase_per_image
+
+    full = [0.8, 0.5, 0.4, 0.0, -0.2]
+    masked = [0.2, 0.6, 0.4, 0.3, 0.1]
+    drop = drop_per_image(full, masked)
+    # (0.8-0.2)/0.8 = 0.75; an increase is no drop; equal scores: 0; Y <= 0: undefined (NaN)
+    np.testing.assert_allclose(drop[:3], [0.75, 0.0, 0.0])
+    assert np.isnan(drop[3]) and np.isnan(drop[4])
+    np.testing.assert_array_equal(increase_per_image(full, masked), [0.0, 1.0, 0.0, 1.0, 1.0])  # strict O > Y
+    # the per-image values average to the Grad-CAM++ aggregates (undefined drops left out)
+    assert average_drop(full, masked) == pytest.approx(0.75 / 3)
+    assert increase_in_confidence(full, masked) == pytest.approx(3 / 5)
+    with pytest.raises(ValueError):
+        drop_per_image([1.0, 2.0], [1.0])
+
+
+def test_similarity_score_per_reference_pairs() -> None:
+    from visxai.metrics.confidence import drop_per_image, increase_per_image
+
+    torch.manual_seed(0)
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    refs, x = torch.rand(4, 3, 2, 2), torch.rand(2, 3, 2, 2)
+    score = SimilarityScore(lin, refs)
+    pairs = score.per_reference(x)
+    assert pairs.shape == (2, 4)
+    torch.testing.assert_close(pairs.mean(dim=1), score(x))
+    f = torch.nn.functional.normalize(lin(x).detach(), dim=-1)
+    g = torch.nn.functional.normalize(lin(refs).detach(), dim=-1)
+    torch.testing.assert_close(pairs, f @ g.T)
+    # per pair: Y_t = pairs[0], O_t = pairs[1]; the image's drop / increase average the pairs
+    y, o = pairs[0].numpy(), pairs[1].numpy()
+    assert increase_per_image(y, o).mean() == pytest.approx(float(np.mean(o > y)))
+    d = drop_per_image(y, o)
+    ok = y > 0
+    np.testing.assert_allclose(d[ok], np.maximum(0, y[ok] - o[ok]) / y[ok])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -220,3 +221,96 @@ def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch
     assert mean == (0.485, 0.456, 0.406) and not net.training
     with pytest.raises(ValueError, match="no 'module.encoder.fc"):
         simsiam_state({"state_dict": {k: v for k, v in state.items() if ".fc." not in k}})
+
+
+def _frame(values: dict[tuple[str, str, str], list[list[float]]]):
+    """A Table I frame: (model, weights, saliency) -> per seed, per image insertion values."""
+    import pandas as pd
+
+    recs = []
+    for (model, weights, saliency), per_seed in values.items():
+        for s, vals in enumerate(per_seed):
+            for i, v in enumerate(vals):
+                recs.append({"model": model, "weights": weights, "saliency": saliency, "image": f"im{i}", "seed": s,
+                             "insertion": v, "deletion": 1.0 - v, "drop": 1.0 - v, "increase": v})
+    return pd.DataFrame.from_records(recs)
+
+
+def test_claim_difference_is_paired_signed_and_averages_seeds() -> None:
+    from visxai.methods.pixel_invariance import claim_difference, per_image
+    from visxai.stats import verdict_claim
+
+    g = np.random.default_rng(0)
+    base = g.uniform(0.2, 0.8, size=12)  # large spread between images, a constant gap within each pair
+    frame = _frame({
+        ("A", "trained", "heatmap"): [list(base + 0.05), list(base + 0.07)],
+        ("B", "trained", "heatmap"): [list(base), list(base)],
+        ("A", "trained", "random map"): [list(base + 0.05), list(base + 0.07)],
+    })
+    pi = per_image(frame, "A", "insertion")
+    np.testing.assert_allclose(pi.to_numpy(), base + 0.06)  # mean over the two seeds, per image
+    np.testing.assert_allclose(per_image(frame, ["A", "B"], "insertion", seed=0).to_numpy(), base + 0.025)
+    for metric in ("Insertion", "Deletion", "Avg. Drop", "Inc. Conf."):
+        d = claim_difference(frame, "A", "B", metric)  # A better on every metric (deletion/drop lower)
+        assert d.value == pytest.approx(0.06) and d.n == 12 and d.seeds == 2
+        assert d.hi - d.lo < 1e-9  # paired: the image spread cancels
+        assert verdict_claim(d, margin=0.01) == "holds"
+        assert verdict_claim(claim_difference(frame, "B", "A", metric), margin=0.01) == "fails"
+    d0 = claim_difference(frame, "A", None, "Insertion", seed=0, against="random map")
+    assert d0.value == pytest.approx(0.0) and d0.seeds == 1
+    with pytest.raises(ValueError):
+        per_image(frame, "C", "insertion")
+
+
+def test_invariance_table_runs_both_controls_deterministically() -> None:
+    from visxai.methods.pixel_invariance import invariance_table
+
+    torch.manual_seed(123)  # not the randomisation seeds 0/1: a model built under seed 0 IS its seed-0 "randomised" copy
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()).eval()
+    models = {"m": (model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
+    images = {"a": _image(0), "b": _image(1)}
+    kw = dict(seeds=(0, 1), n_transforms=3, n_augments=32, surrogate_size=8, epochs=5, device="cpu", progress=False)
+    frame, maps = invariance_table(models, images, **kw)
+    assert len(frame) == 2 * 2 * 2 * 2  # weights x saliency x images x seeds
+    assert set(frame.weights) == {"trained", "randomised"} and set(frame.saliency) == {"heatmap", "random map"}
+    assert set(maps) == {("m", w, n, s) for w in ("trained", "randomised") for n in images for s in (0, 1)}
+    again, _ = invariance_table(models, images, **kw)
+    cols = ["insertion", "deletion", "full", "masked", "increase", "rank_corr"]
+    pd_frame = frame[cols].to_numpy(float)
+    np.testing.assert_array_equal(pd_frame, again[cols].to_numpy(float))  # same seeds, same numbers
+    # the randomised copy is another model: other similarity scores and another heatmap
+    t = frame[(frame.weights == "trained") & (frame.saliency == "heatmap")]
+    r = frame[(frame.weights == "randomised") & (frame.saliency == "heatmap")]
+    assert not np.allclose(t.full.to_numpy(), r.full.to_numpy())
+    assert float(t.rank_corr.abs().max()) < 0.999
+    # the random map is scored on the same transformations as the heatmap: the unperturbed score is shared
+    rm = frame[(frame.weights == "trained") & (frame.saliency == "random map")]
+    np.testing.assert_array_equal(t.full.to_numpy(), rm.full.to_numpy())
+    # the seed enters the augments and the transformations
+    assert not np.array_equal(t[t.seed == 0].insertion.to_numpy(), t[t.seed == 1].insertion.to_numpy())
+    only, _ = invariance_table(models, images, controls=False, **kw)
+    assert set(only.weights) == {"trained"} and set(only.saliency) == {"heatmap"}
+
+
+def test_evaluate_drop_and_increase_are_per_transformation_pair() -> None:
+    from visxai.methods.pixel_invariance import similarity_score
+    from visxai.metrics.confidence import masked_image
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()).eval()
+    pi = PixelInvariance(model, n_augments=16, surrogate_size=8, device="cpu", epochs=3)
+    img = _image()
+    hm = torch.rand(S, S, generator=torch.Generator().manual_seed(0))
+    score = similarity_score(pi, img, n_transforms=6, seed=7)
+    ev = evaluate(pi, img, hm, score=score)
+    x = pi.normalize(img)
+    pairs = score.per_reference(torch.stack([x, masked_image(x, hm)])).double().numpy()
+    y, o = pairs[0], pairs[1]
+    ok = y > 0
+    assert ev["increase"] == pytest.approx(float(np.mean(o > y)))  # a fraction of the 6 pairs, not a 0/1 per image
+    assert ev["drop"] == pytest.approx(float(np.mean(np.maximum(0, y[ok] - np.maximum(o[ok], 0)) / y[ok])))
+    assert 0.0 <= ev["drop"] <= 1.0
+    assert ev["n_undefined_drop"] == int((~ok).sum())
+    assert ev["full"] == pytest.approx(float(y.mean()), rel=1e-6)
+    # the same transformations are drawn again without ``score``
+    assert evaluate(pi, img, hm, n_transforms=6, seed=7)["insertion"] == pytest.approx(ev["insertion"])

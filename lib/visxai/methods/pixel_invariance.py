@@ -47,6 +47,14 @@ this module does:
   ``nn.Linear``'s random init; with the summed BCE the first step dwarfs it).
 * NMF: scikit-learn's ``fit_transform(F)`` for ``F`` (B x D) returns the (B x V) factor, which is
   the paper's ``H`` transposed; its scale is NMF's (not rescaled), as in the authors' code.
+* Average Drop / Increase in Confidence (:func:`evaluate`) are computed per (image,
+  transformation) pair and averaged per image (the authors average the 10 cosines into one score
+  per image first; the paper's IC of 0.004 is only possible per pair).
+
+Table I over images and seeds with both controls (:func:`invariance_table`): per-image metrics for
+every model, photo and seed, the same protocol with a random map and on randomised copies of the
+models (Adebayo et al. 2018); :func:`per_image` and :func:`claim_difference` (paired bootstrap
+over images, :func:`visxai.stats.paired_difference`) turn them into Table I entries and claims.
 """
 
 from __future__ import annotations
@@ -81,6 +89,10 @@ __all__ = [
     "without_head",
     "similarity_score",
     "evaluate",
+    "TABLE1_METRICS",
+    "invariance_table",
+    "per_image",
+    "claim_difference",
 ]
 
 _JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's fn_idx order
@@ -651,23 +663,186 @@ def evaluate(
     n_transforms: int = 10,
     step: int | None = None,
     seed: int = 12345,
+    score: "SimilarityScore | None" = None,
 ) -> dict[str, object]:
-    """Insertion / Deletion AUCs and the (full, masked) scores for Average Drop / Increase in
-    Confidence of one heatmap, all on the similarity score (Table I protocol)."""
-    from ..metrics.confidence import masked_image
+    """Insertion / Deletion AUCs, the (full, masked) scores and the per-image drop and increase
+    (Average Drop / Increase in Confidence before the mean over images) of one heatmap, all on
+    the similarity score (Table I protocol).
+
+    ``full`` / ``masked`` are the scores averaged over the ``T`` transformations (the score of
+    Insertion / Deletion). The drop and the increase are computed per (image, transformation)
+    pair, ``max(0, Y_t - O_t) / Y_t`` and ``1[O_t > Y_t]`` with ``Y_t`` / ``O_t`` the cosine
+    similarity of the full / masked image to transformation ``t``, then averaged over the pairs of
+    the image: the paper's Increase in Confidence of 0.004 over 100 images is only possible per
+    pair, and a per-pair fraction moves in steps of 1/T where a per-image indicator jumps by 1.
+    Pairs with ``Y_t <= 0`` have no defined drop and are left out of ``drop`` (counted in
+    ``n_undefined_drop``; ``drop`` is NaN when every pair is undefined); they still count in
+    ``increase``. A negative ``O_t`` is clamped to 0 in the drop (a drop is at most 1, as with
+    Grad-CAM++'s probabilities).
+
+    ``score``: a :func:`similarity_score` of this image to reuse (e.g. to evaluate a random map on
+    the same transformations); by default one is drawn with ``n_transforms`` and ``seed``.
+    """
+    from ..metrics.confidence import drop_per_image, increase_per_image, masked_image
     from ..metrics.perturbation import deletion, insertion
 
-    score = similarity_score(explainer, image, n_transforms, seed)
+    score = similarity_score(explainer, image, n_transforms, seed) if score is None else score
     x = explainer.normalize(image.float().to(explainer.device))
     ins = insertion(score, x, heatmap, step=step, batch_size=explainer.batch_size)
     dele = deletion(score, x, heatmap, step=step, batch_size=explainer.batch_size)
     with torch.no_grad():
-        ym = score(torch.stack([x, masked_image(x, heatmap)])).cpu()
+        pairs = score.per_reference(torch.stack([x, masked_image(x, heatmap)])).cpu().double().numpy()  # [2, T]
+    # a cosine can be negative: the masked score is clamped at 0 (as the similarities are for the BCE), so that a
+    # drop is at most 1 as with the class probabilities of Grad-CAM++
+    drops = drop_per_image(pairs[0], np.maximum(pairs[1], 0.0))
     return {
         "insertion": ins.auc,
         "deletion": dele.auc,
         "insertion_curve": ins.curve,
         "deletion_curve": dele.curve,
-        "full": float(ym[0]),
-        "masked": float(ym[1]),
+        "full": float(pairs[0].mean()),
+        "masked": float(pairs[1].mean()),
+        "drop": float(np.nanmean(drops)) if np.isfinite(drops).any() else float("nan"),
+        "increase": float(increase_per_image(pairs[0], pairs[1]).mean()),
+        "n_undefined_drop": int((~np.isfinite(drops)).sum()),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Table I with its controls, over images and seeds
+# ------------------------------------------------------------------------------------------------
+
+#: Table I's metrics, per-image column names, and whether higher is better
+TABLE1_METRICS = {"Insertion": ("insertion", True), "Deletion": ("deletion", False),
+                  "Avg. Drop": ("drop", False), "Inc. Conf.": ("increase", True)}
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    from scipy.stats import spearmanr
+
+    r = spearmanr(a.reshape(-1).numpy(), b.reshape(-1).numpy()).statistic
+    return float(r) if np.isfinite(r) else float("nan")
+
+
+def invariance_table(
+    models: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Sequence[float], Sequence[float]]],
+    images: dict[str, torch.Tensor],
+    seeds: Sequence[int] = (0, 1, 2),
+    n_transforms: int = 10,
+    controls: bool = True,
+    keep_heatmaps: Callable[[str, str, str, int], bool] | None = None,
+    progress: bool = True,
+    **pi_kwargs,
+):
+    """Table I's per-image metrics of every model, image and seed, with both controls.
+
+    ``models``: row name -> (model, mean, std); ``images``: name -> [3,H,W] in [0,1];
+    ``pi_kwargs`` go to :class:`PixelInvariance` (``n_augments``, ``alpha``, ...). For every seed
+    ``s`` the seed enters the augments (``PixelInvariance(seed=s)``, also NMF's init) and the
+    evaluation's transformations (``seed=s + 1000``). With ``controls`` the same run also scores
+
+    * a random map (:func:`visxai.controls.random_saliency`, seed ``10000 s + image index``) on
+      the same transformations as the heatmap (``saliency="random map"``), and
+    * the model-randomisation check (Adebayo et al. 2018): the same protocol on
+      :func:`visxai.controls.randomized_model` ``(model, seed=s)`` (``weights="randomised"``),
+      with the random map too and the Spearman correlation of its heatmap with the trained one.
+
+    The augments of one image and seed are drawn once and shared by the models with the same
+    normalisation mean (the erased colour). Returns ``(frame, heatmaps)``: a long
+    ``pandas.DataFrame`` with one row per (model, weights, saliency, image, seed) and columns
+    ``insertion, deletion, full, masked, drop, increase, insertion_curve, deletion_curve,
+    rank_corr`` (Spearman correlation of the trained and the randomised heatmap of the image, on
+    every row of that model, image and seed), and a dict ``(model, weights, image,
+    seed) -> InvarianceResult`` for the combinations ``keep_heatmaps`` accepts (default: all).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ..controls import random_saliency, randomized_model
+
+    records: list[dict[str, object]] = []
+    heatmaps: dict[tuple[str, str, str, int], InvarianceResult] = {}
+    names = list(images)
+    total = len(seeds) * len(models) * len(names)
+    bar = tqdm(total=total, desc="Table I", disable=not progress, leave=False)
+    for s in seeds:
+        params: dict[tuple, AugmentParams] = {}
+        for row, (model, mean, std) in models.items():
+            variants = {"trained": model}
+            if controls:
+                variants["randomised"] = randomized_model(model, seed=int(s))
+            pis = {w: PixelInvariance(m, mean=mean, std=std, seed=int(s), **pi_kwargs) for w, m in variants.items()}
+            for k, name in enumerate(names):
+                img = images[name].float()
+                h, w = img.shape[-2:]
+                pi_t = pis["trained"]
+                key = (h, w, pi_t.augment.erase_value)
+                if key not in params:
+                    params[key] = pi_t.augment.sample(pi_t.n_augments, h, w, pi_t.seed)
+                x2 = pi_t.augment.apply(img.to(pi_t.device), params[key])
+                rmap = random_saliency((h, w), seed=10000 * int(s) + k) if controls else None
+                maps = {}
+                for weights, pi in pis.items():
+                    res = pi.fit(pi.prepare(img, x2))
+                    maps[weights] = res.heatmap
+                    if keep_heatmaps is None or keep_heatmaps(row, weights, name, int(s)):
+                        heatmaps[(row, weights, name, int(s))] = res
+                    score = similarity_score(pi, img, n_transforms, seed=int(s) + 1000)
+                    sal = {"heatmap": res.heatmap}
+                    if rmap is not None:
+                        sal["random map"] = rmap
+                    for kind, m in sal.items():
+                        ev = evaluate(pi, img, m, score=score)
+                        records.append({
+                            "model": row, "weights": weights, "saliency": kind, "image": name, "seed": int(s),
+                            **{c: ev[c] for c in ("insertion", "deletion", "full", "masked", "drop", "increase",
+                                                  "insertion_curve", "deletion_curve")},
+                        })
+                rc = _spearman(maps["trained"], maps["randomised"]) if "randomised" in maps else float("nan")
+                for r in records[-len(maps) * (2 if rmap is not None else 1):]:
+                    r["rank_corr"] = rc
+                bar.update(1)
+    bar.close()
+    return pd.DataFrame.from_records(records), heatmaps
+
+
+def per_image(frame, model: str | Sequence[str], metric: str, weights: str = "trained",
+              saliency: str = "heatmap", seed: int | None = None):
+    """One value per image of ``metric`` (a column of :func:`invariance_table`'s frame).
+
+    ``model`` may be several rows: their per-image mean. ``seed=None`` averages over the seeds
+    (NaNs, e.g. an undefined drop, are skipped). Returns a ``pandas.Series`` indexed by image, in
+    the frame's image order.
+    """
+    models = [model] if isinstance(model, str) else list(model)
+    sel = frame[frame.model.isin(models) & (frame.weights == weights) & (frame.saliency == saliency)]
+    if seed is not None:
+        sel = sel[sel.seed == seed]
+    if sel.empty:
+        raise ValueError(f"no rows for model={models}, weights={weights}, saliency={saliency}, seed={seed}")
+    order = list(dict.fromkeys(frame.image))
+    return sel.groupby("image", sort=False)[metric].mean().reindex(order)
+
+
+def claim_difference(frame, better: str | Sequence[str], worse: str | Sequence[str], metric: str,
+                     weights: str = "trained", seed: int | None = None, against: str | None = None):
+    """Paired bootstrap over images of "``better`` scores better than ``worse`` on ``metric``".
+
+    ``metric`` is a key of :data:`TABLE1_METRICS` (its direction is applied: a positive value means
+    ``better`` is better). With ``against="random map"`` the comparison is the heatmap of the
+    model(s) ``better`` against the random map on the same images (``worse`` is ignored).
+    ``seed=None``: per-image values averaged over the seeds (``Estimate.seeds`` = their number).
+    Returns a :class:`visxai.stats.Estimate` (mean difference, 95% CI, n images).
+    """
+    from ..stats import paired_difference
+
+    col, higher = TABLE1_METRICS[metric]
+    a = per_image(frame, better, col, weights, "heatmap", seed)
+    if against is None:
+        b = per_image(frame, worse, col, weights, "heatmap", seed)
+    else:
+        b = per_image(frame, better, col, weights, against, seed)
+    a, b = a.align(b, join="inner")
+    n_seeds = frame.seed.nunique() if seed is None else 1
+    d = (a - b) if higher else (b - a)
+    return paired_difference(d.to_numpy(), np.zeros(len(d)), seeds=int(n_seeds))

@@ -11,7 +11,9 @@ Grad-CAM++ reports percentages; Sammani et al. (Table I) report fractions, as th
 The score is any :data:`visxai.metrics.perturbation.ScoreFn` (class probability or Pixel
 Invariance's similarity score). An image whose full-image score is <= 0 has no defined drop
 (a cosine similarity can be negative): it is left out of the Average Drop (NaN per image, the mean
-ignores it) and counted in ``n_undefined``. Written by hand: these two formulas (a few lines).
+ignores it) and counted in ``n_undefined``. :func:`drop_per_image` and :func:`increase_per_image`
+give the per-image (or per-pair) terms, which a bootstrap over images resamples. Written by hand:
+these two formulas (a few lines).
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import torch
 
 from .perturbation import ScoreFn, upsample_saliency
 
-__all__ = ["ConfidenceResult", "masked_image", "average_drop_increase", "average_drop", "increase_in_confidence"]
+__all__ = [
+    "ConfidenceResult",
+    "masked_image",
+    "average_drop_increase",
+    "drop_per_image",
+    "increase_per_image",
+    "average_drop",
+    "increase_in_confidence",
+]
 
 
 @dataclass
@@ -73,14 +83,35 @@ def average_drop_increase(
     return ConfidenceResult(ad, ic, full, masked, drop, int((~valid).sum()))
 
 
+def drop_per_image(full: Sequence[float], masked: Sequence[float]) -> np.ndarray:
+    """Per-image drop ``max(0, Y_i - O_i) / Y_i``; NaN where ``Y_i <= 0`` (no defined drop).
+
+    The mean of the finite entries is the Average Drop; one value per image is what a bootstrap
+    over images (or a paired comparison of two models on the same images) resamples.
+    """
+    y, o = np.asarray(full, float).reshape(-1), np.asarray(masked, float).reshape(-1)
+    if y.shape != o.shape:
+        raise ValueError(f"full and masked need one score per image, got {y.shape} and {o.shape}")
+    out = np.full(y.shape, np.nan)
+    ok = y > 0
+    out[ok] = np.maximum(0.0, y[ok] - o[ok]) / y[ok]
+    return out
+
+
+def increase_per_image(full: Sequence[float], masked: Sequence[float]) -> np.ndarray:
+    """Per-image indicator ``1[O_i > Y_i]`` (as float); its mean is the Increase in Confidence."""
+    y, o = np.asarray(full, float).reshape(-1), np.asarray(masked, float).reshape(-1)
+    if y.shape != o.shape:
+        raise ValueError(f"full and masked need one score per image, got {y.shape} and {o.shape}")
+    return (o > y).astype(float)
+
+
 def average_drop(full: Sequence[float], masked: Sequence[float]) -> float:
     """Average Drop from given scores (Y_i, O_i); images with Y_i <= 0 are left out."""
-    y, o = np.asarray(full, float), np.asarray(masked, float)
-    ok = y > 0
-    return float(np.mean(np.maximum(0.0, y[ok] - o[ok]) / y[ok])) if ok.any() else float("nan")
+    d = drop_per_image(full, masked)
+    return float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
 
 
 def increase_in_confidence(full: Sequence[float], masked: Sequence[float]) -> float:
     """Increase in Confidence from given scores: fraction of images with O_i > Y_i."""
-    y, o = np.asarray(full, float), np.asarray(masked, float)
-    return float(np.mean(o > y))
+    return float(np.mean(increase_per_image(full, masked)))

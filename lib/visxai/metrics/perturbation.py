@@ -199,6 +199,11 @@ class SimilarityScore:
         return torch.cat(outs)
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def per_reference(self, images: torch.Tensor) -> torch.Tensor:
+        """cos(f(x), f(T_t(image))) for every image and reference: [N, T]."""
         f = F.normalize(self._features(images), dim=-1)
-        return (f @ self.ref.T).mean(dim=1)
+        return f @ self.ref.T
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.per_reference(images).mean(dim=1)
