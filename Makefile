@@ -18,7 +18,7 @@ EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
 # notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
 NB ?= notebooks/
 
-.PHONY: setup install fetch reproduce test unit nbval test-portable check-clean check-lock notebooks lab bench clean
+.PHONY: setup install fetch reproduce test unit nbval test-portable check-clean check-lock check-lab notebooks lab bench clean
 
 setup: install fetch
 
@@ -37,7 +37,7 @@ reproduce: setup
 	$(PY) -m visxai reproduce --profile $(PROFILE) --device $(DEVICE) $(if $(filter offline,$(PROFILE)),--canonical,)
 
 test: setup
-	$(MAKE) unit nbval test-portable check-lock check-clean
+	$(MAKE) unit nbval test-portable check-lock check-lab check-clean
 
 # tests write figures to a temporary VISXAI_FIGURES: figures/ is written only by `make reproduce`
 unit:
@@ -67,9 +67,18 @@ check-clean:
 notebooks: setup
 	$(PY) -m visxai reproduce --profile offline --inplace $(if $(ONLY),--only $(ONLY),)
 
-# JupyterLab is pinned in requirements.lock: after set-up it starts without the network
+# JupyterLab is pinned in requirements.lock: after set-up it starts without the network.
+# The committed notebooks are this project's own executed outputs: trusting them (in your local
+# Jupyter trust database, the files are not changed) lets JupyterLab draw the saved slider panels
+# before the kernel runs. LAB_ARGS passes options to jupyter lab.
+LAB_ARGS ?=
 lab: setup
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
+	$(VENV)/bin/jupyter trust -y notebooks/[0-9][0-9]_*.ipynb > /dev/null
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) notebooks/
+
+# headless Chromium opens `make lab` and checks the slider panels (skipped without Chromium)
+check-lab: setup
+	$(PY) tests/check_lab.py
 
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
