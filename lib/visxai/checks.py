@@ -25,10 +25,14 @@ def check_images(
     value_range: tuple[float, float] | None = None,
     tol: float = 1e-4,
     hint: str = "",
+    dtype: torch.dtype | None = None,
+    finite: bool = True,
 ) -> torch.Tensor:
     """Check that ``x`` is a float tensor of rank ``ndim`` (with ``channels`` at dim -3 if given)
     whose values lie in ``value_range`` (within ``tol``); return it unchanged.
 
+    ``dtype`` (e.g. the model's ``torch.float32``) is required exactly when given; ``finite``
+    rejects NaN and infinite values (an explanation of a NaN image is silently wrong).
     Raises :class:`InputError` whose message names the argument, what was expected, what was
     found, and ``hint`` (what to do).
     """
@@ -38,10 +42,25 @@ def check_images(
     tail = f"; {hint}" if hint else ""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got {type(x).__name__}{tail}")
-    if x.dim() != ndim or (channels is not None and x.shape[-3] != channels):
+    if x.dim() != ndim:
         raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got shape {tuple(x.shape)}{tail}")
+    if channels is not None and x.shape[-3] != channels:
+        raise InputError(
+            f"{name} must have {channels} channel(s) at dim {ndim - 3} ({want}), got shape "
+            f"{tuple(x.shape)} with {x.shape[-3]}{tail}"
+        )
     if not x.is_floating_point():
-        raise InputError(f"{name} must be floating point{rng}, got dtype {x.dtype}{tail}")
+        scale = " (uint8 images: x.float() / 255)" if x.dtype == torch.uint8 else ""
+        raise InputError(f"{name} must be floating point{rng}, got dtype {x.dtype}{scale}{tail}")
+    if dtype is not None and x.dtype != dtype:
+        raise InputError(f"{name} must be {dtype} (the model's dtype), got {x.dtype}: convert with "
+                         f"x.to({dtype}){tail}")
+    if finite and x.numel():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            n_nan = int(torch.isnan(x).sum())
+            raise InputError(f"{name} has {bad} non-finite value(s) ({n_nan} NaN, {bad - n_nan} infinite) "
+                             f"of {x.numel()}; an explanation of such an input is meaningless{tail}")
     if value_range is not None and x.numel():
         lo, hi = float(x.min()), float(x.max())
         if lo < value_range[0] - tol or hi > value_range[1] + tol:
