@@ -17,7 +17,7 @@ def test_accepts_and_returns_valid_input():
     [
         (np.zeros((2, 3, 4, 4)), r"float tensor \[B, 3, H, W\].*got ndarray"),
         (torch.zeros(3, 4, 4), r"got shape \(3, 4, 4\)"),
-        (torch.zeros(2, 1, 4, 4), r"must have 3 channel\(s\) at dim 1 \(\[B, 3, H, W\]\), got shape \(2, 1, 4, 4\) with 1"),
+        (torch.zeros(2, 1, 4, 4), r"must have 3 \(RGB\) channel\(s\) at dim 1 \(\[B, 3, H, W\]\), got shape \(2, 1, 4, 4\) with 1"),
         (torch.zeros(2, 3, 4, 4, dtype=torch.uint8), r"floating point.*uint8 \(uint8 images: x.float\(\) / 255\)"),
         (torch.tensor([[[[float("nan"), 0.5], [float("inf"), 0.2]]] * 3]), r"has 6 non-finite value\(s\) \(3 NaN, 3 infinite\) of 12"),
         (torch.full((2, 3, 4, 4), 2.0), r"must lie in \[0, 1\], got values in \[2, 2\]; do this"),

@@ -46,7 +46,7 @@ def check_images(
         raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got shape {tuple(x.shape)}{tail}")
     if channels is not None and x.shape[-3] != channels:
         raise InputError(
-            f"{name} must have {channels} channel(s) at dim {ndim - 3} ({want}), got shape "
+            f"{name} must have {channels}{' (RGB)' if rgb else ''} channel(s) at dim {ndim - 3} ({want}), got shape "
             f"{tuple(x.shape)} with {x.shape[-3]}{tail}"
         )
     if not x.is_floating_point():
