@@ -79,7 +79,7 @@ def test_compare_flags_moved_verdicts_values_outside_the_ci_and_missing_rows(tmp
     write(run, [("a", _est(0.52, 0.47, 0.57), "agrees"), ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
                 ("c", "text", "observed")])
     assert compare(run, ref) == []
-    write(run, [("a", _est(0.66, 0.61, 0.71), "differs"), ("c", "text", "observed")])
+    write(run, [("a", _est(0.76, 0.71, 0.81), "differs"), ("c", "text", "observed")])
     problems = compare(run, ref)
     assert any("verdict 'differs', committed 'agrees'" in p for p in problems)
     assert any("outside the committed CI" in p for p in problems)
