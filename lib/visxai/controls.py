@@ -37,6 +37,10 @@ def randomized_model(model: nn.Module, seed: int = 0, cascade: int | None = None
     ``cascade=k`` resets only the last ``k`` such modules (the cascading randomisation, top
     layers first). The copy is in eval mode with ``requires_grad`` as in ``model``; the original
     is untouched. Raises ``ValueError`` for a model with no resettable layer.
+
+    The re-initialisation draws from ``torch.manual_seed(seed)``: an *untrained* model that was
+    itself built right after ``torch.manual_seed(seed)`` gets its own weights back (a trained
+    model does not), so tests on untrained models should use another seed.
     """
     clone = copy.deepcopy(model)
     layers = _resettable(clone)
