@@ -29,7 +29,8 @@ from torch import nn
 
 from ..device import frozen
 from .agf import LRPRules, RAPRules, trace
-from .agf.core import Target, relevance, resolve_target
+from ..targets import Target, resolve_target
+from .agf.core import relevance
 from .agf.rules import image_bounds, propagate, safe_divide
 
 __all__ = [

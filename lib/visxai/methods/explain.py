@@ -14,7 +14,7 @@ from torch import nn
 
 from . import baselines
 from .agf import AGFFlags, agf
-from .agf.core import Target
+from ..targets import Target
 
 Explainer = Callable[..., torch.Tensor]
 

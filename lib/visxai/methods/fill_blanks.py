@@ -78,6 +78,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_images
+from ..layers import Normalizer
+from ..targets import as_targets
 from ..device import frozen, make_generator, pick_device
 from ..stats import Estimate, estimate
 
@@ -239,20 +241,10 @@ def fill(x: torch.Tensor, keep: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return apply_mask(x, keep) + t * (1.0 - keep)
 
 
-class _Normalize(nn.Module):
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
 def with_input_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
     """``model`` taking images in [0, 1]: ``Sequential(Normalize(mean, std), model)`` in eval mode,
     so that masks blank pixels to 0 in image space, as the paper's element-wise product does."""
-    return nn.Sequential(_Normalize(mean, std), model).eval()
+    return nn.Sequential(Normalizer(mean, std), model).eval()
 
 
 # ------------------------------------------------------------------------------------- results
@@ -351,12 +343,7 @@ class FillInTheBlanks:
         return x.to(self.device, torch.float32)
 
     def _labels(self, y: torch.Tensor | int | Sequence[int], n: int) -> torch.Tensor:
-        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
-        if y.numel() == 1 and n > 1:
-            y = y.expand(n)
-        if y.numel() != n:
-            raise ValueError(f"got {y.numel()} labels for {n} images")
-        return y.to(self.device)
+        return as_targets(y, n, device=self.device, what="labels")
 
     # ------------------------------------------------------------------ Eq. 1-2
     def update(

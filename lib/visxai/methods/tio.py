@@ -72,6 +72,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..checks import check_images
+from ..layers import Normalizer
+from ..targets import as_targets
 from visxai.device import iter_chunks
 
 __all__ = [
@@ -138,22 +140,14 @@ def screen_square(
     return out
 
 
-def pixel_to_input(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
+def pixel_to_input(mean: Sequence[float], std: Sequence[float]) -> Normalizer:
     """The map pixel space [0, 255] -> model input ``(x / 255 - mean) / std`` (differentiable)."""
-    m = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        return (x / 255.0 - m.to(x)) / s.to(x)
-
-    return f
+    return Normalizer(mean, std, scale=255.0)
 
 
 def to_pixels(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Inverse of :func:`pixel_to_input`: a normalised model input -> pixel space [0, 255]."""
-    m = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
-    return ((x * s + m) * 255.0).clamp(0.0, 255.0)
+    return Normalizer(mean, std, inverse=True, scale=255.0)(x).clamp(0.0, 255.0)
 
 
 @dataclass
@@ -239,15 +233,6 @@ class _Ascent:
         scale = g.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
         return (x + self.lr * g / scale).clamp_(0.0, 255.0)
 
-    @staticmethod
-    def _targets(targets: int | Sequence[int] | torch.Tensor, n: int) -> torch.Tensor:
-        t = torch.as_tensor(targets, dtype=torch.long).flatten()
-        if t.numel() == 1:
-            t = t.expand(n).clone()
-        if t.numel() != n:
-            raise ValueError(f"need one target per image ({n}), got {t.numel()}")
-        return t
-
 
 class TransformationInvariantOptimizer(_Ascent):
     """Algorithm 1: ascend until ``q_C > q_target``, rotate, repeat ``n_rotations`` times (batched).
@@ -299,7 +284,7 @@ class TransformationInvariantOptimizer(_Ascent):
         """Run Algorithm 1 on every start image of ``x0`` ``[B, 3, H, W]`` (pixel space [0, 255])."""
         _check_pixels(x0, "x0")
         n = len(x0)
-        t = self._targets(targets, n)
+        t = as_targets(targets, n)
         x = x0.detach().float().clone().to(self.device)
         rounds = torch.zeros(n, dtype=torch.long)
         in_round = torch.zeros(n, dtype=torch.long)
@@ -372,8 +357,8 @@ class GradientAscent(_Ascent):
     ) -> TIOResult:
         _check_pixels(x0, "x0")
         n = len(x0)
-        t = self._targets(targets, n)
-        budget = self._targets(n_steps, n)
+        t = as_targets(targets, n)
+        budget = as_targets(n_steps, n, what="step budgets")
         if (budget < 0).any():
             raise ValueError("n_steps must be >= 0")
         x = x0.detach().float().clone().to(self.device)

@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
+from ..transforms import to_rgb
+
 __all__ = [
     "imagenet_labels",
     "efficientnet_lite_weights_path",
@@ -100,17 +102,13 @@ def efficientnet_preprocess(variant: int) -> Callable:
     crop = EFFICIENTNET_LITE_CROP[variant]
     return T.Compose(
         [
-            T.Lambda(_to_rgb),
+            T.Lambda(to_rgb),
             T.Resize(round(crop / 0.875), interpolation=T.InterpolationMode.BICUBIC),
             T.CenterCrop(crop),
             T.ToTensor(),
             T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
         ]
     )
-
-
-def _to_rgb(img):  # a named function (not a lambda) so that the transform pickles
-    return img.convert("RGB") if hasattr(img, "convert") else img
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ checkpoint *is* a torchvision ResNet-50). SeLa's pre-activation bottleneck and t
 not in torchvision, and the authors' versions use functional ``F.relu`` and in-place ``+=``,
 which AGF's tracer cannot see; :class:`PreActBottleneck` and :class:`AsanoAlexNet` recompute
 exactly the same function with ``nn.ReLU`` modules and an explicit
-:class:`~visxai.methods.agf.Sum2` residual, under the authors' parameter names so the state dicts
+:class:`~visxai.layers.Sum2` residual, under the authors' parameter names so the state dicts
 map one to one. (AGF's "flat" rule for the 1x1 convs is only applied to torchvision blocks, so
 in SeLa every conv gets the full AGF step.) The state-dict mappings (:func:`scan_state`,
 :func:`sela_state`, :func:`rotnet_state`) are pure functions and raise ``ValueError`` naming the
@@ -122,7 +122,7 @@ class PreActBottleneck(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
-        from ..methods.agf.canonizers import Sum2
+        from ..layers import Sum2
 
         out = self.expansion * planes
         self.bn1 = nn.BatchNorm2d(in_planes)
@@ -463,9 +463,9 @@ def selfsup_preprocess(mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float
     """PIL image -> normalised [3, 224, 224] tensor (Resize 256, CenterCrop 224, the authors' eval transform)."""
     from torchvision import transforms as T
 
-    from .imagenet import _to_rgb
+    from ..transforms import to_rgb
 
-    return T.Compose([T.Lambda(_to_rgb), T.Resize(RESIZE), T.CenterCrop(INPUT_SIZE), T.ToTensor(), T.Normalize(mean, std)])
+    return T.Compose([T.Lambda(to_rgb), T.Resize(RESIZE), T.CenterCrop(INPUT_SIZE), T.ToTensor(), T.Normalize(mean, std)])
 
 
 @dataclass

@@ -15,7 +15,7 @@ The paper explains four ResNet-50s (SimCLRv2 1x and 2x, Barlow Twins, SimSiam) w
   ``BarlowTwinsLoss``.
 * augmentations for training: batched random-resized crops (``torchvision.ops.roi_align``),
   horizontal flips, colour jitter (0.4, 0.4, 0.4, 0.1) p=0.8 and grayscale p=0.2 through
-  :class:`visxai.methods.pixel_invariance.InvarianceAugment` (vectorised torchvision formulas).
+  :class:`visxai.transforms.InvarianceAugment` (vectorised torchvision formulas).
 
 Written by hand: the ~40-line training loop and the crop sampler (one sample's box per row, so
 that a whole batch is cropped by one ``roi_align`` call). Models take images in [0, 1] and
@@ -238,7 +238,7 @@ def train_ssl(model: SSLModel, config: dict[str, Any], progress: bool = True) ->
 def _train_ssl(model: SSLModel, config: dict[str, Any], progress: bool) -> dict[str, float]:
     from tqdm.auto import tqdm
 
-    from ..methods.pixel_invariance import AugmentConfig, InvarianceAugment
+    from ..transforms import AugmentConfig, InvarianceAugment
 
     gen = make_generator(config["seed"])
     pool = photo_pool(config["pool_short_side"])

@@ -482,8 +482,9 @@ def loaded_voc_multilabel(pretrained: bool = True):
     """
     from torchvision import transforms as T
 
-    from .imagenet import _to_rgb
-    from .zoo import LoadedModel, Normalizer
+    from ..transforms import to_rgb
+    from ..layers import Normalizer
+    from .zoo import LoadedModel
 
     info: dict[str, Any] = {"recipe": "visxai.models.voc_multilabel.RECIPE", "train_command": TRAIN_COMMAND}
     if pretrained:
@@ -495,7 +496,7 @@ def loaded_voc_multilabel(pretrained: bool = True):
         model = build_model(RECIPE).eval()
     size = int(RECIPE["crop"])
     mean, std = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
-    preprocess = T.Compose([T.Lambda(_to_rgb), T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR),
+    preprocess = T.Compose([T.Lambda(to_rgb), T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR),
                             T.ToTensor(), T.Normalize(mean, std)])
     return LoadedModel(name=MODEL_NAME, model=model, preprocess=preprocess, normalize=Normalizer(mean, std),
                        denormalize=Normalizer(mean, std, inverse=True), mean=mean, std=std,

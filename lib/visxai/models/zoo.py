@@ -44,6 +44,8 @@ from torch import nn
 from torchvision import transforms as T
 
 from visxai.device import pick_device
+from visxai.layers import Normalizer
+from visxai.transforms import to_rgb
 from visxai.models import imagenet as _imnet
 from visxai.models import small as _small
 from visxai.models import training as _training
@@ -74,36 +76,6 @@ FASHION_MNIST_LABELS = [
     "Bag",
     "Ankle boot",
 ]
-
-
-class Normalizer:
-    """Per-channel ``(x - mean) / std`` (or its inverse) on [B,C,H,W] or [C,H,W] float tensors."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], inverse: bool = False) -> None:
-        if len(mean) != len(std) or any(s <= 0 for s in std):
-            raise ValueError("mean and std must have the same length and std must be > 0")
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.inverse = inverse
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
-            raise ValueError(
-                f"expected a [B,C,H,W] or [C,H,W] tensor, got {getattr(x, 'shape', type(x))}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"expected a floating-point tensor, got {x.dtype}")
-        c = x.shape[-3]
-        if c != len(self.mean):
-            raise ValueError(f"expected {len(self.mean)} channels, got {c}")
-        shape = (c, 1, 1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-        return x * std + mean if self.inverse else (x - mean) / std
-
-    def __repr__(self) -> str:
-        kind = "Denormalize" if self.inverse else "Normalize"
-        return f"{kind}(mean={self.mean}, std={self.std})"
 
 
 @dataclass
@@ -362,7 +334,7 @@ def _load_torchvision(name: str, pretrained: bool) -> LoadedModel:
     return LoadedModel(
         name=name,
         model=model,
-        preprocess=T.Compose([T.Lambda(_imnet._to_rgb), preset]),
+        preprocess=T.Compose([T.Lambda(to_rgb), preset]),
         normalize=Normalizer(mean, std),
         denormalize=Normalizer(mean, std, inverse=True),
         mean=mean,

@@ -54,9 +54,11 @@ reshapes that copy (``torch.flatten`` of a channels_last tensor), so channels_la
 """
 
 from .cache import clear_weight_cache, set_weight_cache, weight_cache, weight_cache_enabled
-from .canonizers import Sum2, canonized
+from ...errors import UnsupportedLayerError
+from ...layers import Sum2
+from .canonizers import canonized
 from .core import ABLATIONS, AGFFlags, AGFRules, agf, initial_score, relevance
-from .graph import SUPPORTED_LAYERS, Node, Trace, UnsupportedLayerError, trace
+from .graph import SUPPORTED_LAYERS, Node, Trace, trace
 from .rules import (
     LRPRules,
     RAPRules,

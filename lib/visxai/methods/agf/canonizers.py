@@ -3,7 +3,7 @@
 Like zennit's ``ResNetBottleneckCanonizer`` (an instance-level ``forward`` override plus a
 ``Sum`` module), but for our tracer: the addition becomes a call of ``Sum2`` (a module with two
 inputs, z-rule), and the convolutions that the authors propagate with the plain |z| ("flat")
-rule inside a block are marked (DESIGN.md §4 02: in a ResNet Bottleneck only the 3x3 conv gets
+rule inside a block are marked (as in the authors' AGF code: in a ResNet Bottleneck only the 3x3 conv gets
 the full AGF step; conv1, conv3 and the downsample conv are flat; in a BasicBlock conv2 and the
 downsample conv are flat). For EfficientNet-Lite's MBConvBlock (not in the paper) we follow the
 same pattern: the spatial (depthwise) conv gets the full step, the 1x1 expand / project convs
@@ -19,12 +19,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-
-class Sum2(nn.Module):
-    """Explicit residual addition ``a + b`` (relevance: z-rule)."""
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return a + b
+from ...errors import UnsupportedLayerError
+from ...layers import Sum2
 
 
 def _basic_block_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,11 +89,9 @@ def _flat_convs(kind: str, module: nn.Module) -> list[nn.Module]:
 def canonized(model: nn.Module) -> Iterator[set[int]]:
     """Canonize ``model`` in place for the duration; yields the ids of the "flat" convolutions.
 
-    Raises ``UnsupportedLayerError`` (from graph) for an MBConvBlock with squeeze-excitation:
+    Raises ``UnsupportedLayerError`` for an MBConvBlock with squeeze-excitation:
     its sigmoid gating is not a supported layer.
     """
-    from .graph import UnsupportedLayerError
-
     patched: list[nn.Module] = []
     inplace: list[nn.Module] = []
     flat: set[int] = set()

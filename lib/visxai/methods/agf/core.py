@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from .cache import abs_weight
-from .canonizers import Sum2
-from .graph import Node, Trace, UnsupportedLayerError, trace
+from ...layers import Sum2
+from ...targets import Target, resolve_target
+from ...errors import UnsupportedLayerError
+from .graph import Node, Trace, trace
 from .rules import (
     LinearOp,
     RuleSet,
@@ -31,9 +33,6 @@ from .rules import (
     z_abs,
     z_box,
 )
-
-Target = int | Sequence[int] | torch.Tensor | None
-
 
 @dataclass(frozen=True)
 class AGFFlags:
@@ -58,24 +57,6 @@ ABLATIONS: dict[str, AGFFlags] = {
     "no_gate": AGFFlags(use_gate=False),
     "gradcam_residual": AGFFlags(gradcam_residual=True),
 }
-
-
-def resolve_target(logits: torch.Tensor, target: Target) -> torch.Tensor:
-    """None -> top-1 class per image; int -> that class for all; sequence -> one per image."""
-    B, K = logits.shape
-    if target is None:
-        t = logits.detach().argmax(1)
-    elif isinstance(target, int):
-        t = torch.full((B,), target, dtype=torch.long, device=logits.device)
-    else:
-        t = torch.as_tensor(target, dtype=torch.long, device=logits.device).reshape(-1)
-        if t.numel() == 1 and B > 1:
-            t = t.expand(B)
-        if t.numel() != B:
-            raise ValueError(f"target has {t.numel()} entries for a batch of {B} images")
-    if bool(((t < 0) | (t >= K)).any()):
-        raise ValueError(f"target classes must lie in [0, {K}), got {t.tolist()}")
-    return t
 
 
 def initial_score(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -241,4 +222,4 @@ def agf(model: nn.Module, x: torch.Tensor, target: Target = None,
     return cam.sum(1).detach()
 
 
-__all__ = ["ABLATIONS", "AGFFlags", "AGFRules", "agf", "initial_score", "relevance", "resolve_target"]
+__all__ = ["ABLATIONS", "AGFFlags", "AGFRules", "agf", "initial_score", "relevance"]

@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from ...device import frozen
-from .canonizers import Sum2, canonized
+from ...errors import UnsupportedLayerError
+from ...layers import Sum2
+from .canonizers import canonized
 
 SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Conv2d,
@@ -37,10 +39,6 @@ SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (
 )
 
 INPUT = -1  # producer index of the model input
-
-
-class UnsupportedLayerError(TypeError):
-    """A module (or an operation between modules) that the relevance rules do not cover."""
 
 
 def is_static_same_conv(module: nn.Module) -> bool:

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cache import abs_weight, derived, neg_weight, pos_weight
-from .canonizers import Sum2
-from .graph import Node, Trace, UnsupportedLayerError, is_static_same_conv
+from ...layers import Sum2
+from ...errors import UnsupportedLayerError
+from .graph import Node, Trace, is_static_same_conv
 
 _DIMS = (1, 2, 3)
 
