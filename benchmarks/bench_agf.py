@@ -37,7 +37,9 @@ def fwd_bwd(model: torch.nn.Module, x: torch.Tensor) -> None:
     torch.autograd.grad(out[:, 0].sum(), xi)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, tuple[float, float]]:
     """Best (cpu, wall) seconds per function, the functions run in turn after one warm-up."""
     for fn in fns.values():
         fn()
@@ -53,8 +55,11 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="1:contiguous,8:channels_last",
-                    help="comma-separated batch:memory_format (contiguous | channels_last)")
+    ap.add_argument(
+        "--configs",
+        default="1:contiguous,8:channels_last",
+        help="comma-separated batch:memory_format (contiguous | channels_last)",
+    )
     ap.add_argument("--models", default="vgg19,resnet50")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -79,22 +84,31 @@ def main() -> None:
                 x = x.contiguous(memory_format=torch.channels_last)
             elif fmt != "contiguous":
                 raise ValueError(f"unknown memory format {fmt!r}")
-            best = interleaved({"pass": lambda: fwd_bwd(model, x), "agf": lambda: agf(model, x)},
-                               args.repeats)
+            best = interleaved(
+                {"pass": lambda m=model, x=x: fwd_bwd(m, x), "agf": lambda m=model, x=x: agf(m, x)}, args.repeats
+            )
             rows.append((name, batch, fmt, best["pass"], best["agf"]))
             del model
-    print(f"AGF benchmark: CPU, {args.threads} thread(s), {args.size}x{args.size}, random weights, "
-          f"weight cache {'off' if args.no_weight_cache else 'on'}, best of {args.repeats} "
-          "(interleaved with the pass)")
+    print(
+        f"AGF benchmark: CPU, {args.threads} thread(s), {args.size}x{args.size}, random weights, "
+        f"weight cache {'off' if args.no_weight_cache else 'on'}, best of {args.repeats} "
+        "(interleaved with the pass)"
+    )
     for label, i in (("CPU time", 0), ("wall-clock time", 1)):
         print(f"\n{label}:")
-        print(f"{'model':<9} {'batch':>5} {'memory format':<14} {'fwd+bwd s/img':>13} "
-              f"{'AGF s/img':>10} {'AGF / fwd+bwd':>13}")
+        print(
+            f"{'model':<9} {'batch':>5} {'memory format':<14} {'fwd+bwd s/img':>13} "
+            f"{'AGF s/img':>10} {'AGF / fwd+bwd':>13}"
+        )
         for name, batch, fmt, tp, ta in rows:
-            print(f"{name:<9} {batch:>5} {fmt:<14} {tp[i] / batch:>13.3f} {ta[i] / batch:>10.3f} "
-                  f"{ta[i] / tp[i]:>13.2f}")
-    print(f"\nauthors' implementation (issue 4): ~{AUTHORS_VGG19_S_PER_IMG} s/img for VGG-19 on this "
-          "CPU (their code needs CUDA, so it was not rerun here)")
+            print(
+                f"{name:<9} {batch:>5} {fmt:<14} {tp[i] / batch:>13.3f} {ta[i] / batch:>10.3f} "
+                f"{ta[i] / tp[i]:>13.2f}"
+            )
+    print(
+        f"\nauthors' implementation (issue 4): ~{AUTHORS_VGG19_S_PER_IMG} s/img for VGG-19 on this "
+        "CPU (their code needs CUDA, so it was not rerun here)"
+    )
 
 
 if __name__ == "__main__":

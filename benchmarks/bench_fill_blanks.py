@@ -24,7 +24,12 @@ from visxai.models.small import SmallCNN3, SmallResNet
 
 
 def passes_per_second(
-    model: torch.nn.Module, device: torch.device, batch: int, masks: int, repeats: int, channels_last: bool
+    model: torch.nn.Module,
+    device: torch.device,
+    batch: int,
+    masks: int,
+    repeats: int,
+    channels_last: bool,
 ) -> float:
     fb = FillInTheBlanks(model, device=device, batch_size=batch, channels_last=channels_last)
     x = torch.rand(1, 1, 28, 28)
@@ -59,9 +64,11 @@ def main() -> None:
     device = pick_device(args.device)
     batches = [int(b) for b in args.batches.split(",")]
     load = os.getloadavg()
-    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"masks/measurement={args.masks} load average (1/5/15 min)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} "
-          f"cpus={os.cpu_count()}")
+    print(
+        f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
+        f"masks/measurement={args.masks} load average (1/5/15 min)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} "
+        f"cpus={os.cpu_count()}"
+    )
     print(f"{'model':<14} {'layout':<14} {'batch':>6} {'passes/s':>10}")
     torch.manual_seed(0)
     models = {"cnn3": SmallCNN3(), "resnet5": SmallResNet()}
@@ -70,7 +77,9 @@ def main() -> None:
         for layout in ("contiguous", "channels_last"):
             m = model.to(memory_format=torch.contiguous_format)
             for b in batches:
-                pps = passes_per_second(m, device, b, args.masks, args.repeats, layout == "channels_last")
+                pps = passes_per_second(
+                    m, device, b, args.masks, args.repeats, layout == "channels_last"
+                )
                 print(f"{name:<14} {layout:<14} {b:>6} {pps:>10.0f}", flush=True)
                 if pps > best.get(name, (0.0, 0, ""))[0]:
                     best[name] = (pps, b, layout)

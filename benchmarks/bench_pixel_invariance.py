@@ -53,7 +53,14 @@ def main() -> None:
             torch.cuda.synchronize()
         t_fwd = time.perf_counter() - t
         del x
-        pi = PixelInvariance(model, mean=(0.5,) * 3, std=(0.5,) * 3, n_augments=args.b, batch_size=args.batch, device=dev)
+        pi = PixelInvariance(
+            model,
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+            n_augments=args.b,
+            batch_size=args.batch,
+            device=dev,
+        )
         t = time.perf_counter()
         aug = pi.augments(img)
         t_aug = time.perf_counter() - t

@@ -44,7 +44,9 @@ def run(opt: TransformationInvariantOptimizer, x0: torch.Tensor, target: int, ba
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet-lite0")
-    ap.add_argument("--pretrained", type=int, default=1, help="0: random weights (no artefact needed)")
+    ap.add_argument(
+        "--pretrained", type=int, default=1, help="0: random weights (no artefact needed)"
+    )
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--rotations", type=int, default=4)
     ap.add_argument("--levels", default="sweep", help="'sweep' = 0,10,...,250,255 or a comma list")
@@ -58,10 +60,18 @@ def main() -> None:
     dev = pick_device(args.device)
     lm = load_model(args.model, device=dev, pretrained=bool(args.pretrained))
     target = lm.labels.index("soccer ball")
-    levels = list(range(0, 251, 10)) + [255] if args.levels == "sweep" else [int(v) for v in args.levels.split(",")]
+    levels = (
+        list(range(0, 251, 10)) + [255]
+        if args.levels == "sweep"
+        else [int(v) for v in args.levels.split(",")]
+    )
     x0 = gray_images(levels, args.size)
     opt = TransformationInvariantOptimizer(
-        lm.model, pixel_to_input(lm.mean, lm.std), n_rotations=args.rotations, batch_size=args.batch_size, device=dev
+        lm.model,
+        pixel_to_input(lm.mean, lm.std),
+        n_rotations=args.rotations,
+        batch_size=args.batch_size,
+        device=dev,
     )
     opt.optimize(x0[:2], target)  # warm-up (allocator, kernels)
     rows = []
@@ -69,8 +79,10 @@ def main() -> None:
         dt, imgs, passes = run(opt, x0, target, batched=mode == "batched")
         rows.append((mode, dt, passes, passes / dt, imgs))
     diff = float((rows[0][4] - rows[1][4]).abs().max())
-    print(f"model={args.model} size={args.size} images={len(levels)} rotations={args.rotations} "
-          f"device={dev} threads={torch.get_num_threads()} batch_size={args.batch_size}")
+    print(
+        f"model={args.model} size={args.size} images={len(levels)} rotations={args.rotations} "
+        f"device={dev} threads={torch.get_num_threads()} batch_size={args.batch_size}"
+    )
     print(f"{'mode':<15}{'seconds':>10}{'passes':>10}{'passes/s':>12}{'speed-up':>10}")
     for mode, dt, passes, rate, _ in rows:
         print(f"{mode:<15}{dt:>10.2f}{passes:>10d}{rate:>12.1f}{rate / rows[0][3]:>10.2f}x")

@@ -24,7 +24,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PANELS = ("01_pixel_invariance", "03_transformation_invariant_optimization", "04_fill_in_the_blanks")
+PANELS = (
+    "01_pixel_invariance",
+    "03_transformation_invariant_optimization",
+    "04_fill_in_the_blanks",
+)
 TOKEN = "visxai-lab-check"
 
 
@@ -42,7 +46,8 @@ def _settings(folder: Path) -> None:
     ap = folder / "@jupyterlab" / "apputils-extension"
     ap.mkdir(parents=True)
     (ap / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -75,14 +80,18 @@ return {panels: out, as_text: text};
 
 def check(driver, port: int, stem: str, shots: Path, timeout: float = 120) -> tuple[bool, str]:
     # a fresh workspace per notebook: no tab of another notebook in the page
-    driver.get(f"http://127.0.0.1:{port}/lab/workspaces/check-{stem[:2]}/tree/{stem}.ipynb?reset&token={TOKEN}")
+    driver.get(
+        f"http://127.0.0.1:{port}/lab/workspaces/check-{stem[:2]}/tree/{stem}.ipynb?reset&token={TOKEN}"
+    )
     t0, state = time.time(), {}
     while time.time() - t0 < timeout:
         time.sleep(3)
         state = driver.execute_script(PANEL_JS)
         if any(p["images"] and (p["sliders"] or p["dropdowns"]) for p in state["panels"]):
             break
-    panels = driver.find_elements("css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-interact")
+    panels = driver.find_elements(
+        "css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-interact"
+    )
     if panels:
         driver.execute_script("arguments[0].scrollIntoView();", panels[-1])
         time.sleep(1)
@@ -95,8 +104,10 @@ def main() -> int:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_bin = shutil.which("chromedriver")
     if not chromium or not driver_bin:
-        print("check-lab: skipped: needs Chromium and its driver "
-              "(Debian/Ubuntu: `apt-get install chromium chromium-driver`)")
+        print(
+            "check-lab: skipped: needs Chromium and its driver "
+            "(Debian/Ubuntu: `apt-get install chromium chromium-driver`)"
+        )
         return 0
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -107,17 +118,29 @@ def main() -> int:
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         _settings(Path(tmp) / "settings")
-        lab_args = (f"--no-browser --port={port} --IdentityProvider.token={TOKEN} "
-                    f"--LabApp.user_settings_dir={Path(tmp) / 'settings'}")
+        lab_args = (
+            f"--no-browser --port={port} --IdentityProvider.token={TOKEN} "
+            f"--LabApp.user_settings_dir={Path(tmp) / 'settings'}"
+        )
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(Path(tmp) / "runtime"))
-        proc = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={lab_args}"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "lab.log", "w"),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["make", "-s", "lab", f"LAB_ARGS={lab_args}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "lab.log", "w"),
+            start_new_session=True,
+        )
         results = []
         try:
             _wait_for_port(port, proc)
             opts = Options()
-            for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+            for a in (
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--window-size=1400,1800",
+            ):
                 opts.add_argument(a)
             opts.binary_location = chromium
             driver = webdriver.Chrome(options=opts, service=Service(driver_bin))

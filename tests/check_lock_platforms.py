@@ -29,27 +29,43 @@ TARGETS = {
     "linux": dict(
         platforms=[f"manylinux_2_{v}_x86_64" for v in range(28, 16, -1)]
         + ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"],
-        env={"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-             "platform_machine": "x86_64"},
+        env={
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "os_name": "posix",
+            "platform_machine": "x86_64",
+        },
     ),
     "macos-arm64": dict(
         platforms=[f"macosx_{v}_0_arm64" for v in (15, 14, 13, 12, 11)],
-        env={"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix",
-             "platform_machine": "arm64"},
+        env={
+            "sys_platform": "darwin",
+            "platform_system": "Darwin",
+            "os_name": "posix",
+            "platform_machine": "arm64",
+        },
     ),
     "windows": dict(
         platforms=["win_amd64"],
-        env={"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
-             "platform_machine": "AMD64"},
+        env={
+            "sys_platform": "win32",
+            "platform_system": "Windows",
+            "os_name": "nt",
+            "platform_machine": "AMD64",
+        },
     ),
 }
 
 
 def pins_for(target: str, lock: Path = ROOT / "requirements.lock") -> list[str]:
     """The lock's pins whose markers hold on ``target`` (markers removed)."""
-    env = {"python_version": "3.11", "python_full_version": "3.11.9",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython",
-           **TARGETS[target]["env"]}
+    env = {
+        "python_version": "3.11",
+        "python_full_version": "3.11.9",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        **TARGETS[target]["env"],
+    }
     out = []
     for line in lock.read_text().splitlines():
         line = line.split("#")[0].strip()
@@ -66,10 +82,27 @@ def check(target: str) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         reqs = Path(tmp) / "requirements.txt"
         reqs.write_text("\n".join(pins) + "\n")
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
-               "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
-               f"--no-binary={','.join(SDIST_ONLY)}", "--python-version", "3.11.9", "--implementation", "cp",
-               "--target", str(Path(tmp) / "target"), "-r", str(reqs)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            f"--no-binary={','.join(SDIST_ONLY)}",
+            "--python-version",
+            "3.11.9",
+            "--implementation",
+            "cp",
+            "--target",
+            str(Path(tmp) / "target"),
+            "-r",
+            str(reqs),
+        ]
         for p in TARGETS[target]["platforms"]:
             cmd += ["--platform", p]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
@@ -77,7 +110,10 @@ def check(target: str) -> bool:
         print(f"check-lock: {target}: all {len(pins)} pins have a distribution")
         return True
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("ERROR")]
-    print(f"check-lock: {target}: FAILED\n  " + "\n  ".join(errors[-4:] or res.stderr.splitlines()[-4:]))
+    print(
+        f"check-lock: {target}: FAILED\n  "
+        + "\n  ".join(errors[-4:] or res.stderr.splitlines()[-4:])
+    )
     return False
 
 
@@ -85,7 +121,9 @@ def main(argv: list[str]) -> int:
     targets = argv or list(TARGETS)
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
-        print(f"check-lock: unknown target(s) {unknown}; choose from {list(TARGETS)}", file=sys.stderr)
+        print(
+            f"check-lock: unknown target(s) {unknown}; choose from {list(TARGETS)}", file=sys.stderr
+        )
         return 2
     ok = [check(t) for t in targets]
     return 0 if all(ok) else 1

@@ -29,11 +29,20 @@ torch.set_num_threads(1)  # 2 OpenMP threads on the shared 2-core machine can be
 def small_cnn(seed: int = 0, bias: bool = True) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1, bias=bias), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1, groups=4, bias=bias), nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(256, 32, bias=bias), nn.ReLU(),
-        nn.Dropout(), nn.Linear(32, 10, bias=bias),
+        nn.Conv2d(3, 8, 3, padding=1, bias=bias),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, bias=bias),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=4, bias=bias),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(256, 32, bias=bias),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(32, 10, bias=bias),
     ).eval()
 
 
@@ -72,7 +81,9 @@ def test_our_lrp_matches_zennit(x16: torch.Tensor, rule: str) -> None:
     # zennit merges BatchNorm into the conv (we pass relevance through it): compare on a model
     # whose BN is the identity, as zennit's merged conv then equals ours
     bn = model[4]
-    assert torch.allclose(bn.running_mean, torch.zeros(16)) and torch.allclose(bn.running_var, torch.ones(16))
+    assert torch.allclose(bn.running_mean, torch.zeros(16)) and torch.allclose(
+        bn.running_var, torch.ones(16)
+    )
     ref = (baselines.lrp if rule == "alpha1beta0" else baselines.lrp_ab)(model, x16, t)
     torch.testing.assert_close(ours.sum(1), ref, rtol=1e-3, atol=1e-5)
 
@@ -188,7 +199,9 @@ def test_ablations_change_the_map(x16: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("layer", [nn.GELU(), nn.LayerNorm([8, 16, 16])])
 def test_unsupported_layer_is_named(x16: torch.Tensor, layer: nn.Module) -> None:
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), layer, nn.Flatten(), nn.Linear(8 * 256, 4)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), layer, nn.Flatten(), nn.Linear(8 * 256, 4)
+    ).eval()
     with pytest.raises(UnsupportedLayerError, match=rf"'1' of type .*{type(layer).__name__}"):
         agf(model, x16)
 
@@ -249,8 +262,14 @@ def test_relu_mask_still_applied_before_batchnorm(x16: torch.Tensor) -> None:
     # one computed with the ReLU rule forced on every ReLU
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 5),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.BatchNorm2d(8),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 5),
     ).eval()
     with torch.no_grad():
         model[2].bias.fill_(0.3)  # BN(0) != 0: the relevance there is not 0 where the ReLU is
@@ -258,8 +277,9 @@ def test_relu_mask_still_applied_before_batchnorm(x16: torch.Tensor) -> None:
     forced = AGFRules()
     forced._mask_is_redundant = lambda tr, node: False  # type: ignore[method-assign]
     t = torch.tensor([0, 1, 2])
-    torch.testing.assert_close(relevance(model, x16, rules, t), relevance(model, x16, forced, t),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        relevance(model, x16, rules, t), relevance(model, x16, forced, t), rtol=0, atol=0
+    )
     tr = trace(model, x16)
     relus = [n for n in tr.nodes if isinstance(n.module, nn.ReLU)]
     assert not rules._mask_is_redundant(tr, relus[0]) and rules._mask_is_redundant(tr, relus[1])

@@ -4,14 +4,24 @@ import pytest
 import torch
 from torch import nn
 
-from visxai.methods.agf_selfsupervised import explain_ssl, latent_bank, penultimate_split, ssl_targets
+from visxai.methods.agf_selfsupervised import (
+    explain_ssl,
+    latent_bank,
+    penultimate_split,
+    ssl_targets,
+)
 
 
 def _model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-        nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 8),
+        nn.ReLU(),
+        nn.Linear(8, 4),
     ).eval()
 
 
@@ -40,7 +50,7 @@ def test_nearest_neighbour_and_the_three_variants():
     assert torch.allclose(bank, embed(ref), atol=1e-6)
     x = torch.rand(6, 3, 8, 8)
     li = embed(x)
-    brute = torch.stack([((bank - l) ** 2).sum(1).argmin() for l in li])
+    brute = torch.stack([((bank - e) ** 2).sum(1).argmin() for e in li])
     d = ssl_targets(embed, head, x, bank, "delta")
     assert torch.equal(d.neighbour, brute)
     assert torch.equal(d.target, head(li - bank[brute]).argmax(1))
@@ -60,7 +70,9 @@ def test_an_image_in_the_bank_is_not_its_own_neighbour_when_excluded():
     bank = latent_bank(embed, ref)
     own = ssl_targets(embed, head, ref[:4], bank, "delta")
     assert torch.equal(own.neighbour, torch.arange(4))  # distance 0 to itself ...
-    assert torch.equal(own.target, head(torch.zeros(4, 8)).argmax(1))  # ... so S_I = 0: only the bias speaks
+    assert torch.equal(
+        own.target, head(torch.zeros(4, 8)).argmax(1)
+    )  # ... so S_I = 0: only the bias speaks
     ex = ssl_targets(embed, head, ref[:4], bank, "delta", exclude=torch.arange(4))
     assert not (ex.neighbour == torch.arange(4)).any()
 

@@ -22,8 +22,14 @@ FAST = {
 def tiny_cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(16, 5),
     ).eval()
 
@@ -43,7 +49,9 @@ def test_explain_every_method(method: str, x: torch.Tensor) -> None:
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("method", ["smoothgrad", "gradient_shap", "meaningful_perturbation", "agf"])
+@pytest.mark.parametrize(
+    "method", ["smoothgrad", "gradient_shap", "meaningful_perturbation", "agf"]
+)
 def test_same_seed_same_output(method: str, x: torch.Tensor) -> None:
     a = explain(tiny_cnn(), x, None, method=method, **FAST.get(method, {}))
     b = explain(tiny_cnn(), x, None, method=method, **FAST.get(method, {}))

@@ -8,10 +8,16 @@ from visxai.cli import main
 
 def _notebook(path, cells, extra_params=""):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "offline"\ndevice = "auto"\nseed = 0' + extra_params)
+    params = nbformat.v4.new_code_cell(
+        'profile = "offline"\ndevice = "auto"\nseed = 0' + extra_params
+    )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -36,16 +42,25 @@ def test_reproduce_runs_and_collects_scorecard(fake_repo, capsys):
     )
     assert main(["reproduce", "--quiet", "--device", "cpu", "--canonical"]) == 0
     md = (fake_repo / "figures" / "SCORECARD.md").read_text()
-    assert "| 01_ok | Table 1 | acc | 0.500 | 0.500 | [0.500, 0.500] | 4 | 1 | offline: toy | agrees |" in md
+    assert (
+        "| 01_ok | Table 1 | acc | 0.500 | 0.500 | [0.500, 0.500] | 4 | 1 | offline: toy | agrees |"
+        in md
+    )
     runs = list((fake_repo / "runs").glob("*/01_ok.ipynb"))
     assert runs, "the executed notebook is written into a run folder"
 
 
 def test_reproduce_names_failing_notebook_and_cell(fake_repo, capsys):
-    _notebook(fake_repo / "notebooks" / "02_bad.ipynb", ["x = 1", "raise ValueError('planted failure')"])
+    _notebook(
+        fake_repo / "notebooks" / "02_bad.ipynb", ["x = 1", "raise ValueError('planted failure')"]
+    )
     assert main(["reproduce", "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "02_bad.ipynb" in err and "raise ValueError('planted failure')" in err and "planted failure" in err
+    assert (
+        "02_bad.ipynb" in err
+        and "raise ValueError('planted failure')" in err
+        and "planted failure" in err
+    )
 
 
 def test_reproduce_unknown_notebook(fake_repo):
@@ -56,11 +71,13 @@ def test_reproduce_unknown_notebook(fake_repo):
 def _scorecard_notebook(path, extra_params=""):
     _notebook(
         path,
-        ["from visxai.scorecard import Scorecard\n"
-         "from visxai.stats import estimate\n"
-         "sc = Scorecard(STEM)\n"
-         "sc.add('ratio', 'value', None, estimate([mask_ratio] * 3), f'{profile}', 'observed')\n"
-         "sc.save()"],
+        [
+            "from visxai.scorecard import Scorecard\n"
+            "from visxai.stats import estimate\n"
+            "sc = Scorecard(STEM)\n"
+            "sc.add('ratio', 'value', None, estimate([mask_ratio] * 3), f'{profile}', 'observed')\n"
+            "sc.save()"
+        ],
         extra_params=f"\nmask_ratio = 0.25\nSTEM = '{path.stem}'" + extra_params,
     )
 
@@ -90,7 +107,9 @@ def test_param_passes_through_papermill_and_never_writes_figures(fake_repo, caps
 
 def test_param_is_checked_before_anything_runs(fake_repo):
     _scorecard_notebook(fake_repo / "notebooks" / "01_ok.ipynb")
-    with pytest.raises(SystemExit, match=r"no parameter \['mask_ration'\]; its parameters: .*mask_ratio"):
+    with pytest.raises(
+        SystemExit, match=r"no parameter \['mask_ration'\]; its parameters: .*mask_ratio"
+    ):
         main(["reproduce", "--quiet", "-p", "mask_ration", "0.5"])
     with pytest.raises(SystemExit, match="mask_ratio is float"):
         main(["reproduce", "--quiet", "-p", "mask_ratio", "big"])

@@ -9,7 +9,9 @@ from visxai.controls import random_saliency, randomized_model
 
 def _net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
+    )
 
 
 def test_randomized_model_changes_every_layer_and_leaves_the_original():
@@ -18,7 +20,9 @@ def test_randomized_model_changes_every_layer_and_leaves_the_original():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     rnd = randomized_model(net, seed=1)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    assert not torch.equal(rnd[0].weight, net[0].weight) and not torch.equal(rnd[4].weight, net[4].weight)
+    assert not torch.equal(rnd[0].weight, net[0].weight) and not torch.equal(
+        rnd[4].weight, net[4].weight
+    )
     assert torch.equal(rnd[1].running_mean, torch.zeros(4))
     x = torch.randn(2, 3, 8, 8)
     assert not torch.allclose(rnd(x), net.eval()(x))
@@ -28,7 +32,9 @@ def test_randomized_model_changes_every_layer_and_leaves_the_original():
 def test_cascading_randomisation_resets_only_the_top_layers():
     net = _net()
     rnd = randomized_model(net, seed=1, cascade=1)
-    assert torch.equal(rnd[0].weight, net[0].weight) and not torch.equal(rnd[4].weight, net[4].weight)
+    assert torch.equal(rnd[0].weight, net[0].weight) and not torch.equal(
+        rnd[4].weight, net[4].weight
+    )
     with pytest.raises(ValueError, match="cascade"):
         randomized_model(net, cascade=0)
     with pytest.raises(ValueError, match="nothing to randomise"):

@@ -38,8 +38,10 @@ def test_load_mnist_10k(split, n):
 def test_mnist_10k_splits_are_disjoint_and_stratified():
     need("mnist-10k")
     (xtr, ytr), (xte, yte) = vdata.load_mnist("train"), vdata.load_mnist("test")
-    frac = torch.bincount(yte, minlength=10).double() / (
-        torch.bincount(ytr, minlength=10) + torch.bincount(yte, minlength=10)).double()
+    frac = (
+        torch.bincount(yte, minlength=10).double()
+        / (torch.bincount(ytr, minlength=10) + torch.bincount(yte, minlength=10)).double()
+    )
     assert torch.allclose(frac, torch.full((10,), 0.2, dtype=torch.float64), atol=0.002)
     tr = {bytes((v * 255).round().to(torch.uint8).numpy()) for v in xtr}
     overlap = sum(bytes((v * 255).round().to(torch.uint8).numpy()) in tr for v in xte)
@@ -77,8 +79,25 @@ def test_full_mnist_is_not_downloaded_implicitly(monkeypatch, tmp_path):
         vdata.load_mnist("train", subset="full")
 
 
-EXPECTED_PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "motorcycle", "grass", "gravel", "brick",
-                   "china", "flower", "grace_hopper", "dog", "eagle", "giraffe", "horses", "person", "kite"]
+EXPECTED_PHOTOS = [
+    "chelsea",
+    "coffee",
+    "astronaut",
+    "rocket",
+    "motorcycle",
+    "grass",
+    "gravel",
+    "brick",
+    "china",
+    "flower",
+    "grace_hopper",
+    "dog",
+    "eagle",
+    "giraffe",
+    "horses",
+    "person",
+    "kite",
+]
 
 
 def test_list_photos_matches_manifest():

@@ -121,5 +121,7 @@ def test_configure_threads_reads_env(monkeypatch):
 
 
 def test_batched_map_on_empty_inputs_keeps_the_output_structure():
-    out = batched_map(lambda x, y: {"s": x * 2, "t": y}, torch.empty(0, 3), torch.empty(0, dtype=torch.long))
+    out = batched_map(
+        lambda x, y: {"s": x * 2, "t": y}, torch.empty(0, 3), torch.empty(0, dtype=torch.long)
+    )
     assert out["s"].shape == (0, 3) and out["t"].dtype == torch.long

@@ -2,7 +2,6 @@
 results as one process, also after an interruption and a resume that recomputes nothing."""
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -63,13 +62,24 @@ TASK = textwrap.dedent(
 )
 
 
-def _torchrun(script: Path, out: Path, log: Path, nproc: int = 2, fail_at: int | None = None) -> subprocess.CompletedProcess:
+def _torchrun(
+    script: Path, out: Path, log: Path, nproc: int = 2, fail_at: int | None = None
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("FAIL_AT_CHUNK", None)
     if fail_at is not None:
         env["FAIL_AT_CHUNK"] = str(fail_at)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "--max_restarts=0", str(script), str(out), str(log)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "--max_restarts=0",
+        str(script),
+        str(out),
+        str(log),
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -83,7 +93,14 @@ def setup(tmp_path_factory):
 
     log1 = tmp / "log1"
     log1.mkdir()
-    single = run_sharded(task.make_task(log1), N, tmp / "single", chunk_size=CHUNK, fingerprint={"task": "tiny"}, progress=False)
+    single = run_sharded(
+        task.make_task(log1),
+        N,
+        tmp / "single",
+        chunk_size=CHUNK,
+        fingerprint={"task": "tiny"},
+        progress=False,
+    )
     sys.path.remove(str(tmp))
     return tmp, script, single
 
@@ -137,12 +154,21 @@ def test_two_gloo_processes_match_one_and_resume_after_interruption(setup):
 def test_resume_into_a_different_run_is_refused(setup):
     tmp, _, _ = setup
     with pytest.raises(RuntimeError, match="different run"):
-        run_sharded(lambda idx: {"a": idx}, N, tmp / "single", chunk_size=CHUNK, fingerprint={"task": "other"}, progress=False)
+        run_sharded(
+            lambda idx: {"a": idx},
+            N,
+            tmp / "single",
+            chunk_size=CHUNK,
+            fingerprint={"task": "other"},
+            progress=False,
+        )
 
 
 def test_results_need_one_row_per_image(tmp_path):
     with pytest.raises(ValueError, match="one row per image"):
-        run_sharded(lambda idx: {"a": torch.zeros(1)}, 5, tmp_path / "bad", chunk_size=5, progress=False)
+        run_sharded(
+            lambda idx: {"a": torch.zeros(1)}, 5, tmp_path / "bad", chunk_size=5, progress=False
+        )
     with pytest.raises(FileNotFoundError, match="chunks missing"):
         load_results(tmp_path / "bad")
 
@@ -164,7 +190,12 @@ def test_no_option_of_ours_is_a_prefix_of_a_torchrun_option():
     from visxai.distributed import build_parser
 
     theirs = [s for a in get_args_parser()._actions for s in a.option_strings if s.startswith("--")]
-    ours = [s for a in build_parser()._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+    ours = [
+        s
+        for a in build_parser()._actions
+        for s in a.option_strings
+        if s.startswith("--") and s != "--help"
+    ]
     clashes = {o: [t for t in theirs if t.startswith(o)] for o in ours}
     assert not {o: t for o, t in clashes.items() if t}
 
@@ -174,12 +205,18 @@ def test_a_bad_argument_writes_nothing(tmp_path, capsys):
 
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as err:
-        main(README_OFFLINE_NP.format(n=4, out=out).replace("--method agf", "--method nosuch").split())
+        main(
+            README_OFFLINE_NP.format(n=4, out=out)
+            .replace("--method agf", "--method nosuch")
+            .split()
+        )
     assert err.value.code == 2
     assert "--method 'nosuch' is not a method" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(SystemExit):
-        main(["segmentation", "--model", "fmnist-vgg", "--data", "fashion-mnist", "--out", str(out)])
+        main(
+            ["segmentation", "--model", "fmnist-vgg", "--data", "fashion-mnist", "--out", str(out)]
+        )
     assert "has no segmentation masks" in capsys.readouterr().err
     assert not out.exists()
 
@@ -210,24 +247,54 @@ def test_the_readme_offline_command_runs_under_torchrun_and_matches_one_process(
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "torchrun --standalone --nproc_per_node=2 -m visxai.distributed negative-perturbation" in readme
-    assert re.search(r"--model fmnist-vgg --method agf --data fashion-mnist --num-images \d+ --explain predicted",
-                     readme)
+    assert (
+        "torchrun --standalone --nproc_per_node=2 -m visxai.distributed negative-perturbation"
+        in readme
+    )
+    assert re.search(
+        r"--model fmnist-vgg --method agf --data fashion-mnist --num-images \d+ --explain predicted",
+        readme,
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     torchrun = Path(sys.executable).with_name("torchrun")
-    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    launcher = (
+        [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    )
     two = subprocess.run(
-        [*launcher, "--standalone", "--nproc_per_node=2", "-m", "visxai.distributed",
-         *README_OFFLINE_NP.format(n=8, out=tmp_path / "two").split(), "--chunk-size", "2"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            *launcher,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "visxai.distributed",
+            *README_OFFLINE_NP.format(n=8, out=tmp_path / "two").split(),
+            "--chunk-size",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     one = subprocess.run(
-        [sys.executable, "-m", "visxai.distributed",
-         *README_OFFLINE_NP.format(n=8, out=tmp_path / "one").split(), "--chunk-size", "2"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "visxai.distributed",
+            *README_OFFLINE_NP.format(n=8, out=tmp_path / "one").split(),
+            "--chunk-size",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert one.returncode == 0, one.stderr[-3000:]
-    last = [json.loads(ln) for ln in (two.stdout.strip().splitlines()[-1], one.stdout.strip().splitlines()[-1])]
+    last = [
+        json.loads(ln)
+        for ln in (two.stdout.strip().splitlines()[-1], one.stdout.strip().splitlines()[-1])
+    ]
     assert last[0] == last[1] and last[0]["n"] == 8
     _same(load_results(tmp_path / "two"), load_results(tmp_path / "one"))

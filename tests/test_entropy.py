@@ -128,7 +128,10 @@ def test_bad_inputs_raise() -> None:
 
 def test_entropy_analysis_and_high_frequency() -> None:
     flat = torch.full((1, 3, 20, 20), 80.0)
-    noisy = flat + torch.from_numpy(np.random.default_rng(3).integers(-40, 40, size=(1, 3, 20, 20))).float()
+    noisy = (
+        flat
+        + torch.from_numpy(np.random.default_rng(3).integers(-40, 40, size=(1, 3, 20, 20))).float()
+    )
     out = entropy_analysis(torch.cat([flat, noisy]), window=5)
     assert out["gray"].shape == (2, 20, 20) and out["second_order"].shape == (2, 20, 20)
     assert out["entropy_2d"][0] == 0 and out["entropy_2d"][1] > 0

@@ -27,8 +27,14 @@ def test_cuda_only_pins_carry_a_linux_marker_and_jupyterlab_is_pinned():
     sys.path.insert(0, str(ROOT / "tests"))
     from check_lock_platforms import pins_for
 
-    mac, win, linux = (set(p.split("==")[0] for p in pins_for(t)) for t in ("macos-arm64", "windows", "linux"))
-    cuda = {n for n in linux if n.startswith("nvidia-") or n in ("triton", "cuda-bindings", "cuda-toolkit")}
+    mac, win, linux = (
+        set(p.split("==")[0] for p in pins_for(t)) for t in ("macos-arm64", "windows", "linux")
+    )
+    cuda = {
+        n
+        for n in linux
+        if n.startswith("nvidia-") or n in ("triton", "cuda-bindings", "cuda-toolkit")
+    }
     assert cuda and not (cuda & mac) and not (cuda & win)
     assert "pywinpty" in win and "pywinpty" not in linux and "appnope" in mac
     assert {"torch", "jupyterlab", "jupyter-server", "ipywidgets"} <= (linux & mac & win)
@@ -52,7 +58,9 @@ def test_pyproject_pins_match_the_lock():
         name = re.match(r"^([A-Za-z0-9_.\-]+)", dep).group(1).lower().replace("_", "-")
         assert name in lock, f"{name} is a dependency but not pinned in requirements.lock"
         if m:
-            assert lock[name] == m.group(2), f"{name}: pyproject pins {m.group(2)}, lock pins {lock[name]}"
+            assert lock[name] == m.group(2), (
+                f"{name}: pyproject pins {m.group(2)}, lock pins {lock[name]}"
+            )
 
 
 def test_torch_pins():

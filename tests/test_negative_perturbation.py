@@ -99,7 +99,13 @@ def test_auc_values():
 
 def test_batch_size_does_not_change_results():
     torch.manual_seed(2)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 5),
+    )
     x = torch.rand(7, 3, 10, 10)
     a = torch.randn(7, 10, 10)
     y = torch.randint(0, 5, (7,))
@@ -115,7 +121,9 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="attributions"):
         negative_perturbation(model, x, torch.zeros(2, 4, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\[0,1\]"):
-        negative_perturbation(model, x * 3 - 1, torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.long))
+        negative_perturbation(
+            model, x * 3 - 1, torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.long)
+        )
     with pytest.raises(ValueError, match="labels"):
         negative_perturbation(model, x, torch.zeros(2, 8, 8), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="fractions"):
@@ -126,7 +134,9 @@ def test_predicted_and_target_shortcut_equals_two_full_runs():
     from visxai.evaluation import negative_perturbation_both, negative_perturbation_eval
 
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)
+    ).eval()
     x = torch.rand(12, 1, 6, 6)
     y = torch.randint(0, 3, (12,))
 
@@ -148,7 +158,9 @@ def test_image_auc_is_the_per_image_area_and_averages_to_the_auc():
     fr = np.concatenate([[0.0], DEFAULT_FRACTIONS])
     correct = np.zeros((3, 10), dtype=bool)
     correct[0] = True  # always right: 100% over [0, 0.9] -> 90
-    correct[1, :4] = True  # right up to 30% removed, wrong from 40%: 100*0.3 + the 0.3-0.4 half step = 35
+    correct[1, :4] = (
+        True  # right up to 30% removed, wrong from 40%: 100*0.3 + the 0.3-0.4 half step = 35
+    )
     correct[2, 5:] = True  # wrong until 40%, right from 50%: half step 0.4-0.5 (5) + 100*0.4 = 45
     c = PerturbationCurve(fr, correct, np.zeros((3, 10), dtype=np.int64))
     np.testing.assert_allclose(c.image_auc, [90.0, 35.0, 45.0])

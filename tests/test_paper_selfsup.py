@@ -34,8 +34,10 @@ def _rand(*shape: int) -> torch.Tensor:
 
 def _bn(prefix: str, c: int) -> dict[str, torch.Tensor]:
     return {
-        f"{prefix}.weight": 1 + _rand(c), f"{prefix}.bias": _rand(c),
-        f"{prefix}.running_mean": _rand(c), f"{prefix}.running_var": 0.5 + torch.rand(c, generator=GEN),
+        f"{prefix}.weight": 1 + _rand(c),
+        f"{prefix}.bias": _rand(c),
+        f"{prefix}.running_mean": _rand(c),
+        f"{prefix}.running_var": 0.5 + torch.rand(c, generator=GEN),
         f"{prefix}.num_batches_tracked": torch.tensor(100),
     }
 
@@ -43,7 +45,10 @@ def _bn(prefix: str, c: int) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- fake checkpoints
 def torchvision_r50_keys(prefix: str) -> dict[str, torch.Tensor]:
     """torchvision ResNet-50 without fc, as SCAN's backbone (models/resnet.py: fc = Identity)."""
-    s: dict[str, torch.Tensor] = {f"{prefix}conv1.weight": _rand(64, 3, 7, 7), **_bn(f"{prefix}bn1", 64)}
+    s: dict[str, torch.Tensor] = {
+        f"{prefix}conv1.weight": _rand(64, 3, 7, 7),
+        **_bn(f"{prefix}bn1", 64),
+    }
     cin = 64
     for li, (planes, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3)), 1):
         for b in range(blocks):
@@ -66,14 +71,19 @@ def fake_scan() -> dict:
     for h in range(10):
         model[f"cluster_head.{h}.weight"] = _rand(K_SCAN, 2048)
         model[f"cluster_head.{h}.bias"] = _rand(K_SCAN)
-    return {"model": model, "head": np.argmin([3.0, 2.0, 5.0, 1.0, 4.0, 6.0, 7.0, 8.0, 9.0, 9.5])}  # np.int64(3)
+    return {
+        "model": model,
+        "head": np.argmin([3.0, 2.0, 5.0, 1.0, 4.0, 6.0, 7.0, 8.0, 9.0, 9.5]),
+    }  # np.int64(3)
 
 
 def save_like_2020(obj: object, path) -> None:
     """Legacy (non-zip) torch format with numpy-1 module names, as PyTorch 1.4 + numpy 1.x wrote it."""
     buf = io.BytesIO()
     torch.save(obj, buf, _use_new_zipfile_serialization=False)
-    raw = buf.getvalue().replace(b"numpy._core.multiarray\nscalar", b"numpy.core.multiarray\nscalar")
+    raw = buf.getvalue().replace(
+        b"numpy._core.multiarray\nscalar", b"numpy.core.multiarray\nscalar"
+    )
     path.write_bytes(raw)
 
 
@@ -81,7 +91,9 @@ def fake_sela() -> dict[str, torch.Tensor]:
     """self-label models/resnetv2.py: resnetv2(nlayers=50, num_classes=[3000]*10) state_dict."""
     s: dict[str, torch.Tensor] = {"features.0.weight": _rand(64, 3, 7, 7)}
     cin = 64
-    for si, (planes, blocks, stride) in enumerate(((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))):
+    for si, (planes, blocks, stride) in enumerate(
+        ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+    ):
         for b in range(blocks):
             p = f"features.{si + 2}.{b}."
             st = stride if b == 0 else 1
@@ -135,8 +147,10 @@ def fakes(tmp_path_factory):
         zf.writestr("alexnet-10x3k-wRot.pth", b"not used")
         zf.writestr(P.SELA_MEMBER, member.getvalue())
     (root / "rotnet-alexnet-imagenet").mkdir()
-    torch.save({"epoch": 400, "arch": "alexnet", "state_dict": {"module." + k: v for k, v in rot.items()}},
-               root / "rotnet-alexnet-imagenet" / "rotnet_alexnet.pth")
+    torch.save(
+        {"epoch": 400, "arch": "alexnet", "state_dict": {"module." + k: v for k, v in rot.items()}},
+        root / "rotnet-alexnet-imagenet" / "rotnet_alexnet.pth",
+    )
     return {"root": root, "scan": scan, "sela": sela, "rotnet": rot}
 
 
@@ -148,7 +162,16 @@ def cache(fakes, monkeypatch):
 
 # ------------------------------------------------------------------------ reference forwards
 def _bn_f(x, s, p):
-    return F.batch_norm(x, s[p + ".running_mean"], s[p + ".running_var"], s[p + ".weight"], s[p + ".bias"], False, 0.0, 1e-5)
+    return F.batch_norm(
+        x,
+        s[p + ".running_mean"],
+        s[p + ".running_var"],
+        s[p + ".weight"],
+        s[p + ".bias"],
+        False,
+        0.0,
+        1e-5,
+    )
 
 
 def sela_reference(s: dict[str, torch.Tensor], x: torch.Tensor, head: int) -> torch.Tensor:
@@ -158,9 +181,18 @@ def sela_reference(s: dict[str, torch.Tensor], x: torch.Tensor, head: int) -> to
         for b in range(blocks):
             p = f"features.{si + 2}.{b}."
             a = F.relu(_bn_f(out, s, p + "bn1"))
-            short = F.conv2d(a, s[p + "shortcut.0.weight"], stride=stride if b == 0 else 1) if p + "shortcut.0.weight" in s else out
+            short = (
+                F.conv2d(a, s[p + "shortcut.0.weight"], stride=stride if b == 0 else 1)
+                if p + "shortcut.0.weight" in s
+                else out
+            )
             y = F.conv2d(a, s[p + "conv1.weight"])
-            y = F.conv2d(F.relu(_bn_f(y, s, p + "bn2")), s[p + "conv2.weight"], stride=stride if b == 0 else 1, padding=1)
+            y = F.conv2d(
+                F.relu(_bn_f(y, s, p + "bn2")),
+                s[p + "conv2.weight"],
+                stride=stride if b == 0 else 1,
+                padding=1,
+            )
             y = F.conv2d(F.relu(_bn_f(y, s, p + "bn3")), s[p + "conv3.weight"])
             y += short
             out = y
@@ -170,8 +202,16 @@ def sela_reference(s: dict[str, torch.Tensor], x: torch.Tensor, head: int) -> to
 
 def alexnet_reference(s: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """linear-probes AlexNet.forward (eval) on the raw state."""
-    for idx, (st, pad), pool in zip((0, 4, 8, 11, 14), ((4, 2), (1, 2), (1, 1), (1, 1), (1, 1)), (1, 1, 0, 0, 1)):
-        x = F.relu(_bn_f(F.conv2d(x, s[f"features.{idx}.weight"], s[f"features.{idx}.bias"], st, pad), s, f"features.{idx + 1}"))
+    for idx, (st, pad), pool in zip(
+        (0, 4, 8, 11, 14), ((4, 2), (1, 2), (1, 1), (1, 1), (1, 1)), (1, 1, 0, 0, 1)
+    ):
+        x = F.relu(
+            _bn_f(
+                F.conv2d(x, s[f"features.{idx}.weight"], s[f"features.{idx}.bias"], st, pad),
+                s,
+                f"features.{idx + 1}",
+            )
+        )
         if pool:
             x = F.max_pool2d(x, 3, 2)
     x = x.view(x.size(0), -1)
@@ -193,23 +233,35 @@ def _same(model: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
 # ------------------------------------------------------------------------------------ tests
 def test_scan_loads_strictly_with_the_authors_best_head(cache):
     m = P.load_paper_selfsup("scan")
-    assert m.head_index == 3 and isinstance(m.head_index, int)  # ckpt['head'] (numpy.int64) is honoured
+    assert m.head_index == 3 and isinstance(
+        m.head_index, int
+    )  # ckpt['head'] (numpy.int64) is honoured
     assert (m.num_classes, m.feature_dim, m.input_size) == (K_SCAN, 2048, 224)
     assert m.mean == (0.485, 0.456, 0.406) and m.std == (0.229, 0.224, 0.225)
     src = cache["scan"]["model"]
-    _same(m.model, {"head.weight": src["cluster_head.3.weight"], "head.bias": src["cluster_head.3.bias"],
-                    **{k: v for k, v in src.items() if k.startswith("backbone.")}})
+    _same(
+        m.model,
+        {
+            "head.weight": src["cluster_head.3.weight"],
+            "head.bias": src["cluster_head.3.bias"],
+            **{k: v for k, v in src.items() if k.startswith("backbone.")},
+        },
+    )
     from torchvision.models import resnet50
 
     ref = resnet50()
     ref.fc = torch.nn.Identity()
-    ref.load_state_dict({k.removeprefix("backbone."): v for k, v in src.items() if k.startswith("backbone.")})
+    ref.load_state_dict(
+        {k.removeprefix("backbone."): v for k, v in src.items() if k.startswith("backbone.")}
+    )
     x = _images(2, 64)
     with torch.no_grad():
         z = m.embed(x)
         assert z.shape == (2, 2048) and m.logits(x).shape == (2, K_SCAN)
         torch.testing.assert_close(z, ref.eval()(x))
-        torch.testing.assert_close(m.logits(x), F.linear(z, src["cluster_head.3.weight"], src["cluster_head.3.bias"]))
+        torch.testing.assert_close(
+            m.logits(x), F.linear(z, src["cluster_head.3.weight"], src["cluster_head.3.bias"])
+        )
     assert P.load_paper_selfsup("scan", head=0).head_index == 0
 
 
@@ -217,8 +269,14 @@ def test_sela_matches_the_authors_preact_forward_head0(cache):
     m = P.load_paper_selfsup("sela")
     assert (m.head_index, m.num_classes, m.feature_dim) == (0, K_SELA, 2048)
     src = cache["sela"]
-    _same(m.model, {**{k: v for k, v in src.items() if k.startswith("features.")},
-                    "head.weight": src["top_layer0.weight"], "head.bias": src["top_layer0.bias"]})
+    _same(
+        m.model,
+        {
+            **{k: v for k, v in src.items() if k.startswith("features.")},
+            "head.weight": src["top_layer0.weight"],
+            "head.bias": src["top_layer0.bias"],
+        },
+    )
     x = _images(2, 64)
     with torch.no_grad():
         assert m.embed(x).shape == (2, 2048)
@@ -231,15 +289,23 @@ def test_rotnet_matches_the_authors_alexnet_and_exposes_probe_blocks(cache):
     m = P.load_paper_selfsup("rotnet")
     assert (m.head_index, m.num_classes, m.feature_dim) == (None, 4, ROT_HIDDEN)
     src = cache["rotnet"]
-    _same(m.model, {**{k: v for k, v in src.items() if not k.startswith("top_layer")},
-                    "head.weight": src["top_layer.weight"], "head.bias": src["top_layer.bias"]})
+    _same(
+        m.model,
+        {
+            **{k: v for k, v in src.items() if not k.startswith("top_layer")},
+            "head.weight": src["top_layer.weight"],
+            "head.bias": src["top_layer.bias"],
+        },
+    )
     x = _images(2, 224)
     with torch.no_grad():
         assert m.embed(x).shape == (2, ROT_HIDDEN)
         torch.testing.assert_close(m.logits(x), alexnet_reference(src, x), rtol=1e-4, atol=1e-5)
         blocks = m.model.blocks
         assert len(blocks) == 5 and blocks(x).shape == (2, ROT_WIDTHS[-1], 6, 6)
-    assert set(m.model.state_dict()) == {k for k in P.AsanoAlexNet(4, ROT_WIDTHS, ROT_HIDDEN).state_dict()}
+    assert set(m.model.state_dict()) == {
+        k for k in P.AsanoAlexNet(4, ROT_WIDTHS, ROT_HIDDEN).state_dict()
+    }
 
 
 @pytest.mark.parametrize("name,size", [("scan", 64), ("sela", 64), ("rotnet", 224)])
@@ -269,13 +335,22 @@ def test_missing_weights_name_the_fetch_command(tmp_path, monkeypatch):
 def test_wrong_files_give_clear_errors(cache, tmp_path, monkeypatch):
     scan, sela, rot = cache["scan"], cache["sela"], cache["rotnet"]
     with pytest.raises(ValueError, match="SCAN/MoCo pretext"):
-        P.scan_state({"model": {"backbone.conv1.weight": torch.zeros(1), "contrastive_head.0.weight": torch.zeros(1)}})
+        P.scan_state(
+            {
+                "model": {
+                    "backbone.conv1.weight": torch.zeros(1),
+                    "contrastive_head.0.weight": torch.zeros(1),
+                }
+            }
+        )
     with pytest.raises(ValueError, match="not a SCAN clustering checkpoint.*multi-head SeLa"):
         P.scan_state(sela)
     with pytest.raises(ValueError, match="cluster heads"):
         P.scan_state(scan, head=12)
     with pytest.raises(ValueError, match="torchvision-style"):
-        P.sela_state({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(3000, 2048)})
+        P.sela_state(
+            {"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(3000, 2048)}
+        )
     with pytest.raises(ValueError, match="not SeLa's pre-activation"):
         P.sela_state(scan["model"])
     with pytest.raises(ValueError, match="several heads"):
@@ -285,15 +360,22 @@ def test_wrong_files_give_clear_errors(cache, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="not the linear-probes AlexNet"):
         P.rotnet_state(scan["model"])
     # the prefixed / 'state_dict' forms of SeLa map to the same weights
-    assert P.sela_state({"state_dict": {"module." + k: v for k, v in sela.items()}}).keys() == P.sela_state(sela).keys()
+    assert (
+        P.sela_state({"state_dict": {"module." + k: v for k, v in sela.items()}}).keys()
+        == P.sela_state(sela).keys()
+    )
     # a wrong file in the cache: the loader reports what it is, not a KeyError deep inside
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
     (tmp_path / "rotnet-alexnet-imagenet").mkdir()
-    (tmp_path / "rotnet-alexnet-imagenet" / "rotnet_alexnet.pth").write_bytes((cache["root"] / "scan-r50-imagenet" / "scan_imagenet_resnet50.pth.tar").read_bytes())
+    (tmp_path / "rotnet-alexnet-imagenet" / "rotnet_alexnet.pth").write_bytes(
+        (cache["root"] / "scan-r50-imagenet" / "scan_imagenet_resnet50.pth.tar").read_bytes()
+    )
     with pytest.raises(ValueError, match="looks like a SCAN clustering model"):
         P.load_paper_selfsup("rotnet")
     (tmp_path / "scan-r50-imagenet").mkdir()
-    (tmp_path / "scan-r50-imagenet" / "scan_imagenet_resnet50.pth.tar").write_bytes(b"<!DOCTYPE html><html>Google Drive - Virus scan warning</html>")
+    (tmp_path / "scan-r50-imagenet" / "scan_imagenet_resnet50.pth.tar").write_bytes(
+        b"<!DOCTYPE html><html>Google Drive - Virus scan warning</html>"
+    )
     with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
         P.load_paper_selfsup("scan")
     (tmp_path / "sela-r50-imagenet").mkdir()

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from visxai.metrics.confidence import average_drop, average_drop_increase, increase_in_confidence, masked_image
+from visxai.metrics.confidence import (
+    average_drop,
+    average_drop_increase,
+    increase_in_confidence,
+    masked_image,
+)
 from visxai.metrics.perturbation import (
     ClassScore,
     SimilarityScore,
@@ -76,7 +81,9 @@ def test_exactly_right_and_wrong_saliency() -> None:
 def test_curve_length_and_default_substrates() -> None:
     img = torch.rand(3, 10, 10)
     sal = torch.rand(10, 10)
-    curve = perturbation_curve(lambda x: x.mean(dim=(1, 2, 3)), img, torch.zeros_like(img), sal, step=7)
+    curve = perturbation_curve(
+        lambda x: x.mean(dim=(1, 2, 3)), img, torch.zeros_like(img), sal, step=7
+    )
     assert len(curve) == 15 + 1  # ceil(100 / 7) + 1
     assert curve[0] == pytest.approx(float(img.mean()), rel=1e-6)
     assert curve[-1] == pytest.approx(0.0)
@@ -140,7 +147,9 @@ def test_per_image_drop_and_increase_hand_example() -> None:
     # (0.8-0.2)/0.8 = 0.75; an increase is no drop; equal scores: 0; Y <= 0: undefined (NaN)
     np.testing.assert_allclose(drop[:3], [0.75, 0.0, 0.0])
     assert np.isnan(drop[3]) and np.isnan(drop[4])
-    np.testing.assert_array_equal(increase_per_image(full, masked), [0.0, 1.0, 0.0, 1.0, 1.0])  # strict O > Y
+    np.testing.assert_array_equal(
+        increase_per_image(full, masked), [0.0, 1.0, 0.0, 1.0, 1.0]
+    )  # strict O > Y
     # the per-image values average to the Grad-CAM++ aggregates (undefined drops left out)
     assert average_drop(full, masked) == pytest.approx(0.75 / 3)
     assert increase_in_confidence(full, masked) == pytest.approx(3 / 5)

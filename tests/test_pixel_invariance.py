@@ -45,7 +45,10 @@ def _region_mask() -> torch.Tensor:
 
 def _auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     pos, neg = scores[labels], scores[~labels]
-    return float((pos[:, None] > neg[None, :]).float().mean() + 0.5 * (pos[:, None] == neg[None, :]).float().mean())
+    return float(
+        (pos[:, None] > neg[None, :]).float().mean()
+        + 0.5 * (pos[:, None] == neg[None, :]).float().mean()
+    )
 
 
 def test_planted_invariance_region_ranks_first() -> None:
@@ -64,7 +67,9 @@ def test_planted_invariance_region_ranks_first() -> None:
     mask = _region_mask()
     hm = res.heatmap
     assert hm.shape == (S, S) and float(hm.min()) == 0.0 and float(hm.max()) == 1.0
-    assert _auroc(hm.flatten(), mask.flatten()) > 0.75  # measured 0.80: erasing boxes also cover neighbours
+    assert (
+        _auroc(hm.flatten(), mask.flatten()) > 0.75
+    )  # measured 0.80: erasing boxes also cover neighbours
     assert float(hm[mask].mean()) > 2 * float(hm[~mask].mean())
 
 
@@ -109,7 +114,11 @@ def test_nmf_shapes_and_mean() -> None:
 
 def test_loss_terms_match_eq2() -> None:
     g = torch.Generator().manual_seed(0)
-    logits, s, t = torch.randn(6, generator=g), torch.rand(6, generator=g), torch.rand(6, generator=g)
+    logits, s, t = (
+        torch.randn(6, generator=g),
+        torch.rand(6, generator=g),
+        torch.rand(6, generator=g),
+    )
     w, b = torch.randn(12, generator=g), torch.tensor(0.3)
     cfg = SurrogateConfig(alpha=2.0, lam=0.2)
     terms = surrogate_loss(logits, s, t, w, b, cfg)
@@ -135,7 +144,9 @@ def test_surrogate_alpha_pulls_towards_nmf_target() -> None:
     t = torch.full((64,), 0.9)
     cfg = SurrogateConfig(alpha=0.0, lam=0.0, epochs=200, lr=0.01, reduction="mean")
     w0, b0, _ = train_surrogate(x1, x2, s, t, cfg)
-    w1, b1, _ = train_surrogate(x1, x2, s, t, SurrogateConfig(alpha=50.0, lam=0.0, epochs=200, lr=0.01, reduction="mean"))
+    w1, b1, _ = train_surrogate(
+        x1, x2, s, t, SurrogateConfig(alpha=50.0, lam=0.0, epochs=200, lr=0.01, reduction="mean")
+    )
     assert abs(float(torch.sigmoid(b0)) - 0.5) < 0.02
     assert float(torch.sigmoid(b1)) > 0.7
 
@@ -145,7 +156,9 @@ def test_heatmap_reduction_and_display() -> None:
     w[0, 1, 1] = 2.0
     w[1, 2, 2] = -3.0
     hm = weights_to_heatmap(w.flatten(), 4, reduce="max")
-    assert float(hm[1, 1]) == 1.0 and float(hm[2, 2]) == float(hm[0, 0])  # max(W) hides negative weights
+    assert float(hm[1, 1]) == 1.0 and float(hm[2, 2]) == float(
+        hm[0, 0]
+    )  # max(W) hides negative weights
     hm_abs = weights_to_heatmap(w.flatten(), 4, reduce="absmax")
     assert float(hm_abs[2, 2]) == 1.0
     assert weights_to_heatmap(w.flatten(), 4, out_size=(8, 8)).shape == (8, 8)
@@ -155,7 +168,9 @@ def test_heatmap_reduction_and_display() -> None:
 
 def test_same_seed_same_output_and_evaluation() -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
     kw = dict(n_augments=64, surrogate_size=8, device="cpu", epochs=20)
     a = PixelInvariance(model, seed=1, **kw)(_image())
     b = PixelInvariance(model, seed=1, **kw)(_image())
@@ -189,16 +204,26 @@ def test_barlow_twins_checkpoint_maps_strictly_onto_resnet50():
     src = resnet50()
     src.fc = torch.nn.Identity()
     proj = barlow_twins_projector(dim=16)
-    ckpt = {"model": {**{f"module.backbone.{k}": v for k, v in src.state_dict().items()},
-                      **{f"module.projector.{k}": v for k, v in proj.state_dict().items()},
-                      "module.bn.running_mean": torch.zeros(16)}}
+    ckpt = {
+        "model": {
+            **{f"module.backbone.{k}": v for k, v in src.state_dict().items()},
+            **{f"module.projector.{k}": v for k, v in proj.state_dict().items()},
+            "module.bn.running_mean": torch.zeros(16),
+        }
+    }
     net = resnet50()
     net.fc = barlow_twins_projector(dim=16)
     net.load_state_dict(barlow_twins_state(ckpt), strict=True)
     assert torch.equal(net.conv1.weight, src.conv1.weight)
     assert torch.equal(net.fc[0].weight, proj[0].weight)
     with pytest.raises(ValueError, match="no projector"):
-        barlow_twins_state({k.removeprefix("module.backbone."): v for k, v in ckpt["model"].items() if "backbone" in k})
+        barlow_twins_state(
+            {
+                k.removeprefix("module.backbone."): v
+                for k, v in ckpt["model"].items()
+                if "backbone" in k
+            }
+        )
 
 
 def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch):
@@ -214,10 +239,19 @@ def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch
     state["module.predictor.0.weight"] = torch.randn(4, 4)
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
     (tmp_path / "simsiam-r50").mkdir()
-    torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}},
-               tmp_path / "simsiam-r50" / "checkpoint_0099.pth.tar")
+    torch.save(
+        {
+            "epoch": 100,
+            "arch": "resnet50",
+            "state_dict": state,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]},
+        },
+        tmp_path / "simsiam-r50" / "checkpoint_0099.pth.tar",
+    )
     net, mean, std = load_paper_ssl("simsiam")
-    assert torch.equal(net.conv1.weight, src.conv1.weight) and torch.equal(net.fc[6].bias, src.fc[6].bias)
+    assert torch.equal(net.conv1.weight, src.conv1.weight) and torch.equal(
+        net.fc[6].bias, src.fc[6].bias
+    )
     assert mean == (0.485, 0.456, 0.406) and not net.training
     with pytest.raises(ValueError, match="no 'module.encoder.fc"):
         simsiam_state({"state_dict": {k: v for k, v in state.items() if ".fc." not in k}})
@@ -231,8 +265,19 @@ def _frame(values: dict[tuple[str, str, str], list[list[float]]]):
     for (model, weights, saliency), per_seed in values.items():
         for s, vals in enumerate(per_seed):
             for i, v in enumerate(vals):
-                recs.append({"model": model, "weights": weights, "saliency": saliency, "image": f"im{i}", "seed": s,
-                             "insertion": v, "deletion": 1.0 - v, "drop": 1.0 - v, "increase": v})
+                recs.append(
+                    {
+                        "model": model,
+                        "weights": weights,
+                        "saliency": saliency,
+                        "image": f"im{i}",
+                        "seed": s,
+                        "insertion": v,
+                        "deletion": 1.0 - v,
+                        "drop": 1.0 - v,
+                        "increase": v,
+                    }
+                )
     return pd.DataFrame.from_records(recs)
 
 
@@ -241,17 +286,25 @@ def test_claim_difference_is_paired_signed_and_averages_seeds() -> None:
     from visxai.stats import verdict_claim
 
     g = np.random.default_rng(0)
-    base = g.uniform(0.2, 0.8, size=12)  # large spread between images, a constant gap within each pair
-    frame = _frame({
-        ("A", "trained", "heatmap"): [list(base + 0.05), list(base + 0.07)],
-        ("B", "trained", "heatmap"): [list(base), list(base)],
-        ("A", "trained", "random map"): [list(base + 0.05), list(base + 0.07)],
-    })
+    base = g.uniform(
+        0.2, 0.8, size=12
+    )  # large spread between images, a constant gap within each pair
+    frame = _frame(
+        {
+            ("A", "trained", "heatmap"): [list(base + 0.05), list(base + 0.07)],
+            ("B", "trained", "heatmap"): [list(base), list(base)],
+            ("A", "trained", "random map"): [list(base + 0.05), list(base + 0.07)],
+        }
+    )
     pi = per_image(frame, "A", "insertion")
     np.testing.assert_allclose(pi.to_numpy(), base + 0.06)  # mean over the two seeds, per image
-    np.testing.assert_allclose(per_image(frame, ["A", "B"], "insertion", seed=0).to_numpy(), base + 0.025)
+    np.testing.assert_allclose(
+        per_image(frame, ["A", "B"], "insertion", seed=0).to_numpy(), base + 0.025
+    )
     for metric in ("Insertion", "Deletion", "Avg. Drop", "Inc. Conf."):
-        d = claim_difference(frame, "A", "B", metric)  # A better on every metric (deletion/drop lower)
+        d = claim_difference(
+            frame, "A", "B", metric
+        )  # A better on every metric (deletion/drop lower)
         assert d.value == pytest.approx(0.06) and d.n == 12 and d.seeds == 2
         assert d.hi - d.lo < 1e-9  # paired: the image spread cancels
         assert verdict_claim(d, margin=0.01) == "holds"
@@ -265,15 +318,32 @@ def test_claim_difference_is_paired_signed_and_averages_seeds() -> None:
 def test_invariance_table_runs_both_controls_deterministically() -> None:
     from visxai.methods.pixel_invariance import invariance_table
 
-    torch.manual_seed(123)  # not the randomisation seeds 0/1: a model built under seed 0 IS its seed-0 "randomised" copy
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()).eval()
+    torch.manual_seed(
+        123
+    )  # not the randomisation seeds 0/1: a model built under seed 0 IS its seed-0 "randomised" copy
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
     models = {"m": (model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
     images = {"a": _image(0), "b": _image(1)}
-    kw = dict(seeds=(0, 1), n_transforms=3, n_augments=32, surrogate_size=8, epochs=5, device="cpu", progress=False)
+    kw = dict(
+        seeds=(0, 1),
+        n_transforms=3,
+        n_augments=32,
+        surrogate_size=8,
+        epochs=5,
+        device="cpu",
+        progress=False,
+    )
     frame, maps = invariance_table(models, images, **kw)
     assert len(frame) == 2 * 2 * 2 * 2  # weights x saliency x images x seeds
-    assert set(frame.weights) == {"trained", "randomised"} and set(frame.saliency) == {"heatmap", "random map"}
-    assert set(maps) == {("m", w, n, s) for w in ("trained", "randomised") for n in images for s in (0, 1)}
+    assert set(frame.weights) == {"trained", "randomised"} and set(frame.saliency) == {
+        "heatmap",
+        "random map",
+    }
+    assert set(maps) == {
+        ("m", w, n, s) for w in ("trained", "randomised") for n in images for s in (0, 1)
+    }
     again, _ = invariance_table(models, images, **kw)
     cols = ["insertion", "deletion", "full", "masked", "increase", "rank_corr"]
     pd_frame = frame[cols].to_numpy(float)
@@ -287,7 +357,9 @@ def test_invariance_table_runs_both_controls_deterministically() -> None:
     rm = frame[(frame.weights == "trained") & (frame.saliency == "random map")]
     np.testing.assert_array_equal(t.full.to_numpy(), rm.full.to_numpy())
     # the seed enters the augments and the transformations
-    assert not np.array_equal(t[t.seed == 0].insertion.to_numpy(), t[t.seed == 1].insertion.to_numpy())
+    assert not np.array_equal(
+        t[t.seed == 0].insertion.to_numpy(), t[t.seed == 1].insertion.to_numpy()
+    )
     only, _ = invariance_table(models, images, controls=False, **kw)
     assert set(only.weights) == {"trained"} and set(only.saliency) == {"heatmap"}
 
@@ -297,7 +369,9 @@ def test_evaluate_drop_and_increase_are_per_transformation_pair() -> None:
     from visxai.metrics.confidence import masked_image
 
     torch.manual_seed(5)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
     pi = PixelInvariance(model, n_augments=16, surrogate_size=8, device="cpu", epochs=3)
     img = _image()
     hm = torch.rand(S, S, generator=torch.Generator().manual_seed(0))
@@ -307,10 +381,16 @@ def test_evaluate_drop_and_increase_are_per_transformation_pair() -> None:
     pairs = score.per_reference(torch.stack([x, masked_image(x, hm)])).double().numpy()
     y, o = pairs[0], pairs[1]
     ok = y > 0
-    assert ev["increase"] == pytest.approx(float(np.mean(o > y)))  # a fraction of the 6 pairs, not a 0/1 per image
-    assert ev["drop"] == pytest.approx(float(np.mean(np.maximum(0, y[ok] - np.maximum(o[ok], 0)) / y[ok])))
+    assert ev["increase"] == pytest.approx(
+        float(np.mean(o > y))
+    )  # a fraction of the 6 pairs, not a 0/1 per image
+    assert ev["drop"] == pytest.approx(
+        float(np.mean(np.maximum(0, y[ok] - np.maximum(o[ok], 0)) / y[ok]))
+    )
     assert 0.0 <= ev["drop"] <= 1.0
     assert ev["n_undefined_drop"] == int((~ok).sum())
     assert ev["full"] == pytest.approx(float(y.mean()), rel=1e-6)
     # the same transformations are drawn again without ``score``
-    assert evaluate(pi, img, hm, n_transforms=6, seed=7)["insertion"] == pytest.approx(ev["insertion"])
+    assert evaluate(pi, img, hm, n_transforms=6, seed=7)["insertion"] == pytest.approx(
+        ev["insertion"]
+    )

@@ -75,7 +75,9 @@ def _ref_linear(m: nn.Linear, X: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
         C = C1 + C4 + Cb1 + C2 + C3 + Cb2
         Rp, Rn = C.clamp(min=0), C.clamp(max=0)
         tot = (Rp - Rn).sum(dim=-1, keepdim=True)
-        return _sd(Rp, tot) * (Rp + Rn).sum(dim=-1, keepdim=True) - _sd(Rn, tot) * (Rp + Rn).sum(dim=-1, keepdim=True)
+        return _sd(Rp, tot) * (Rp + Rn).sum(dim=-1, keepdim=True) - _sd(Rn, tot) * (Rp + Rn).sum(
+            dim=-1, keepdim=True
+        )
     nz = R.ne(0).type(R.type())
     Za1, Za2 = F.linear(px, pw) * nz, -F.linear(px, nw) * nz
     Zb1, Zb2 = -F.linear(nx, pw) * nz, F.linear(nx, nw) * nz
@@ -88,14 +90,24 @@ def _ref_conv(m: nn.Conv2d, X: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
 
     pw, nw = m.weight.clamp(min=0), m.weight.clamp(max=0)
     if X.shape[1] == 3:  # final_backward: z^B with the image's min / max
-        L = X * 0 + X.min(dim=1, keepdim=True)[0].min(dim=2, keepdim=True)[0].min(dim=3, keepdim=True)[0]
-        H = X * 0 + X.max(dim=1, keepdim=True)[0].max(dim=2, keepdim=True)[0].max(dim=3, keepdim=True)[0]
+        L = (
+            X * 0
+            + X.min(dim=1, keepdim=True)[0].min(dim=2, keepdim=True)[0].min(dim=3, keepdim=True)[0]
+        )
+        H = (
+            X * 0
+            + X.max(dim=1, keepdim=True)[0].max(dim=2, keepdim=True)[0].max(dim=3, keepdim=True)[0]
+        )
         Za = conv(X, m.weight) - conv(L, pw) - conv(H, nw)
         Sp = _sd(R, Za)
-        out_pad = X.size()[2] - ((Za.size()[2] - 1) * m.stride[0] - 2 * m.padding[0] + m.kernel_size[0])
+        out_pad = X.size()[2] - (
+            (Za.size()[2] - 1) * m.stride[0] - 2 * m.padding[0] + m.kernel_size[0]
+        )
 
         def gp2(w):
-            return F.conv_transpose2d(Sp, w, stride=m.stride, padding=m.padding, output_padding=out_pad)
+            return F.conv_transpose2d(
+                Sp, w, stride=m.stride, padding=m.padding, output_padding=out_pad
+            )
 
         return X * gp2(m.weight) - L * gp2(pw) - H * gp2(nw)
     nz = R.ne(0).type(R.type())
@@ -113,9 +125,13 @@ def _ref_bn(m: nn.BatchNorm2d, X: torch.Tensor, R: torch.Tensor) -> torch.Tensor
     def f(R, w1, x1):
         return x1 * (_sd(R, x1 * w1) * w1)
 
-    weight = m.weight[None, :, None, None] / (m.running_var[None, :, None, None].pow(2) + m.eps).pow(0.5)
+    weight = m.weight[None, :, None, None] / (
+        m.running_var[None, :, None, None].pow(2) + m.eps
+    ).pow(0.5)
     bias = m.bias[:, None, None]
-    bias_p = _sd(bias * R.ne(0).type(R.type()), R.ne(0).type(R.type()).sum(dim=[2, 3], keepdim=True))
+    bias_p = _sd(
+        bias * R.ne(0).type(R.type()), R.ne(0).type(R.type()).sum(dim=[2, 3], keepdim=True)
+    )
     return f(R - bias_p, weight, X) + f(bias_p, weight, X)
 
 
@@ -149,13 +165,32 @@ def vgg_like(mixed: bool = False) -> nn.Sequential:
     """Conv-BN-ReLU-MaxPool x 2, AdaptiveAvgPool, Flatten, Linear-ReLU-Linear (float64).
     ``mixed``: a 1 x 1 conv and a conv that reads signed input (no ReLU) in between."""
     torch.manual_seed(0)
-    layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    ]
     if mixed:
-        layers += [nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1, stride=2),
-                   nn.BatchNorm2d(8), nn.ReLU()]
-    layers += [nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-               nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(),
-               nn.Linear(32, 10)]
+        layers += [
+            nn.Conv2d(8, 8, 1),
+            nn.BatchNorm2d(8),
+            nn.Conv2d(8, 8, 3, padding=1, stride=2),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        ]
+    layers += [
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(32, 10),
+    ]
     net = nn.Sequential(*layers).double()
     with torch.no_grad():
         for m in net.modules():
@@ -170,7 +205,9 @@ def vgg_like(mixed: bool = False) -> nn.Sequential:
 
 
 def _x(n: int = 3, size: int = 16) -> torch.Tensor:
-    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return torch.randn(
+        n, 3, size, size, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
 
 
 # ----------------------------------------------------------------------------- (a) reference
@@ -179,11 +216,13 @@ def _x(n: int = 3, size: int = 16) -> torch.Tensor:
 def test_equals_authors_formulas(start: str, mixed: bool) -> None:
     net, x = vgg_like(mixed), _x(3, 16)
     ours = relevance(net, x, RAPRules(start))
-    ref = torch.cat([reference_rap(net, x[i:i + 1], start == "onehot") for i in range(len(x))])
+    ref = torch.cat([reference_rap(net, x[i : i + 1], start == "onehot") for i in range(len(x))])
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6 * float(ref.abs().max()))
     # the map of the public entry point is the channel sum (the authors' cam.sum(dim=1))
     if start == "logit":
-        torch.testing.assert_close(rap(net, x), ref.sum(1), rtol=1e-6, atol=1e-6 * float(ref.abs().max()))
+        torch.testing.assert_close(
+            rap(net, x), ref.sum(1), rtol=1e-6, atol=1e-6 * float(ref.abs().max())
+        )
 
 
 def test_reference_exercises_the_signed_paths() -> None:
@@ -217,10 +256,15 @@ def _small_vgg() -> nn.Module:
     return SmallVGG(in_channels=3).eval()
 
 
-@pytest.mark.parametrize("build,size,frac", [(_small_vgg, 28, 0.005),
-                                             (lambda: torchvision.models.resnet50(weights=None), 64, 0.05),
-                                             (_efficientnet, 64, 0.05)],
-                         ids=["small-vgg", "resnet50", "efficientnet-lite0"])
+@pytest.mark.parametrize(
+    "build,size,frac",
+    [
+        (_small_vgg, 28, 0.005),
+        (lambda: torchvision.models.resnet50(weights=None), 64, 0.05),
+        (_efficientnet, 64, 0.05),
+    ],
+    ids=["small-vgg", "resnet50", "efficientnet-lite0"],
+)
 def test_maps_are_signed(build, size: int, frac: float) -> None:
     """Both signs occur in every map (at least ``frac`` of the pixels each; random weights: the
     small VGG's maps are mostly positive, on the trained fmnist-vgg both signs are ~50/50)."""
@@ -244,7 +288,8 @@ class _Recorder(RAPRules):
         first_prop = self.start_mode == "onehot" and node.index == tr.out_index
         m = node.module
         pos_prop = (isinstance(m, nn.Linear) and not first_prop) or (
-            isinstance(m, nn.Conv2d) and not node.is_first and m.weight.shape[2] > 1)
+            isinstance(m, nn.Conv2d) and not node.is_first and m.weight.shape[2] > 1
+        )
         parts = 1 + int(pos_prop and bool((node.inputs[0] < 0).any()))
         self.steps.append((m, first_prop, R * parts, sum(o.sum(_dims(o)) for o in out)))
         return out
@@ -291,7 +336,9 @@ def test_shift_makes_weak_units_negative() -> None:
     net, x = vgg_like(), _x(1, 16)
     rules = _Recorder("onehot")
     relevance(net, x, rules)
-    after_first = [R for m, fp, R, _ in rules.steps if isinstance(m, nn.ReLU)][0]  # hidden Linear's output
+    after_first = [R for m, fp, R, _ in rules.steps if isinstance(m, nn.ReLU)][
+        0
+    ]  # hidden Linear's output
     assert (after_first >= 0).all()  # first_prop + redistribute: |c| sum(c) / sum(|c|)
     hidden_in = [tot for m, fp, R, tot in rules.steps if isinstance(m, nn.Linear) and not fp]
     assert hidden_in  # the hidden Linear ran pos_prop
@@ -304,7 +351,7 @@ def test_shift_makes_weak_units_negative() -> None:
 def test_batch_independent_and_deterministic(start: str) -> None:
     net, x = vgg_like(True), _x(4, 16)
     full = relevance(net, x, RAPRules(start))
-    one = torch.cat([relevance(net, x[i:i + 1], RAPRules(start)) for i in range(4)])
+    one = torch.cat([relevance(net, x[i : i + 1], RAPRules(start)) for i in range(4)])
     torch.testing.assert_close(full, one, rtol=1e-9, atol=1e-12)
     assert torch.equal(full, relevance(net, x, RAPRules(start)))
 

@@ -13,8 +13,17 @@ def _est(v, lo, hi, n=100, seeds=1):
 def test_scorecard_roundtrip(tmp_path, monkeypatch):
     monkeypatch.setenv("VISXAI_FIGURES", str(tmp_path))
     sc = Scorecard("99_demo")
-    sc.add("Table 1 random", "accuracy", 0.99, _est(0.9712, 0.96, 0.98), "offline: mnist-cnn3", "differs")
-    sc.add("Table 1 random", "accuracy", 0.99, _est(0.9912, 0.985, 0.995), "offline", "agrees")  # replaces
+    sc.add(
+        "Table 1 random",
+        "accuracy",
+        0.99,
+        _est(0.9712, 0.96, 0.98),
+        "offline: mnist-cnn3",
+        "differs",
+    )
+    sc.add(
+        "Table 1 random", "accuracy", 0.99, _est(0.9912, 0.985, 0.995), "offline", "agrees"
+    )  # replaces
     sc.add("Fig. 4", "argmax gray", 60, None, "paper only", "not run")
     sc.save()
     rows = collect(tmp_path)
@@ -23,7 +32,10 @@ def test_scorecard_roundtrip(tmp_path, monkeypatch):
         ("Fig. 4", "not run", "", "", ""),
     ]
     text = write_markdown(tmp_path).read_text()
-    assert "| 99_demo | Table 1 random | accuracy | 0.990 | 0.9912 | [0.985, 0.995] | 100 | 1 |" in text
+    assert (
+        "| 99_demo | Table 1 random | accuracy | 0.990 | 0.9912 | [0.985, 0.995] | 100 | 1 |"
+        in text
+    )
     assert "| paper | item | metric | paper value | reproduced | 95% CI | n | seeds |" in text
     assert COLUMNS[5:8] == ["ci95", "n", "seeds"]
 
@@ -48,7 +60,10 @@ def test_update_readme_replaces_only_the_marked_table(tmp_path, monkeypatch):
     readme.write_text(f"intro\n{README_START}\nold table\n{README_END}\noutro\n")
     assert update_readme(readme, tmp_path / "figures")
     text = readme.read_text()
-    assert "old table" not in text and "| 99_demo | Table 1 | acc | 0.900 | 0.800 | [0.75, 0.85] |" in text
+    assert (
+        "old table" not in text
+        and "| 99_demo | Table 1 | acc | 0.900 | 0.800 | [0.75, 0.85] |" in text
+    )
     assert text.startswith("intro\n") and text.endswith("outro\n")
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers")
@@ -56,8 +71,13 @@ def test_update_readme_replaces_only_the_marked_table(tmp_path, monkeypatch):
 
 
 def test_stability_table_keeps_a_verdict_only_when_all_seeds_agree():
-    t = stability_table({"A > B": ["holds", "holds", "holds"], "C > D": ["holds", "fails", "holds"],
-                         "deterministic": "fails"})
+    t = stability_table(
+        {
+            "A > B": ["holds", "holds", "holds"],
+            "C > D": ["holds", "fails", "holds"],
+            "deterministic": "fails",
+        }
+    )
     assert list(t["verdict"]) == ["holds", "inconclusive", "fails"]
     assert list(t["seed enters"]) == ["yes", "yes", "no"]
     with pytest.raises(ValueError, match="2 verdicts for 3 seeds"):
@@ -74,10 +94,22 @@ def test_compare_flags_moved_verdicts_values_outside_the_ci_and_missing_rows(tmp
         return sc.save(root / "99_demo" / "scorecard.csv")
 
     ref, run = tmp_path / "ref", tmp_path / "run"
-    write(ref, [("a", _est(0.50, 0.45, 0.55), "agrees"), ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
-                ("c", "text", "observed")])
-    write(run, [("a", _est(0.52, 0.47, 0.57), "agrees"), ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
-                ("c", "text", "observed")])
+    write(
+        ref,
+        [
+            ("a", _est(0.50, 0.45, 0.55), "agrees"),
+            ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
+            ("c", "text", "observed"),
+        ],
+    )
+    write(
+        run,
+        [
+            ("a", _est(0.52, 0.47, 0.57), "agrees"),
+            ("b", _est(0.1, 0.0, 0.2), "inconclusive"),
+            ("c", "text", "observed"),
+        ],
+    )
     assert compare(run, ref) == []
     write(run, [("a", _est(0.76, 0.71, 0.81), "differs"), ("c", "text", "observed")])
     problems = compare(run, ref)

@@ -65,7 +65,14 @@ def test_method_sign_table_follows_the_paper():
     for name in ["AGF", "rap", "CLRP", "sglrp", "gradient_shap", "lrp-alpha2beta1", "agf-no-a"]:
         assert is_signed(name)
     # |IG| as in the authors' segmentation script (see the module docstring)
-    for name in ["smoothgrad", "fullgrad", "Grad-CAM", "lrp", "meaningful_perturbation", "integrated_gradients"]:
+    for name in [
+        "smoothgrad",
+        "fullgrad",
+        "Grad-CAM",
+        "lrp",
+        "meaningful_perturbation",
+        "integrated_gradients",
+    ]:
         assert not is_signed(name)
     with pytest.raises(KeyError):
         is_signed("nonsense")

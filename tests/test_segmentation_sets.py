@@ -34,10 +34,12 @@ def _fake_gtsegs(path: Path, shapes: list[tuple[int, int]]) -> list[tuple[np.nda
         for i, (h, w) in enumerate(shapes):
             img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             gt = np.zeros((h, w), dtype=np.uint8)
-            gt[h // 4: 3 * h // 4, : w // 2] = 1  # object = left half of the middle rows
+            gt[h // 4 : 3 * h // 4, : w // 2] = 1  # object = left half of the middle rows
             d_img = refs.create_dataset(f"img{i}", data=img.transpose(2, 1, 0))
             d_gt = refs.create_dataset(f"gt{i}", data=gt.T)
-            cell = refs.create_dataset(f"cell{i}", data=np.array([[d_gt.ref]], dtype=h5py.ref_dtype))
+            cell = refs.create_dataset(
+                f"cell{i}", data=np.array([[d_gt.ref]], dtype=h5py.ref_dtype)
+            )
             img_refs[i, 0] = d_img.ref
             gt_refs[i, 0] = cell.ref
             items.append((img, gt))
@@ -60,7 +62,9 @@ def test_imagenet_segmentation_reads_matlab_layout(tmp_path):
     img, gt = items[2]
     x_full, m_full = load_imagenet_segmentation(n=None, path=path, size=50)
     assert torch.equal(m_full[2], torch.from_numpy(gt.astype(np.int64)))
-    assert torch.allclose(x_full[2], torch.from_numpy(img).permute(2, 0, 1).float() / 255, atol=1e-6)
+    assert torch.allclose(
+        x_full[2], torch.from_numpy(img).permute(2, 0, 1).float() / 255, atol=1e-6
+    )
     # n takes the first n
     x1, m1 = load_imagenet_segmentation(n=2, path=path, size=16)
     assert torch.equal(x1, x[:2]) and torch.equal(m1, m[:2])
@@ -82,7 +86,9 @@ def _fake_voc(root: Path, ids: list[str], split: str = "val") -> None:
         (base / d).mkdir(parents=True, exist_ok=True)
     (base / "ImageSets/Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     for k, name in enumerate(ids):
-        Image.fromarray(np.full((30, 40, 3), 60 * k, dtype=np.uint8)).save(base / "JPEGImages" / f"{name}.jpg")
+        Image.fromarray(np.full((30, 40, 3), 60 * k, dtype=np.uint8)).save(
+            base / "JPEGImages" / f"{name}.jpg"
+        )
         mask = np.zeros((30, 40), dtype=np.uint8)
         mask[:, :20] = 15  # person (index 14) on the left
         mask[:, 20:] = 8 + k  # cat (7) or chair (8) on the right
@@ -97,11 +103,16 @@ def test_voc2012_segmentation_from_extracted_root(tmp_path):
     x, y, m = load_voc2012_segmentation("val", root=tmp_path, size=20)
     assert x.shape == (2, 3, 20, 20) and x.dtype == torch.float32 and float(x.max()) <= 1.0
     assert y.shape == (2, 20) and m.shape == (2, 20, 20) and m.dtype == torch.int64
-    assert y[0].nonzero().flatten().tolist() == [7, 14] and y[1].nonzero().flatten().tolist() == [8, 14]
+    assert y[0].nonzero().flatten().tolist() == [7, 14] and y[1].nonzero().flatten().tolist() == [
+        8,
+        14,
+    ]
     assert set(m[0].unique().tolist()) == {8, 15, 255}
     vm = VOCMasks(m)
     cm = vm.subset(torch.tensor([1])).class_mask(torch.tensor([8]))  # chair in image 1
-    assert set(cm.unique().tolist()) == {0, 1, 255} and int((cm == 1).sum()) == int((m[1] == 9).sum())
+    assert set(cm.unique().tolist()) == {0, 1, 255} and int((cm == 1).sum()) == int(
+        (m[1] == 9).sum()
+    )
     assert set(vm.foreground.unique().tolist()) == {1, 255}
     x1, y1, m1 = load_voc2012_segmentation("val", n=1, root=tmp_path, size=20)
     assert torch.equal(m1, m[:1]) and torch.equal(y1, y[:1])
@@ -139,10 +150,15 @@ def test_eval_data_choices_for_the_paper_sets(tmp_path, monkeypatch):
 
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path / "cache"))
     (tmp_path / "cache" / "imagenet-segmentation").mkdir(parents=True)
-    _fake_gtsegs(tmp_path / "cache" / "imagenet-segmentation" / "gtsegs_ijcv.mat", [(30, 30), (20, 40), (40, 20)])
+    _fake_gtsegs(
+        tmp_path / "cache" / "imagenet-segmentation" / "gtsegs_ijcv.mat",
+        [(30, 30), (20, 40), (40, 20)],
+    )
     n, get = eval_data("imagenet-seg", 2, 0, None)
     x, y, m = get(torch.tensor([1]))
-    assert n == 2 and x.shape == (1, 3, 224, 224) and m.shape == (1, 224, 224) and y.tolist() == [-1]
+    assert (
+        n == 2 and x.shape == (1, 3, 224, 224) and m.shape == (1, 224, 224) and y.tolist() == [-1]
+    )
     src = tmp_path / "src"
     _fake_voc(src, ["2008_000003", "2008_000004"])
     adir = tmp_path / "cache" / "voc2012"
@@ -176,7 +192,10 @@ def test_eval_data_imagenet_val_reads_the_imagefolder_layout(tmp_path, monkeypat
         Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / w / name)
         where[k] = wnids.index(w)
     monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(tmp_path))
-    loaded = SimpleNamespace(preprocess=T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor()]), denormalize=lambda t: t)
+    loaded = SimpleNamespace(
+        preprocess=T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor()]),
+        denormalize=lambda t: t,
+    )
     n, get = eval_data("imagenet-val", 3, 0, loaded)
     x, y, masks = get(torch.tensor([2, 0]))
     assert n == 3 and x.shape == (2, 3, 16, 16) and x.dtype == torch.float32 and masks is None

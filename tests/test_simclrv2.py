@@ -53,7 +53,12 @@ def test_converted_model_matches_tensorflow_outputs(expected):
     assert hiddens.shape == (2, 128) and proj.shape == (2, 8)  # 2048 * 1/16, proj_out_dim 8
     scale = float(np.abs(expected["hiddens"]).max())
     np.testing.assert_allclose(hiddens.numpy(), expected["hiddens"], rtol=1e-4, atol=1e-5 * scale)
-    np.testing.assert_allclose(proj.numpy(), expected["projection"], rtol=1e-4, atol=1e-5 * np.abs(expected["projection"]).max())
+    np.testing.assert_allclose(
+        proj.numpy(),
+        expected["projection"],
+        rtol=1e-4,
+        atol=1e-5 * np.abs(expected["projection"]).max(),
+    )
 
 
 def test_depth_and_width_read_off_the_checkpoint():
@@ -79,7 +84,9 @@ def test_tf_same_max_pool_pads_right_and_bottom_only():
     ref = F.max_pool2d(F.pad(x, (1, 1, 0, 1), value=float("-inf")), 3, 2)
     torch.testing.assert_close(out, ref)
     assert out.shape[-2:] == (4, 4)
-    assert not torch.equal(out, F.max_pool2d(x, 3, 2, padding=1))  # torch's symmetric padding differs
+    assert not torch.equal(
+        out, F.max_pool2d(x, 3, 2, padding=1)
+    )  # torch's symmetric padding differs
 
 
 def test_wrong_files_give_clear_errors(tmp_path):

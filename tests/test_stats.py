@@ -21,7 +21,9 @@ def test_bootstrap_ci_of_the_mean_covers_about_95_percent():
     # known distribution (exponential, skewed, mean 1), n=40: a percentile bootstrap CI of the
     # mean covers the true mean in about 93-95% of samples; 300 trials give +-2.5% binomial noise
     rng = np.random.default_rng(1)
-    hits = sum(estimate(rng.exponential(1.0, 40), seed=t).excludes(1.0) is False for t in range(300))
+    hits = sum(
+        estimate(rng.exponential(1.0, 40), seed=t).excludes(1.0) is False for t in range(300)
+    )
     assert 0.88 <= hits / 300 <= 0.98
 
 

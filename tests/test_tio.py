@@ -52,7 +52,9 @@ class _Constant(nn.Module):
 
 def _blob(size: int = 48) -> torch.Tensor:
     """A smooth, asymmetric pattern inside the inscribed disc (no content in the corners)."""
-    yy, xx = torch.meshgrid(torch.arange(size) - size / 2, torch.arange(size) - size / 2, indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(size) - size / 2, torch.arange(size) - size / 2, indexing="ij"
+    )
     b = 200 * torch.exp(-((yy - 8) ** 2 + (xx + 5) ** 2) / 30.0)
     b += 120 * torch.exp(-((yy + 6) ** 2 + (xx - 9) ** 2) / 15.0)
     return b.expand(3, -1, -1)[None].clone()
@@ -98,7 +100,9 @@ def test_optimisation_raises_target_confidence_and_clips() -> None:
     x0 = gray_images([0, 128, 255], 24)
     target = 3
     q0 = torch.softmax(model(TO_INPUT(x0)), 1)[:, target]
-    tio = TransformationInvariantOptimizer(model, TO_INPUT, q_target=0.5, n_rotations=6, lr=8.0, max_steps_per_round=40)
+    tio = TransformationInvariantOptimizer(
+        model, TO_INPUT, q_target=0.5, n_rotations=6, lr=8.0, max_steps_per_round=40
+    )
     res = tio.optimize(x0, target)
     assert (res.q_final > q0).all()
     assert (res.steps > 0).all() and (res.rounds == 6).all()
@@ -122,7 +126,9 @@ def test_batched_equals_one_at_a_time() -> None:
     kw = dict(q_target=0.4, n_rotations=4, lr=6.0, max_steps_per_round=20)
     batched = TransformationInvariantOptimizer(model, TO_INPUT, **kw).optimize(x0, targets)
     for i in range(3):
-        single = TransformationInvariantOptimizer(model, TO_INPUT, **kw).optimize(x0[i : i + 1], targets[i : i + 1])
+        single = TransformationInvariantOptimizer(model, TO_INPUT, **kw).optimize(
+            x0[i : i + 1], targets[i : i + 1]
+        )
         assert single.steps.item() == batched.steps[i].item()
         assert torch.allclose(single.images[0], batched.images[i], atol=1e-2)
 
@@ -167,7 +173,9 @@ def test_screen_square_and_topk() -> None:
 
 def test_replicate_seeds_and_starts_are_deterministic_and_small() -> None:
     assert replicate_seeds(0, 3) == [0, 1, 2]
-    assert set(replicate_seeds(0, 6)).isdisjoint(replicate_seeds(1, 6))  # two notebook seeds share no replicate
+    assert set(replicate_seeds(0, 6)).isdisjoint(
+        replicate_seeds(1, 6)
+    )  # two notebook seeds share no replicate
     x0 = gray_images([0, 60, 255], 16)
     a, b, c = replicate_starts(x0, 5), replicate_starts(x0, 5), replicate_starts(x0, 6)
     assert torch.equal(a, b) and not torch.equal(a, c)  # seeded: the same seed gives the same start
@@ -197,15 +205,21 @@ def test_result_does_not_depend_on_batch_companions() -> None:
     kw = dict(q_target=0.45, n_rotations=5, lr=6.0, max_steps_per_round=12, batch_size=4)
     x = replicate_starts(gray_images([40, 90, 140, 200, 250], 20), 3)
     t = torch.tensor([2, 4, 6, 8, 1])
-    alone = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, **kw).optimize(x[:1], t[:1])
+    alone = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, **kw).optimize(
+        x[:1], t[:1]
+    )
     # other companions, another position, another number of jobs: bitwise the same run for job 0
     for perm in ([0, 1, 2, 3, 4], [3, 0, 4], [4, 2, 1, 3, 0]):
-        r = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, **kw).optimize(x[perm], t[perm])
+        r = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, **kw).optimize(
+            x[perm], t[perm]
+        )
         k = perm.index(0)
         assert torch.equal(r.images[k], alone.images[0])
         assert r.steps[k] == alone.steps[0] and r.steps_per_round[k] == alone.steps_per_round[0]
     # without fixed chunks the batch size leaks into the logits: the runs are not bitwise equal
-    loose = TransformationInvariantOptimizer(_BatchSizeSensitive(model), TO_INPUT, fixed_chunks=False, **kw)
+    loose = TransformationInvariantOptimizer(
+        _BatchSizeSensitive(model), TO_INPUT, fixed_chunks=False, **kw
+    )
     a, b = loose.optimize(x[:1], t[:1]), loose.optimize(x, t)
     assert not torch.equal(a.images[0], b.images[0]) or a.q_final[0] != b.q_final[0]
 
@@ -213,7 +227,9 @@ def test_result_does_not_depend_on_batch_companions() -> None:
 def test_every_capped_round_is_reported() -> None:
     model = _Constant()
     x0 = gray_images([50, 50, 50], 8)
-    tio = TransformationInvariantOptimizer(model, TO_INPUT, q_target=0.9, n_rotations=4, max_steps_per_round=3)
+    tio = TransformationInvariantOptimizer(
+        model, TO_INPUT, q_target=0.9, n_rotations=4, max_steps_per_round=3
+    )
     res = tio.optimize(x0, torch.tensor([1, 0, 2]))
     # classes 1 and 2 can never pass: every round is capped and counted, with its step count
     assert res.capped_rounds.tolist() == [4, 0, 4]

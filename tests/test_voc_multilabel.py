@@ -39,7 +39,9 @@ def _fake_voc(root: Path, splits: dict[str, list[str]]) -> dict[str, int]:
             cls = CAT if k % 2 == 0 else DOG
             cls_of[name] = cls
             rng = np.random.default_rng(k)
-            img = np.clip(np.array(COLOUR[cls]) + rng.integers(-20, 20, (24, 32, 3)), 0, 255).astype(np.uint8)
+            img = np.clip(
+                np.array(COLOUR[cls]) + rng.integers(-20, 20, (24, 32, 3)), 0, 255
+            ).astype(np.uint8)
             Image.fromarray(img).save(base / "JPEGImages" / f"{name}.jpg")
             mask = np.full((24, 32), cls + 1, dtype=np.uint8)
             mask[:, 15] = 255
@@ -60,21 +62,47 @@ def voc(tmp_path, monkeypatch):
 
 
 def _tiny(**kw):
-    cfg = dict(arch="tiny-vgg", init=None, resize=20, crop=16, epochs=2, batch_size=4, lr=1e-2, weight_decay=0.0)
+    cfg = dict(
+        arch="tiny-vgg",
+        init=None,
+        resize=20,
+        crop=16,
+        epochs=2,
+        batch_size=4,
+        lr=1e-2,
+        weight_decay=0.0,
+    )
     cfg.update(kw)
     return vml.recipe_config(**cfg)
 
 
 def _train(cfg, root, **kw):
-    return vml.train_voc_multilabel(cfg, root=root, device="cpu", num_workers=0, progress=False, **kw)
+    return vml.train_voc_multilabel(
+        cfg, root=root, device="cpu", num_workers=0, progress=False, **kw
+    )
 
 
 def test_recipe_is_the_authors_and_schedule_matches_their_call_order():
     r = vml.RECIPE
-    assert (r["arch"], r["init"], r["num_classes"], r["optimizer"]) == ("vgg19", "vgg19-imagenet", 20, "adam")
-    assert (r["lr"], r["weight_decay"], r["batch_size"], r["resize"], r["crop"]) == (1e-4, 5e-4, 32, 321, 224)
+    assert (r["arch"], r["init"], r["num_classes"], r["optimizer"]) == (
+        "vgg19",
+        "vgg19-imagenet",
+        20,
+        "adam",
+    )
+    assert (r["lr"], r["weight_decay"], r["batch_size"], r["resize"], r["crop"]) == (
+        1e-4,
+        5e-4,
+        32,
+        321,
+        224,
+    )
     lrs = [vml._lr_at(r, e) for e in range(41)]
-    assert lrs[0] == lrs[18] == 1e-4 and lrs[19] == pytest.approx(2e-5) and lrs[39] == pytest.approx(4e-6)
+    assert (
+        lrs[0] == lrs[18] == 1e-4
+        and lrs[19] == pytest.approx(2e-5)
+        and lrs[39] == pytest.approx(4e-6)
+    )
     with pytest.raises(KeyError, match="unknown recipe keys"):
         vml.recipe_config(epoch=3)
 
@@ -105,7 +133,12 @@ def test_sbd_is_added_deduplicated_and_without_voc_val(voc, tmp_path):
     sbd = tmp_path / "sbd"
     (sbd / "img").mkdir(parents=True)
     (sbd / "cls").mkdir()
-    ids = ["2010_000001", TRAIN_IDS[0], VAL_IDS[0], "2010_000001"]  # new, duplicate of VOC train, VOC val, repeat
+    ids = [
+        "2010_000001",
+        TRAIN_IDS[0],
+        VAL_IDS[0],
+        "2010_000001",
+    ]  # new, duplicate of VOC train, VOC val, repeat
     (sbd / "train.txt").write_text("\n".join(ids) + "\n")
     seg = np.full((24, 32), VOC_CLASSES.index("person") + 1, dtype=np.uint8)
     seg[:4] = 0
@@ -123,7 +156,11 @@ def test_checkpoint_cached_by_config_hash_and_retraining_is_identical(voc, monke
     model, path, meta = _train(cfg, voc)
     assert path.name == f"vgg19-voc-multilabel-{tr.config_hash(cfg)}.safetensors"
     assert path.parent == tr._cache_dir() and meta["config"] == cfg
-    assert meta["metrics"]["n_train"] == 8 and meta["metrics"]["n_val"] == 4 and 0 <= meta["metrics"]["val_mAP"] <= 1
+    assert (
+        meta["metrics"]["n_train"] == 8
+        and meta["metrics"]["n_val"] == 4
+        and 0 <= meta["metrics"]["val_mAP"] <= 1
+    )
     digest = tr.sha256_file(path)
 
     def boom(*a, **k):
@@ -133,13 +170,22 @@ def test_checkpoint_cached_by_config_hash_and_retraining_is_identical(voc, monke
         m.setattr(vml, "_fit", boom)
         again, path2, _ = _train(cfg, voc)
         assert path2 == path
-        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(model.state_dict().values(), again.state_dict().values())
+        )
         loaded = vml.load_voc_multilabel(cfg)
-        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(model.state_dict().values(), loaded.state_dict().values())
+        )
     path.unlink()  # same seed, trained again: the same bytes
     retrained, _, _ = _train(cfg, voc)
     assert tr.sha256_file(path) == digest
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), retrained.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), retrained.state_dict().values())
+    )
     _, other, _ = _train(_tiny(seed=1), voc)  # another config: another file
     assert other != path and tr.sha256_file(other) != digest
 
@@ -166,18 +212,31 @@ def test_map_helper(voc):
             return out
 
     res = vml.voc_multilabel_map(Oracle(), "val", root=voc, size=16, device="cpu")
-    assert res["mAP"] == 1.0 and res["n_images"] == 4 and res["n_classes"] == 2 and set(res["ap"]) == {"cat", "dog"}
+    assert (
+        res["mAP"] == 1.0
+        and res["n_images"] == 4
+        and res["n_classes"] == 2
+        and set(res["ap"]) == {"cat", "dog"}
+    )
     assert res["exact_match@0.5"] == 1.0 and res["accuracy@0.5"] == 1.0
     first_two = vml.voc_multilabel_map(Oracle(), "val", n=2, root=voc, size=16, device="cpu")
     assert first_two["n_images"] == 2 and first_two["mAP"] == 1.0
-    swapped = vml.voc_multilabel_map(nn.Sequential(Oracle(), _Swap()), "val", root=voc, size=16, device="cpu")
-    assert swapped["mAP"] < 0.75 and swapped["exact_match@0.5"] == 0.0  # cat/dog scores swapped: every image wrong
+    swapped = vml.voc_multilabel_map(
+        nn.Sequential(Oracle(), _Swap()), "val", root=voc, size=16, device="cpu"
+    )
+    assert (
+        swapped["mAP"] < 0.75 and swapped["exact_match@0.5"] == 0.0
+    )  # cat/dog scores swapped: every image wrong
     with pytest.raises(ValueError, match="20"):
-        vml.voc_multilabel_map(nn.Sequential(Oracle(), nn.Linear(20, 3)), "val", root=voc, size=16, device="cpu")
+        vml.voc_multilabel_map(
+            nn.Sequential(Oracle(), nn.Linear(20, 3)), "val", root=voc, size=16, device="cpu"
+        )
 
 
 def test_load_model_gives_the_trained_20_label_classifier(voc, monkeypatch):
-    monkeypatch.setattr(vml, "RECIPE", _tiny())  # the default recipe, shrunk: same code path as VGG-19
+    monkeypatch.setattr(
+        vml, "RECIPE", _tiny()
+    )  # the default recipe, shrunk: same code path as VGG-19
     model, path, _ = _train(vml.recipe_config(), voc)
     lm = load_model("vgg19-voc-multilabel", profile="paper")
     assert lm.labels == list(VOC_CLASSES) and lm.mean == IMAGENET_MEAN and lm.std == IMAGENET_STD
@@ -190,7 +249,9 @@ def test_load_model_gives_the_trained_20_label_classifier(voc, monkeypatch):
 
 def test_vgg19_architecture_without_weights():
     lm = load_model("vgg19-voc-multilabel", profile="paper", pretrained=False)
-    assert isinstance(lm.model.classifier[6], nn.Linear) and lm.model.classifier[6].out_features == 20
+    assert (
+        isinstance(lm.model.classifier[6], nn.Linear) and lm.model.classifier[6].out_features == 20
+    )
     with torch.no_grad():
         assert lm.model(torch.zeros(1, 3, 32, 32)).shape == (1, 20)
     assert lm.input_size == (224, 224) and len(lm.labels) == 20
@@ -202,7 +263,10 @@ def test_clear_errors_name_the_commands(tmp_path, monkeypatch):
         load_model("vgg19-voc-multilabel", profile="paper")
     msg = str(err.value)
     assert isinstance(err.value, ArtefactMissing)
-    assert "python -m visxai train vgg19-voc-multilabel" in msg and "python -m visxai fetch voc2012 vgg19-imagenet" in msg
+    assert (
+        "python -m visxai train vgg19-voc-multilabel" in msg
+        and "python -m visxai fetch voc2012 vgg19-imagenet" in msg
+    )
     with pytest.raises(ArtefactMissing, match="python -m visxai fetch voc2012"):
         vml.train_voc_multilabel(device="cpu")
     root = tmp_path / "voc"
@@ -216,13 +280,40 @@ def test_clear_errors_name_the_commands(tmp_path, monkeypatch):
 def test_cli_train(voc, monkeypatch, capsys):
     from visxai import cli
 
-    assert cli.main(["train", "vgg19-voc-multilabel", "--root", str(voc), "--device", "cpu", "--workers", "0"]) == 2
+    assert (
+        cli.main(
+            [
+                "train",
+                "vgg19-voc-multilabel",
+                "--root",
+                str(voc),
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "python -m visxai fetch vgg19-imagenet" in capsys.readouterr().err
     monkeypatch.setattr(vml, "RECIPE", _tiny())
-    args = ["train", "vgg19-voc-multilabel", "--root", str(voc), "--device", "cpu", "--workers", "0", "--quiet"]
+    args = [
+        "train",
+        "vgg19-voc-multilabel",
+        "--root",
+        str(voc),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--quiet",
+    ]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert f"vgg19-voc-multilabel-{tr.config_hash(vml.recipe_config())}.safetensors" in out and "val_mAP" in out
+    assert (
+        f"vgg19-voc-multilabel-{tr.config_hash(vml.recipe_config())}.safetensors" in out
+        and "val_mAP" in out
+    )
     assert load_model("vgg19-voc-multilabel").labels == list(VOC_CLASSES)
     assert cli.main(args[:2] + ["--epochs", "1"] + args[2:]) == 0
     assert "load_voc_multilabel" in capsys.readouterr().out

@@ -41,9 +41,13 @@ def check_images(
     rng = f" in [{value_range[0]:g}, {value_range[1]:g}]" if value_range else ""
     tail = f"; {hint}" if hint else ""
     if not isinstance(x, torch.Tensor):
-        raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got {type(x).__name__}{tail}")
+        raise InputError(
+            f"{name} must be a{rgb} float tensor {want}{rng}, got {type(x).__name__}{tail}"
+        )
     if x.dim() != ndim:
-        raise InputError(f"{name} must be a{rgb} float tensor {want}{rng}, got shape {tuple(x.shape)}{tail}")
+        raise InputError(
+            f"{name} must be a{rgb} float tensor {want}{rng}, got shape {tuple(x.shape)}{tail}"
+        )
     if channels is not None and x.shape[-3] != channels:
         raise InputError(
             f"{name} must have {channels}{' (RGB)' if rgb else ''} channel(s) at dim {ndim - 3} ({want}), got shape "
@@ -53,14 +57,18 @@ def check_images(
         scale = " (uint8 images: x.float() / 255)" if x.dtype == torch.uint8 else ""
         raise InputError(f"{name} must be floating point{rng}, got dtype {x.dtype}{scale}{tail}")
     if dtype is not None and x.dtype != dtype:
-        raise InputError(f"{name} must be {dtype} (the model's dtype), got {x.dtype}: convert with "
-                         f"x.to({dtype}){tail}")
+        raise InputError(
+            f"{name} must be {dtype} (the model's dtype), got {x.dtype}: convert with "
+            f"x.to({dtype}){tail}"
+        )
     if finite and x.numel():
         bad = int((~torch.isfinite(x)).sum())
         if bad:
             n_nan = int(torch.isnan(x).sum())
-            raise InputError(f"{name} has {bad} non-finite value(s) ({n_nan} NaN, {bad - n_nan} infinite) "
-                             f"of {x.numel()}; an explanation of such an input is meaningless{tail}")
+            raise InputError(
+                f"{name} has {bad} non-finite value(s) ({n_nan} NaN, {bad - n_nan} infinite) "
+                f"of {x.numel()}; an explanation of such an input is meaningless{tail}"
+            )
     if value_range is not None and x.numel():
         lo, hi = float(x.min()), float(x.max())
         if lo < value_range[0] - tol or hi > value_range[1] + tol:

@@ -44,16 +44,22 @@ def _check_params(nb: Path, params: dict[str, object]) -> None:
     unknown = sorted(set(params) - set(known))
     if unknown:
         listing = ", ".join(f"{k} (default {v['default']})" for k, v in known.items())
-        raise SystemExit(f"reproduce: {nb.stem} has no parameter {unknown}; its parameters: {listing}")
+        raise SystemExit(
+            f"reproduce: {nb.stem} has no parameter {unknown}; its parameters: {listing}"
+        )
     for name, value in params.items():
         default = _parse_value(str(known[name]["default"]))
         numeric = (int, float)
         same = (
             default is None
             or value is None
-            or (isinstance(default, bool) == isinstance(value, bool)
-                and (isinstance(value, type(default))
-                     or (isinstance(default, numeric) and isinstance(value, numeric))))
+            or (
+                isinstance(default, bool) == isinstance(value, bool)
+                and (
+                    isinstance(value, type(default))
+                    or (isinstance(default, numeric) and isinstance(value, numeric))
+                )
+            )
         )
         if not same:
             raise SystemExit(
@@ -100,8 +106,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         for i, nb in enumerate(books, 1):
             out = nb if args.inplace else run_dir / nb.name
-            print(f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, device={args.device}) -> {out}",
-                  flush=True)
+            print(
+                f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, device={args.device}) -> {out}",
+                flush=True,
+            )
             t0 = time.perf_counter()
             try:
                 pm.execute_notebook(
@@ -148,8 +156,10 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         problems = compare(args.compare)
         for p in problems:
             print(f"scorecard: {p}", file=sys.stderr)
-        print(f"scorecard: {args.compare} vs committed figures/: "
-              f"{'match' if not problems else f'{len(problems)} problem(s)'}")
+        print(
+            f"scorecard: {args.compare} vs committed figures/: "
+            f"{'match' if not problems else f'{len(problems)} problem(s)'}"
+        )
         return 1 if problems else 0
     path = write_markdown()
     if args.readme:
@@ -184,12 +194,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import ArtefactMissing
     from .models import voc_multilabel as vml
 
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    overrides = {
+        k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None
+    }
     cfg = vml.recipe_config(sbd=args.sbd_root is not None, **overrides)
     try:
         _, path, meta = vml.train_voc_multilabel(
-            cfg, root=args.root, sbd_root=args.sbd_root, device=args.device, num_workers=args.workers,
-            commit=args.commit, progress=not args.quiet,
+            cfg,
+            root=args.root,
+            sbd_root=args.sbd_root,
+            device=args.device,
+            num_workers=args.workers,
+            commit=args.commit,
+            progress=not args.quiet,
         )
     except ArtefactMissing as err:
         print(f"train: {err}", file=sys.stderr)
@@ -197,8 +214,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{args.name}: {path}")
     print(f"metrics: {meta.get('metrics', {})}")
     if overrides:
-        print("non-default settings: load_model() looks for the default recipe; load this one with "
-              f"visxai.models.voc_multilabel.load_voc_multilabel(recipe_config(sbd={cfg['sbd']}, **{overrides}))")
+        print(
+            "non-default settings: load_model() looks for the default recipe; load this one with "
+            f"visxai.models.voc_multilabel.load_voc_multilabel(recipe_config(sbd={cfg['sbd']}, **{overrides}))"
+        )
     return 0
 
 
@@ -207,32 +226,54 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser(
-        "reproduce", help="execute the notebooks headless (papermill); results under runs/<timestamp>/",
+        "reproduce",
+        help="execute the notebooks headless (papermill); results under runs/<timestamp>/",
         description="Execute notebooks with papermill. Results (executed notebooks, figures, scorecard) "
         "go to runs/<timestamp>/; --canonical writes the committed figures/ and README table instead "
         "(the default offline run only: `make reproduce`).",
     )
-    r.add_argument("--profile", choices=["offline", "paper"], default="offline",
-                   help="offline: substitute models and data, CPU minutes; paper: the papers' artefacts")
+    r.add_argument(
+        "--profile",
+        choices=["offline", "paper"],
+        default="offline",
+        help="offline: substitute models and data, CPU minutes; paper: the papers' artefacts",
+    )
     r.add_argument("--only", nargs="*", help="notebook stems or prefixes, e.g. 01 04_fill")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     r.add_argument("--seed", type=int, default=0, help="the notebooks' seed parameter")
-    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="a notebook parameter (repeatable), e.g. -p mask_ratio 0.5; checked against "
-                   "each notebook's parameters cell before anything runs")
+    r.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter (repeatable), e.g. -p mask_ratio 0.5; checked against "
+        "each notebook's parameters cell before anything runs",
+    )
     r.add_argument("--kernel", default="python3", help="Jupyter kernel name")
-    r.add_argument("--canonical", action="store_true",
-                   help="write figures/ and the README results table (default offline run only)")
-    r.add_argument("--inplace", action="store_true",
-                   help="write outputs into notebooks/ and figures/ (to commit them for nbval)")
+    r.add_argument(
+        "--canonical",
+        action="store_true",
+        help="write figures/ and the README results table (default offline run only)",
+    )
+    r.add_argument(
+        "--inplace",
+        action="store_true",
+        help="write outputs into notebooks/ and figures/ (to commit them for nbval)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_reproduce)
 
-    s = sub.add_parser("scorecard", help="collect figures/*/scorecard.csv into figures/SCORECARD.md")
+    s = sub.add_parser(
+        "scorecard", help="collect figures/*/scorecard.csv into figures/SCORECARD.md"
+    )
     s.add_argument("--print", action="store_true", help="print the table instead of its path")
-    s.add_argument("--readme", action="store_true", help="also refresh the results table in README.md")
     s.add_argument(
-        "--compare", metavar="RUN_FIGURES",
+        "--readme", action="store_true", help="also refresh the results table in README.md"
+    )
+    s.add_argument(
+        "--compare",
+        metavar="RUN_FIGURES",
         help="check a run's scorecards (e.g. a test run's VISXAI_FIGURES) against the committed ones: "
         "same verdicts, values inside the committed CIs",
     )
@@ -243,19 +284,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fetch", help="download, verify and cache artefacts")
     f.add_argument("names", nargs="*", help="artefact names (see list)")
-    f.add_argument("--offline-set", action="store_true", help="everything the offline profile needs")
+    f.add_argument(
+        "--offline-set", action="store_true", help="everything the offline profile needs"
+    )
     f.add_argument("--force", action="store_true", help="fetch again even if cached and valid")
     f.set_defaults(func=cmd_fetch)
 
-    t = sub.add_parser("train", help="train a paper-profile model once (AGF Table 3b: vgg19-voc-multilabel)")
+    t = sub.add_parser(
+        "train", help="train a paper-profile model once (AGF Table 3b: vgg19-voc-multilabel)"
+    )
     t.add_argument("name", choices=TRAINABLE)
-    t.add_argument("--epochs", type=int, default=None, help="override the recipe (40); changes the checkpoint name")
-    t.add_argument("--batch-size", type=int, default=None, help="override the recipe (32); changes the checkpoint name")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="override the recipe (40); changes the checkpoint name",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="override the recipe (32); changes the checkpoint name",
+    )
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--root", default=None, help="folder holding VOCdevkit/VOC2012 (default: the voc2012 artefact)")
-    t.add_argument("--sbd-root", default=None, help="SBD benchmark_RELEASE/dataset: train on VOC+SBD (train_aug)")
-    t.add_argument("--workers", type=int, default=None, help="DataLoader workers (default min(8, CPUs))")
-    t.add_argument("--commit", action="store_true", help="also copy the checkpoint into checkpoints/")
+    t.add_argument(
+        "--root",
+        default=None,
+        help="folder holding VOCdevkit/VOC2012 (default: the voc2012 artefact)",
+    )
+    t.add_argument(
+        "--sbd-root",
+        default=None,
+        help="SBD benchmark_RELEASE/dataset: train on VOC+SBD (train_aug)",
+    )
+    t.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default min(8, CPUs))"
+    )
+    t.add_argument(
+        "--commit", action="store_true", help="also copy the checkpoint into checkpoints/"
+    )
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
 

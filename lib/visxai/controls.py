@@ -24,8 +24,12 @@ __all__ = ["randomized_model", "random_saliency"]
 
 
 def _resettable(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if hasattr(m, "reset_parameters") and any(
-        p is not None for p in m.parameters(recurse=False))]
+    return [
+        m
+        for m in model.modules()
+        if hasattr(m, "reset_parameters")
+        and any(p is not None for p in m.parameters(recurse=False))
+    ]
 
 
 @torch.no_grad()
@@ -64,7 +68,9 @@ def randomized_model(model: nn.Module, seed: int = 0, cascade: int | None = None
     return clone.eval()
 
 
-def random_saliency(shape: tuple[int, ...], seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+def random_saliency(
+    shape: tuple[int, ...], seed: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Uniform [0, 1) maps of ``shape`` (e.g. ``(N, H, W)``), the same for one seed everywhere."""
     if any(int(s) <= 0 for s in shape):
         raise ValueError(f"random_saliency needs a positive shape, got {tuple(shape)}")

@@ -48,11 +48,15 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available here; use 'auto' or 'cpu'")
+        raise ValueError(
+            f"device {device!r} was requested but CUDA is not available here; use 'auto' or 'cpu'"
+        )
     try:
         return torch.device(device)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+        raise ValueError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from err
 
 
 def configure_threads(num_threads: int | None = None) -> int:
@@ -134,7 +138,9 @@ def batched_map(
     dev = torch.device(device) if device is not None else None
     if n == 0:  # nothing to split: one call on the empty inputs keeps the output's type and shape
         empty = [t[0:0] for t in tensors]
-        return fn(*[c.to(dev) if dev is not None and isinstance(c, torch.Tensor) else c for c in empty])
+        return fn(
+            *[c.to(dev) if dev is not None and isinstance(c, torch.Tensor) else c for c in empty]
+        )
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -146,7 +152,9 @@ def batched_map(
         stop = min(start + size, n)
         chunk = [t[start:stop] for t in tensors]
         if dev is not None:
-            chunk = [c.to(dev, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in chunk]
+            chunk = [
+                c.to(dev, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in chunk
+            ]
         try:
             out = fn(*chunk)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as err:

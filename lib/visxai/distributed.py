@@ -72,7 +72,9 @@ __all__ = [
 class DistContext:
     """Rank, world size and the device of this process."""
 
-    def __init__(self, rank: int, world_size: int, local_rank: int, device: torch.device, initialised: bool) -> None:
+    def __init__(
+        self, rank: int, world_size: int, local_rank: int, device: torch.device, initialised: bool
+    ) -> None:
         self.rank = rank
         self.world_size = world_size
         self.local_rank = local_rank
@@ -103,7 +105,6 @@ def init_distributed(device: str = "auto", backend: str | None = None) -> DistCo
     local rank takes GPU ``LOCAL_RANK``.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = (device == "auto" and torch.cuda.is_available()) or str(device).startswith("cuda")
     if use_cuda:
@@ -134,7 +135,9 @@ def _save_chunk(path: Path, results: Mapping[str, torch.Tensor], start: int, sto
     for k, v in results.items():
         v = torch.as_tensor(v).detach().cpu().contiguous()
         if v.dim() == 0 or v.shape[0] != n:
-            raise ValueError(f"result {k!r} must have one row per image ({n}), got shape {tuple(v.shape)}")
+            raise ValueError(
+                f"result {k!r} must have one row per image ({n}), got shape {tuple(v.shape)}"
+            )
         if v.dtype == torch.bool:
             v = v.to(torch.uint8)
         tensors[k] = v
@@ -159,7 +162,9 @@ def _load_chunk(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path), device="cpu")
 
 
-def _check_run_file(out_dir: Path, n: int, chunk_size: int, fingerprint: Mapping[str, Any], ctx: DistContext) -> None:
+def _check_run_file(
+    out_dir: Path, n: int, chunk_size: int, fingerprint: Mapping[str, Any], ctx: DistContext
+) -> None:
     meta = {"n": int(n), "chunk_size": int(chunk_size), "fingerprint": dict(fingerprint)}
     run_file = out_dir / "run.json"
     if ctx.is_main:
@@ -240,9 +245,13 @@ def load_results(out_dir: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{out} is not a run folder (no run.json)")
     meta = json.loads(run_file.read_text())
     chunks = list(iter_chunks(meta["n"], meta["chunk_size"]))
-    missing = [f"{s.start}-{s.stop}" for s in chunks if not chunk_path(out, s.start, s.stop).is_file()]
+    missing = [
+        f"{s.start}-{s.stop}" for s in chunks if not chunk_path(out, s.start, s.stop).is_file()
+    ]
     if missing:
-        raise FileNotFoundError(f"{out}: {len(missing)} of {len(chunks)} chunks missing (first: {missing[:3]}); resume the run")
+        raise FileNotFoundError(
+            f"{out}: {len(missing)} of {len(chunks)} chunks missing (first: {missing[:3]}); resume the run"
+        )
     return _concat_parts([_load_chunk(chunk_path(out, s.start, s.stop)) for s in chunks])
 
 
@@ -251,8 +260,16 @@ def load_results(out_dir: str | Path) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------------------
 
 
-def _task_fn(args: argparse.Namespace, ctx: DistContext) -> tuple[Callable[[torch.Tensor], dict[str, torch.Tensor]], int]:
-    from .evaluation import eval_data, multilabel_pairs, negative_perturbation_eval, predict, segmentation_eval
+def _task_fn(
+    args: argparse.Namespace, ctx: DistContext
+) -> tuple[Callable[[torch.Tensor], dict[str, torch.Tensor]], int]:
+    from .evaluation import (
+        eval_data,
+        multilabel_pairs,
+        negative_perturbation_eval,
+        predict,
+        segmentation_eval,
+    )
     from .models import load_model
 
     if args.data == "synthetic":
@@ -271,46 +288,93 @@ def _task_fn(args: argparse.Namespace, ctx: DistContext) -> tuple[Callable[[torc
         xb, yb, masks = get(idx)
         if args.task == "negative-perturbation":
             curve, _ = negative_perturbation_eval(
-                model, xb, yb, args.method, explain_class=args.explain, normalize=normalize, batch_size=args.batch_size
+                model,
+                xb,
+                yb,
+                args.method,
+                explain_class=args.explain,
+                normalize=normalize,
+                batch_size=args.batch_size,
             )
-            return {"correct": torch.from_numpy(curve.correct), "pred": torch.from_numpy(curve.predictions)}
+            return {
+                "correct": torch.from_numpy(curve.correct),
+                "pred": torch.from_numpy(curve.predictions),
+            }
         if masks is None:
             raise SystemExit(f"--data {args.data} has no segmentation masks")
-        if yb.dim() == 2:  # multi-label (synthetic set): every class with p > 0.5 that is present, [B, K] rows
+        if (
+            yb.dim() == 2
+        ):  # multi-label (synthetic set): every class with p > 0.5 that is present, [B, K] rows
             logits = predict(model, xb, normalize)
             if logits.shape[1] != yb.shape[1]:
-                raise SystemExit(f"--data {args.data} has {yb.shape[1]} labels but --model {args.model} gives "
-                                 f"{logits.shape[1]} outputs: a multi-label model with one output per class is needed")
+                raise SystemExit(
+                    f"--data {args.data} has {yb.shape[1]} labels but --model {args.model} gives "
+                    f"{logits.shape[1]} outputs: a multi-label model with one output per class is needed"
+                )
             pidx, cls = multilabel_pairs(logits, yb)
             k = yb.shape[1]
-            out = {"correct": torch.zeros(len(xb), k, dtype=torch.int64), "labeled": torch.zeros(len(xb), k, dtype=torch.int64),
-                   "ap": torch.zeros(len(xb), k, dtype=torch.float64), "explained": torch.zeros(len(xb), k, dtype=torch.bool)}
+            out = {
+                "correct": torch.zeros(len(xb), k, dtype=torch.int64),
+                "labeled": torch.zeros(len(xb), k, dtype=torch.int64),
+                "ap": torch.zeros(len(xb), k, dtype=torch.float64),
+                "explained": torch.zeros(len(xb), k, dtype=torch.bool),
+            }
             if len(pidx):
                 class_masks = masks.subset(pidx).class_mask(cls)
-                sc, _ = segmentation_eval(model, xb[pidx], cls, class_masks, args.method, method=args.method,
-                                          normalize=normalize, batch_size=args.batch_size)
+                sc, _ = segmentation_eval(
+                    model,
+                    xb[pidx],
+                    cls,
+                    class_masks,
+                    args.method,
+                    method=args.method,
+                    normalize=normalize,
+                    batch_size=args.batch_size,
+                )
                 out["correct"][pidx, cls] = torch.from_numpy(sc.correct)
                 out["labeled"][pidx, cls] = torch.from_numpy(sc.labeled)
                 out["ap"][pidx, cls] = torch.from_numpy(sc.ap)
                 out["explained"][pidx, cls] = True
             return out
         pred = predict(model, xb, normalize).argmax(1)
-        sc, _ = segmentation_eval(model, xb, pred, masks.foreground if hasattr(masks, "foreground") else masks, args.method, method=args.method, normalize=normalize,
-                                  batch_size=args.batch_size)
-        return {"correct": torch.from_numpy(sc.correct), "labeled": torch.from_numpy(sc.labeled), "ap": torch.from_numpy(sc.ap)}
+        sc, _ = segmentation_eval(
+            model,
+            xb,
+            pred,
+            masks.foreground if hasattr(masks, "foreground") else masks,
+            args.method,
+            method=args.method,
+            normalize=normalize,
+            batch_size=args.batch_size,
+        )
+        return {
+            "correct": torch.from_numpy(sc.correct),
+            "labeled": torch.from_numpy(sc.labeled),
+            "ap": torch.from_numpy(sc.ap),
+        }
 
     return fn, n
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torchrun --nproc_per_node=K -m visxai.distributed", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="torchrun --nproc_per_node=K -m visxai.distributed", description=__doc__.split("\n")[0]
+    )
     p.add_argument("task", choices=["negative-perturbation", "segmentation"])
     p.add_argument("--profile", choices=["offline", "paper"], default="offline")
-    p.add_argument("--model", required=True, help="a visxai.models.load_model name, e.g. fmnist-vgg or vgg19")
+    p.add_argument(
+        "--model", required=True, help="a visxai.models.load_model name, e.g. fmnist-vgg or vgg19"
+    )
     p.add_argument("--method", default="agf", help="a visxai.methods.explain method name")
-    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012")
+    p.add_argument(
+        "--data",
+        default="fashion-mnist",
+        help="fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012",
+    )
     # not --n: torchrun's own parser reads `--n` as an abbreviation of its --nnodes/--nproc-per-node
-    p.add_argument("--num-images", type=int, default=1000, help="number of images (the first N of the split)")
+    p.add_argument(
+        "--num-images", type=int, default=1000, help="number of images (the first N of the split)"
+    )
     p.add_argument("--explain", choices=["predicted", "target"], default="predicted")
     p.add_argument("--chunk-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
@@ -341,10 +405,14 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.task == "negative-perturbation" and args.data in ("imagenet-seg", "voc2012"):
         fail(f"--data {args.data} is a segmentation set: use the segmentation task")
     if args.task == "segmentation" and args.data not in SEGMENTATION_SETS:
-        fail(f"--data {args.data} has no segmentation masks; choose one of {list(SEGMENTATION_SETS)}")
+        fail(
+            f"--data {args.data} has no segmentation masks; choose one of {list(SEGMENTATION_SETS)}"
+        )
     if args.num_images < 1 or args.chunk_size < 1 or args.batch_size < 1:
-        fail("--num-images, --chunk-size and --batch-size must be >= 1, got "
-             f"{args.num_images}, {args.chunk_size}, {args.batch_size}")
+        fail(
+            "--num-images, --chunk-size and --batch-size must be >= 1, got "
+            f"{args.num_images}, {args.chunk_size}, {args.batch_size}"
+        )
     if args.data != "synthetic":
         from .models.zoo import list_models
 
@@ -368,11 +436,31 @@ def main(argv: list[str] | None = None) -> int:
 
                 acc = 100.0 * res["correct"].float().mean(0).numpy()
                 fr = [0.0, *DEFAULT_FRACTIONS]
-                print(json.dumps({"n": n, "accuracy": [round(float(a), 3) for a in acc], "auc": round(curve_auc(fr, acc), 3)}))
+                print(
+                    json.dumps(
+                        {
+                            "n": n,
+                            "accuracy": [round(float(a), 3) for a in acc],
+                            "auc": round(curve_auc(fr, acc), 3),
+                        }
+                    )
+                )
             else:
                 pa = 100.0 * float(res["correct"].sum()) / float(res["labeled"].sum())
-                ap = res["ap"].double()[res["explained"].bool()] if "explained" in res else res["ap"].double()
-                print(json.dumps({"n": n, "pixel_accuracy": round(pa, 3), "mAP": round(100.0 * float(ap.mean()), 3)}))
+                ap = (
+                    res["ap"].double()[res["explained"].bool()]
+                    if "explained" in res
+                    else res["ap"].double()
+                )
+                print(
+                    json.dumps(
+                        {
+                            "n": n,
+                            "pixel_accuracy": round(pa, 3),
+                            "mAP": round(100.0 * float(ap.mean()), 3),
+                        }
+                    )
+                )
     finally:
         ctx.close()
     return 0

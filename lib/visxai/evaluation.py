@@ -33,7 +33,11 @@ import torch
 from torch import nn
 
 from .device import batched_map
-from .metrics.negative_perturbation import DEFAULT_FRACTIONS, PerturbationCurve, negative_perturbation
+from .metrics.negative_perturbation import (
+    DEFAULT_FRACTIONS,
+    PerturbationCurve,
+    negative_perturbation,
+)
 from .metrics.segmentation import SegmentationScores, is_signed, segmentation_scores
 
 __all__ = [
@@ -97,7 +101,9 @@ def explain_batched(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, normalize: Callable | None = None, batch_size: int = 256) -> torch.Tensor:
+def predict(
+    model: nn.Module, images: torch.Tensor, normalize: Callable | None = None, batch_size: int = 256
+) -> torch.Tensor:
     """Logits ``[N,K]`` of ``model`` on ``images`` in [0,1] (CPU)."""
     norm = normalize if normalize is not None else (lambda t: t)
     dev = next(model.parameters()).device
@@ -125,9 +131,15 @@ def negative_perturbation_eval(
     elif explain_class == "target":
         targets = torch.as_tensor(labels).long()
     else:
-        raise ValueError(f"explain_class must be 'predicted', 'target' or a tensor, got {explain_class!r}")
-    maps = explain_batched(model, images, targets, explain_fn, normalize, batch_size, progress=progress)
-    curve = negative_perturbation(model, images, maps, labels, fractions=fractions, normalize=normalize, batch_size=batch_size)
+        raise ValueError(
+            f"explain_class must be 'predicted', 'target' or a tensor, got {explain_class!r}"
+        )
+    maps = explain_batched(
+        model, images, targets, explain_fn, normalize, batch_size, progress=progress
+    )
+    curve = negative_perturbation(
+        model, images, maps, labels, fractions=fractions, normalize=normalize, batch_size=batch_size
+    )
     return curve, maps
 
 
@@ -147,11 +159,15 @@ def explain_predicted_and_target(
     """
     pred = predict(model, images, normalize).argmax(1)
     labels = torch.as_tensor(labels).long()
-    maps_pred = explain_batched(model, images, pred, explain_fn, normalize, batch_size, progress=progress)
+    maps_pred = explain_batched(
+        model, images, pred, explain_fn, normalize, batch_size, progress=progress
+    )
     maps_target = maps_pred.clone()
     wrong = torch.nonzero(pred != labels).flatten()
     if len(wrong):
-        maps_target[wrong] = explain_batched(model, images[wrong], labels[wrong], explain_fn, normalize, batch_size)
+        maps_target[wrong] = explain_batched(
+            model, images[wrong], labels[wrong], explain_fn, normalize, batch_size
+        )
     return pred, maps_pred, maps_target
 
 
@@ -171,14 +187,31 @@ def negative_perturbation_both(
     images and the same per-image results; only the misclassified images are explained and
     perturbed a second time (identical numbers, about half the work).
     """
-    pred, maps_p, maps_t = explain_predicted_and_target(model, images, labels, explain_fn, normalize, batch_size, progress)
+    pred, maps_p, maps_t = explain_predicted_and_target(
+        model, images, labels, explain_fn, normalize, batch_size, progress
+    )
     labels = torch.as_tensor(labels).long()
-    cp = negative_perturbation(model, images, maps_p, labels, fractions=fractions, normalize=normalize, batch_size=batch_size)
+    cp = negative_perturbation(
+        model,
+        images,
+        maps_p,
+        labels,
+        fractions=fractions,
+        normalize=normalize,
+        batch_size=batch_size,
+    )
     correct, preds = cp.correct.copy(), cp.predictions.copy()
     wrong = torch.nonzero(pred.cpu() != labels.cpu()).flatten()
     if len(wrong):
-        cw = negative_perturbation(model, images[wrong], maps_t[wrong], labels[wrong], fractions=fractions,
-                                   normalize=normalize, batch_size=batch_size)
+        cw = negative_perturbation(
+            model,
+            images[wrong],
+            maps_t[wrong],
+            labels[wrong],
+            fractions=fractions,
+            normalize=normalize,
+            batch_size=batch_size,
+        )
         correct[wrong.numpy()] = cw.correct
         preds[wrong.numpy()] = cw.predictions
     return cp, PerturbationCurve(cp.fractions.copy(), correct, preds)
@@ -219,11 +252,15 @@ def segmentation_eval(
         if name is None:
             raise ValueError("give signed=True/False or the method name")
         signed = is_signed(name)
-    maps = explain_batched(model, images, targets, explain_fn, normalize, batch_size, progress=progress)
+    maps = explain_batched(
+        model, images, targets, explain_fn, normalize, batch_size, progress=progress
+    )
     return segmentation_scores(maps, masks, signed=signed), maps
 
 
-def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[[torch.Tensor], tuple]]:
+def eval_data(
+    name: str, n: int, seed: int, loaded: Any
+) -> tuple[int, Callable[[torch.Tensor], tuple]]:
     """``(N, get)``: ``get(idx)`` gives (images in [0,1], labels, masks) for the first ``n`` items of a data set.
 
     ``fashion-mnist`` (test split; masks None), ``synthetic`` (test split; masks = the
@@ -255,7 +292,10 @@ def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[
             raise SystemExit("imagenet-val: labels need the ImageFolder layout (val/<wnid>/*.JPEG)")
 
         def get(idx: torch.Tensor) -> tuple:
-            xs = [loaded.denormalize(loaded.preprocess(Image.open(items[int(i)][0]).convert("RGB"))) for i in idx]
+            xs = [
+                loaded.denormalize(loaded.preprocess(Image.open(items[int(i)][0]).convert("RGB")))
+                for i in idx
+            ]
             ys = torch.tensor([items[int(i)][1] for i in idx], dtype=torch.int64)
             return torch.stack(xs).clamp(0, 1), ys, None
 
@@ -263,16 +303,24 @@ def eval_data(name: str, n: int, seed: int, loaded: Any) -> tuple[int, Callable[
     if name == "imagenet-seg":  # paper profile, Table 3: ImageNet-Segmentation (foreground masks)
         from .data.segmentation_sets import load_imagenet_segmentation
 
-        x, m = load_imagenet_segmentation(n)  # raises ArtefactMissing with the fetch command when absent
-        y = torch.full((len(x),), -1, dtype=torch.int64)  # no class labels: the predicted class is explained
+        x, m = load_imagenet_segmentation(
+            n
+        )  # raises ArtefactMissing with the fetch command when absent
+        y = torch.full(
+            (len(x),), -1, dtype=torch.int64
+        )  # no class labels: the predicted class is explained
         return len(x), lambda idx: (x[idx], y[idx], m[idx])
-    if name == "voc2012":  # paper profile, Table 3: VOC 2012 val, multi-hot labels [N,20], per-class masks
+    if (
+        name == "voc2012"
+    ):  # paper profile, Table 3: VOC 2012 val, multi-hot labels [N,20], per-class masks
         from .data.segmentation_sets import VOCMasks, load_voc2012_segmentation
 
         x, y, m = load_voc2012_segmentation("val", n)
         masks = VOCMasks(m)
         return len(x), lambda idx: (x[idx], y[idx], masks.subset(idx))
-    raise SystemExit(f"unknown --data {name!r}: fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012")
+    raise SystemExit(
+        f"unknown --data {name!r}: fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012"
+    )
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -290,7 +338,9 @@ def _ratio_stat(num: np.ndarray, den: np.ndarray, scale: float) -> Callable[[np.
     return stat
 
 
-def pooled_estimate(num, den, *, scale: float = 100.0, unit: str = "images", seeds: int = 1, seed: int = 0):
+def pooled_estimate(
+    num, den, *, scale: float = 100.0, unit: str = "images", seeds: int = 1, seed: int = 0
+):
     """``scale * sum(num) / sum(den)`` (e.g. correct / labelled pixels) with a 95% CI from a
     bootstrap over the units (images): each resample draws images with replacement and pools
     their counts, so large images weigh more, as in the pooled statistic itself."""
@@ -299,20 +349,43 @@ def pooled_estimate(num, den, *, scale: float = 100.0, unit: str = "images", see
     num, den = np.asarray(num, dtype=float).reshape(-1), np.asarray(den, dtype=float).reshape(-1)
     if num.shape != den.shape or num.size == 0:
         raise ValueError(f"num and den need one value per unit, got {num.shape} and {den.shape}")
-    return estimate(np.arange(num.size), statistic=_ratio_stat(num, den, scale), unit=unit, seeds=seeds, seed=seed)
+    return estimate(
+        np.arange(num.size),
+        statistic=_ratio_stat(num, den, scale),
+        unit=unit,
+        seeds=seeds,
+        seed=seed,
+    )
 
 
-def paired_pooled_difference(num_a, den_a, num_b, den_b, *, scale: float = 100.0, unit: str = "images",
-                             seeds: int = 1, seed: int = 0):
+def paired_pooled_difference(
+    num_a,
+    den_a,
+    num_b,
+    den_b,
+    *,
+    scale: float = 100.0,
+    unit: str = "images",
+    seeds: int = 1,
+    seed: int = 0,
+):
     """Pooled ratio of ``a`` minus that of ``b`` on the same units, with a paired bootstrap CI
     (one resample of the images serves both)."""
     from .stats import estimate
 
     arrs = [np.asarray(v, dtype=float).reshape(-1) for v in (num_a, den_a, num_b, den_b)]
     if len({a.shape for a in arrs}) != 1 or arrs[0].size == 0:
-        raise ValueError(f"paired_pooled_difference needs one value per unit in all four, got {[a.shape for a in arrs]}")
+        raise ValueError(
+            f"paired_pooled_difference needs one value per unit in all four, got {[a.shape for a in arrs]}"
+        )
     fa, fb = _ratio_stat(arrs[0], arrs[1], scale), _ratio_stat(arrs[2], arrs[3], scale)
-    return estimate(np.arange(arrs[0].size), statistic=lambda i: fa(i) - fb(i), unit=unit, seeds=seeds, seed=seed)
+    return estimate(
+        np.arange(arrs[0].size),
+        statistic=lambda i: fa(i) - fb(i),
+        unit=unit,
+        seeds=seeds,
+        seed=seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -333,7 +406,7 @@ def compare_paired(
     unit: str = "images",
     seeds: int = 1,
 ) -> dict[str, Comparison]:
-    """"``reference`` beats each of ``others``": a paired bootstrap of ``reference - other`` per
+    """ "``reference`` beats each of ``others``": a paired bootstrap of ``reference - other`` per
     competitor (:func:`visxai.stats.paired_difference`), judged by :func:`visxai.stats.verdict_claim`.
 
     Each competitor's values are paired with the **first** ``len(other)`` reference values (the
@@ -342,7 +415,9 @@ def compare_paired(
     """
     from .stats import paired_difference, verdict_claim
 
-    ref = np.asarray(list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float)
+    ref = np.asarray(
+        list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float
+    )
     out = {}
     for name, vals in others.items():
         vals = np.asarray(vals, dtype=float).reshape(-1)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -50,7 +49,10 @@ def show_heatmap(
     """Draw ``heatmap`` (H,W) over ``image`` (in [0,1]); ``signed`` uses a centred bwr map."""
     hm = to_numpy_image(heatmap)
     if image is not None:
-        ax.imshow(np.clip(to_numpy_image(image), 0, 1), cmap="gray" if to_numpy_image(image).ndim == 2 else None)
+        ax.imshow(
+            np.clip(to_numpy_image(image), 0, 1),
+            cmap="gray" if to_numpy_image(image).ndim == 2 else None,
+        )
     if signed:
         lim = float(np.abs(hm).max()) or 1.0
         ax.imshow(hm, cmap="bwr", vmin=-lim, vmax=lim, alpha=alpha if image is not None else 1.0)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
-from dataclasses import asdict, dataclass, fields
-from collections.abc import Sequence
-from pathlib import Path
 
 from .paths import figures_dir
 from .stats import VERDICTS, Estimate, ci_decimals
@@ -40,7 +40,16 @@ README_START = "<!-- scorecard:start -->"
 README_END = "<!-- scorecard:end -->"
 
 COLUMNS = [
-    "paper", "item", "metric", "paper_value", "reproduced", "ci95", "n", "seeds", "setting", "verdict",
+    "paper",
+    "item",
+    "metric",
+    "paper_value",
+    "reproduced",
+    "ci95",
+    "n",
+    "seeds",
+    "setting",
+    "verdict",
 ]
 
 
@@ -93,7 +102,9 @@ class Scorecard:
         """
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-        if isinstance(reproduced, bool) or isinstance(reproduced, (int, float, np.floating, np.integer)):
+        if isinstance(reproduced, bool) or isinstance(
+            reproduced, (int, float, np.floating, np.integer)
+        ):
             raise TypeError(
                 f"{item} / {metric}: a numeric result needs its CI; pass visxai.stats.estimate(...) "
                 f"(an Estimate), not the bare number {reproduced!r}"
@@ -101,7 +112,10 @@ class Scorecard:
         if isinstance(reproduced, Estimate):
             d = ci_decimals(reproduced.lo, reproduced.hi) + (reproduced.hi > reproduced.lo)
             rep, ci, n, seeds = (
-                f"{reproduced.value:.{d}f}", reproduced.ci95, str(reproduced.n), str(reproduced.seeds)
+                f"{reproduced.value:.{d}f}",
+                reproduced.ci95,
+                str(reproduced.n),
+                str(reproduced.seeds),
             )
         elif reproduced is None:
             rep, ci, n, seeds = "not run", "", "", ""
@@ -278,9 +292,13 @@ def compare(run: str | Path, reference: str | Path | None = None) -> list[str]:
             except ValueError:
                 continue
             if _interval(got.ci95) is None or not got.n or not got.seeds:
-                problems.append(f"{paper} / {key[0]} / {key[1]}: numeric row without ci95, n or seeds")
+                problems.append(
+                    f"{paper} / {key[0]} / {key[1]}: numeric row without ci95, n or seeds"
+                )
             if key not in ref:
-                problems.append(f"{paper} / {key[0]} / {key[1]}: row not in the committed scorecard")
+                problems.append(
+                    f"{paper} / {key[0]} / {key[1]}: row not in the committed scorecard"
+                )
     return problems
 
 

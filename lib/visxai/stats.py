@@ -162,7 +162,9 @@ def paired_difference(
     a = np.asarray(a, dtype=float).reshape(-1)
     b = np.asarray(b, dtype=float).reshape(-1)
     if a.shape != b.shape:
-        raise ValueError(f"paired_difference needs one value per unit in both, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"paired_difference needs one value per unit in both, got {a.shape} and {b.shape}"
+        )
     keep = np.isfinite(a) & np.isfinite(b)
     if not keep.any():
         raise ValueError("paired_difference got no pair with two finite values")
@@ -252,7 +254,11 @@ def ci_decimals(lo: float, hi: float) -> int:
     width = abs(hi - lo)
     if width == 0 or not math.isfinite(width):
         scale = max(abs(lo), abs(hi))
-        return 3 if scale == 0 or not math.isfinite(scale) else max(0, 2 - math.floor(math.log10(scale)))
+        return (
+            3
+            if scale == 0 or not math.isfinite(scale)
+            else max(0, 2 - math.floor(math.log10(scale)))
+        )
     return max(0, -math.floor(math.log10(width / 2)))
 
 

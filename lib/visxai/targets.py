@@ -16,9 +16,13 @@ __all__ = ["Target", "as_targets", "resolve_target"]
 Target = int | Sequence[int] | torch.Tensor | None
 
 
-def as_targets(target: int | Sequence[int] | torch.Tensor, n: int,
-               device: torch.device | str | None = None,
-               num_classes: int | None = None, what: str = "targets") -> torch.Tensor:
+def as_targets(
+    target: int | Sequence[int] | torch.Tensor,
+    n: int,
+    device: torch.device | str | None = None,
+    num_classes: int | None = None,
+    what: str = "targets",
+) -> torch.Tensor:
     """An explicit ``target`` as a long tensor ``[n]`` (one entry is broadcast to the batch);
     ``what`` names the entries in the error message (``"labels"``, ``"step budgets"``)."""
     t = torch.as_tensor(target, dtype=torch.long, device=device).reshape(-1)

@@ -33,6 +33,7 @@ def to_rgb(img):
     workers)."""
     return img.convert("RGB") if hasattr(img, "convert") else img
 
+
 _JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's fn_idx order
 
 
@@ -45,7 +46,12 @@ _JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # torchvision's f
 class AugmentConfig:
     """The paper's location-preserving augmentations (Sec. IV-A)."""
 
-    jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)  # brightness, contrast, saturation, hue
+    jitter: tuple[float, float, float, float] = (
+        0.8,
+        0.8,
+        0.8,
+        0.2,
+    )  # brightness, contrast, saturation, hue
     p_jitter: float = 0.8
     p_gray: float = 0.2
     p_erase: float = 0.5
@@ -75,7 +81,9 @@ class InvarianceAugment:
     (the normalisation mean, i.e. 0 after ``Normalize``, as in the authors' code).
     """
 
-    def __init__(self, config: AugmentConfig | None = None, erase_value: Sequence[float] = (0.0, 0.0, 0.0)) -> None:
+    def __init__(
+        self, config: AugmentConfig | None = None, erase_value: Sequence[float] = (0.0, 0.0, 0.0)
+    ) -> None:
         self.config = config or AugmentConfig()
         self.erase_value = tuple(float(v) for v in erase_value)
         c = self.config
@@ -95,7 +103,9 @@ class InvarianceAugment:
                 order.append(p["fn_idx"].clone())
                 neutral = (1.0, 1.0, 1.0, 0.0)  # torchvision gives None for a disabled op
                 keys = ("brightness_factor", "contrast_factor", "saturation_factor", "hue_factor")
-                factors.append([neutral[k] if p[key] is None else p[key] for k, key in enumerate(keys)])
+                factors.append(
+                    [neutral[k] if p[key] is None else p[key] for k, key in enumerate(keys)]
+                )
                 gray.append(bool(torch.rand(1) < c.p_gray))
                 erase.append(bool(torch.rand(1) < c.p_erase))
                 e = self._erasing.make_params([probe])
@@ -114,7 +124,9 @@ class InvarianceAugment:
         check_unit_image(image)
         return self.apply_batch(image.unsqueeze(0).expand(len(params), -1, -1, -1), params, chunk)
 
-    def apply_batch(self, images: torch.Tensor, params: AugmentParams, chunk: int = 128) -> torch.Tensor:
+    def apply_batch(
+        self, images: torch.Tensor, params: AugmentParams, chunk: int = 128
+    ) -> torch.Tensor:
         """Apply sample ``k`` of ``params`` to ``images[k]`` ([n,3,H,W] in [0,1])."""
         n = len(params)
         if images.dim() != 4 or len(images) != n:
@@ -136,7 +148,9 @@ class InvarianceAugment:
         jit = p.jitter.to(dev)
         order = p.order.to(dev)
         factors = p.factors.to(dev)
-        active = [strength not in (0, None, (1.0, 1.0), (0.0, 0.0)) for strength in self.config.jitter]
+        active = [
+            strength not in (0, None, (1.0, 1.0), (0.0, 0.0)) for strength in self.config.jitter
+        ]
         for pos in range(4):
             for op in range(4):
                 if not active[op]:
@@ -157,14 +171,18 @@ class InvarianceAugment:
             rows = torch.arange(h, device=dev)[None, :, None]
             cols = torch.arange(w, device=dev)[None, None, :]
             i, j, bh, bw = (box[:, k, None, None] for k in range(4))
-            mask = (rows >= i) & (rows < i + bh) & (cols >= j) & (cols < j + bw) & erase[:, None, None]
+            mask = (
+                (rows >= i) & (rows < i + bh) & (cols >= j) & (cols < j + bw) & erase[:, None, None]
+            )
             value = torch.tensor(self.erase_value, dtype=x.dtype, device=dev)[None, :, None, None]
             x = torch.where(mask[:, None], value, x)
         return x
 
 
 def _slice_params(p: AugmentParams, sl: slice) -> AugmentParams:
-    return AugmentParams(p.jitter[sl], p.order[sl], p.factors[sl], p.gray[sl], p.erase[sl], p.box[sl])
+    return AugmentParams(
+        p.jitter[sl], p.order[sl], p.factors[sl], p.gray[sl], p.erase[sl], p.box[sl]
+    )
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
@@ -194,4 +212,11 @@ def _color_op(x: torch.Tensor, op: int, factor: torch.Tensor) -> torch.Tensor:
 
 def check_unit_image(image: torch.Tensor) -> None:
     """Reject anything but one [3,H,W] image in [0, 1] (before normalisation)."""
-    check_images(image, name="image", ndim=3, channels=3, value_range=(0.0, 1.0), hint="pass it before normalisation")
+    check_images(
+        image,
+        name="image",
+        ndim=3,
+        channels=3,
+        value_range=(0.0, 1.0),
+        hint="pass it before normalisation",
+    )

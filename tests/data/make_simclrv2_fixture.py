@@ -29,14 +29,27 @@ sys.path.insert(0, sys.argv[1])
 import model_util  # noqa: E402  (the authors' code)
 import resnet  # noqa: E402
 
-OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "simclrv2_tiny")
+OUT = (
+    sys.argv[2]
+    if len(sys.argv) > 2
+    else os.path.join(os.path.dirname(os.path.abspath(__file__)), "simclrv2_tiny")
+)
 WIDTH = float(sys.argv[3]) if len(sys.argv) > 3 else 1 / 16  # 64 * WIDTH = 4 channels in the stem
 SIZE = int(sys.argv[4]) if len(sys.argv) > 4 else 40
 
 FLAGS = flags.FLAGS
-for name, value in dict(sk_ratio=0.0, se_ratio=0.0, global_bn=False, batch_norm_decay=0.9, train_mode="pretrain",
-                        fine_tune_after_block=-1, proj_head_mode="nonlinear", num_proj_layers=3,
-                        proj_out_dim=8 if WIDTH < 1 else 128, ft_proj_selector=0).items():
+for name, value in dict(
+    sk_ratio=0.0,
+    se_ratio=0.0,
+    global_bn=False,
+    batch_norm_decay=0.9,
+    train_mode="pretrain",
+    fine_tune_after_block=-1,
+    proj_head_mode="nonlinear",
+    num_proj_layers=3,
+    proj_out_dim=8 if WIDTH < 1 else 128,
+    ft_proj_selector=0,
+).items():
     if isinstance(value, bool):
         flags.DEFINE_bool(name, value, "")
     elif isinstance(value, float):
@@ -85,14 +98,20 @@ def main() -> None:
                 saved["ema_model/" + name] = tf.Variable(val, name="s%d" % len(saved))
                 saved[name] = tf.Variable(val + 1.0, name="s%d" % len(saved))
                 if len(saved) < 10:
-                    saved[name + "/Momentum"] = tf.Variable(np.zeros_like(val), name="s%d" % len(saved))
+                    saved[name + "/Momentum"] = tf.Variable(
+                        np.zeros_like(val), name="s%d" % len(saved)
+                    )
             saved["global_step"] = tf.Variable(np.int64(250228), name="gs")
             sess.run(tf.variables_initializer(list(saved.values())))
             os.makedirs(OUT, exist_ok=True)
-            tf.train.Saver(var_list=saved).save(sess, os.path.join(OUT, "model.ckpt-250228"), write_meta_graph=False)
+            tf.train.Saver(var_list=saved).save(
+                sess, os.path.join(OUT, "model.ckpt-250228"), write_meta_graph=False
+            )
     for f in os.listdir(OUT):
         if f == "checkpoint":
-            os.remove(os.path.join(OUT, f))  # holds absolute paths; the index and data files suffice
+            os.remove(
+                os.path.join(OUT, f)
+            )  # holds absolute paths; the index and data files suffice
     np.savez(os.path.join(OUT, "expected.npz"), images=x_nchw, hiddens=h, projection=p)
     print("variables:", len(values), "hiddens", h.shape, "projection", p.shape)
     print(sorted(values)[:5])

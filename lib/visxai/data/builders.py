@@ -65,13 +65,19 @@ def build_mnist_10k(root: Path, out_dir: Path) -> None:
     digits_dir = Path(root) / "package" / "src" / "digits"
     images, labels, counts = [], [], []
     for d in range(10):
-        raw = np.asarray(json.loads((digits_dir / f"{d}.json").read_text())["data"], dtype=np.float64)
+        raw = np.asarray(
+            json.loads((digits_dir / f"{d}.json").read_text())["data"], dtype=np.float64
+        )
         if raw.size % 784:
-            raise ValueError(f"{digits_dir / f'{d}.json'}: {raw.size} values is not a multiple of 784")
+            raise ValueError(
+                f"{digits_dir / f'{d}.json'}: {raw.size} values is not a multiple of 784"
+            )
         scaled = raw * 255.0
         q = np.rint(scaled)
         if np.abs(scaled - q).max() > 0.2 or q.min() < 0 or q.max() > 255:
-            raise ValueError(f"digit {d}: values are not x/255 of uint8 x (max error {np.abs(scaled - q).max():.3f})")
+            raise ValueError(
+                f"digit {d}: values are not x/255 of uint8 x (max error {np.abs(scaled - q).max():.3f})"
+            )
         images.append(q.astype(np.uint8).reshape(-1, 28, 28))
         labels.append(np.full(raw.size // 784, d, dtype=np.uint8))
         counts.append(raw.size // 784)

@@ -24,8 +24,18 @@ from .manifest import artefact_path, ensure, load_manifest
 if TYPE_CHECKING:
     import torch
 
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}

@@ -13,8 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-          0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_TYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -31,7 +37,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     body = data[4 + 4 * ndim :]
     if len(body) != expected:
-        raise ValueError(f"{path}: IDX header says {shape} ({expected} bytes), body has {len(body)} bytes")
+        raise ValueError(
+            f"{path}: IDX header says {shape} ({expected} bytes), body has {len(body)} bytes"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 

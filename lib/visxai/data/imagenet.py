@@ -30,12 +30,14 @@ def imagenet_val_subset(n: int | None = None) -> list[str]:
 
 
 def _message(root: Path, problem: str) -> str:
-    return (f"artefact 'imagenet-val' (ImageNet ILSVRC2012 validation images, user-provided) is not "
-            f"available: {problem}.\nImageNet cannot be downloaded automatically (licence). Get "
-            f"ILSVRC2012_img_val.tar from https://image-net.org (account needed), unpack it and point "
-            f"${ENV} to the folder (currently {root}); the ImageFolder layout (val/<wnid>/*.JPEG) "
-            f"also gives labels. The images used are listed in data_manifests/{SUBSET_FILE}.\n"
-            f"Check with: python -m visxai fetch imagenet-val")
+    return (
+        f"artefact 'imagenet-val' (ImageNet ILSVRC2012 validation images, user-provided) is not "
+        f"available: {problem}.\nImageNet cannot be downloaded automatically (licence). Get "
+        f"ILSVRC2012_img_val.tar from https://image-net.org (account needed), unpack it and point "
+        f"${ENV} to the folder (currently {root}); the ImageFolder layout (val/<wnid>/*.JPEG) "
+        f"also gives labels. The images used are listed in data_manifests/{SUBSET_FILE}.\n"
+        f"Check with: python -m visxai fetch imagenet-val"
+    )
 
 
 def imagenet_val_root(check: int | None = 1) -> Path:
@@ -47,7 +49,9 @@ def imagenet_val_root(check: int | None = 1) -> Path:
     index = imagenet_val_index(root)
     missing = [n for n in imagenet_val_subset(check) if n not in index]
     if missing:
-        raise ArtefactMissing(_message(root, f"{len(missing)} listed images missing, e.g. {missing[0]}"))
+        raise ArtefactMissing(
+            _message(root, f"{len(missing)} listed images missing, e.g. {missing[0]}")
+        )
     return root
 
 

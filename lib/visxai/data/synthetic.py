@@ -71,16 +71,27 @@ class SyntheticSet:
 
     def class_mask(self, cls: int | torch.Tensor) -> torch.Tensor:
         """``[N,S,S]`` int64 mask of the object of class ``cls`` (per image if a tensor ``[N]``)."""
-        cls_t = torch.as_tensor(cls).long().expand(len(self)) if torch.as_tensor(cls).dim() == 0 else torch.as_tensor(cls).long()
+        cls_t = (
+            torch.as_tensor(cls).long().expand(len(self))
+            if torch.as_tensor(cls).dim() == 0
+            else torch.as_tensor(cls).long()
+        )
         if len(cls_t) != len(self):
             raise ValueError(f"need one class per image ({len(self)}), got {len(cls_t)}")
         which = (self.object_classes == cls_t[:, None]).long()  # [N,K] 1 at the object's slot
-        slot = torch.where(which.any(1), which.argmax(1) + 1, torch.full_like(cls_t, -1))  # 1-based, -1 absent
+        slot = torch.where(
+            which.any(1), which.argmax(1) + 1, torch.full_like(cls_t, -1)
+        )  # 1-based, -1 absent
         return (self.instances == slot[:, None, None]).long()
 
     def subset(self, idx: torch.Tensor | slice) -> SyntheticSet:
         return SyntheticSet(
-            self.images[idx], self.labels[idx], self.instances[idx], self.object_classes[idx], self.texture[idx], self.config
+            self.images[idx],
+            self.labels[idx],
+            self.instances[idx],
+            self.object_classes[idx],
+            self.texture[idx],
+            self.config,
         )
 
 
@@ -103,7 +114,9 @@ def load_texture(name: str) -> np.ndarray:
 
 def _resize(a: np.ndarray, side: int, antialias: bool) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(a))[None, None]
-    return F.interpolate(t, size=(side, side), mode="bilinear", align_corners=False, antialias=antialias)[0, 0].numpy()
+    return F.interpolate(
+        t, size=(side, side), mode="bilinear", align_corners=False, antialias=antialias
+    )[0, 0].numpy()
 
 
 def _hsv_colour(rng: np.random.Generator) -> np.ndarray:
@@ -131,7 +144,9 @@ def make_synthetic(
     if not 1 <= cfg.min_objects <= cfg.max_objects:
         raise ValueError("need 1 <= min_objects <= max_objects")
     if cfg.max_objects > num_classes:
-        raise ValueError("max_objects cannot exceed the number of classes (objects have distinct classes)")
+        raise ValueError(
+            "max_objects cannot exceed the number of classes (objects have distinct classes)"
+        )
     if items is None:
         from . import load_fashion_mnist
 
@@ -180,7 +195,10 @@ def make_synthetic(
                 region = new[py : py + side, px : px + side]
                 region[alpha] = placed + 1
                 # earlier objects must stay visible enough
-                ok = all((new == q).sum() >= cfg.min_visible * max((inst == q).sum(), 1) for q in range(1, placed + 1))
+                ok = all(
+                    (new == q).sum() >= cfg.min_visible * max((inst == q).sum(), 1)
+                    for q in range(1, placed + 1)
+                )
                 if not ok:
                     continue
                 colour = _hsv_colour(rng)

@@ -34,8 +34,20 @@ __all__ = ["TFCheckpoint", "TFCheckpointError"]
 
 _MAGIC = 0xDB4775248B80FB57
 #: TensorFlow DataType enum -> numpy dtype (DT_BFLOAT16 = 14 is handled through torch)
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-           10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
+_DTYPES = {
+    1: np.float32,
+    2: np.float64,
+    3: np.int32,
+    4: np.uint8,
+    5: np.int16,
+    6: np.int8,
+    9: np.int64,
+    10: np.bool_,
+    17: np.uint16,
+    19: np.float16,
+    22: np.uint32,
+    23: np.uint64,
+}
 
 
 class TFCheckpointError(ValueError):
@@ -67,7 +79,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
             value, pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
         elif wire == 2:
             n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
+            value, pos = buf[pos : pos + n], pos + n
         elif wire == 5:
             value, pos = struct.unpack_from("<I", buf, pos)[0], pos + 4
         else:
@@ -109,9 +121,11 @@ def _block(data: bytes, handle: bytes) -> list[tuple[bytes, bytes]]:
     """Decode the table block that ``handle`` (varint offset, varint size) points at."""
     offset, pos = _varint(handle, 0)
     size, _ = _varint(handle, pos)
-    block = data[offset:offset + size]
-    if data[offset + size:offset + size + 1] not in (b"\x00", b""):
-        raise TFCheckpointError("compressed index blocks are not supported (TensorFlow writes them uncompressed)")
+    block = data[offset : offset + size]
+    if data[offset + size : offset + size + 1] not in (b"\x00", b""):
+        raise TFCheckpointError(
+            "compressed index blocks are not supported (TensorFlow writes them uncompressed)"
+        )
     n_restarts = struct.unpack_from("<I", block, len(block) - 4)[0]
     end = len(block) - 4 - 4 * n_restarts
     entries, key, pos = [], b"", 0
@@ -119,9 +133,9 @@ def _block(data: bytes, handle: bytes) -> list[tuple[bytes, bytes]]:
         shared, pos = _varint(block, pos)
         non_shared, pos = _varint(block, pos)
         n_value, pos = _varint(block, pos)
-        key = key[:shared] + block[pos:pos + non_shared]
+        key = key[:shared] + block[pos : pos + non_shared]
         pos += non_shared
-        entries.append((key, block[pos:pos + n_value]))
+        entries.append((key, block[pos : pos + n_value]))
         pos += n_value
     return entries
 
@@ -139,7 +153,9 @@ class TFCheckpoint:
         self.prefix = self._prefix(Path(path))
         index = Path(str(self.prefix) + ".index").read_bytes()
         if len(index) < 48 or struct.unpack_from("<Q", index, len(index) - 8)[0] != _MAGIC:
-            raise TFCheckpointError(f"{self.prefix}.index is not a TensorFlow checkpoint index (bad table magic)")
+            raise TFCheckpointError(
+                f"{self.prefix}.index is not a TensorFlow checkpoint index (bad table magic)"
+            )
         footer = index[-48:-8]
         _, pos = _varint(footer, 0)  # metaindex handle (unused)
         _, pos = _varint(footer, pos)
@@ -162,12 +178,16 @@ class TFCheckpoint:
         if path.is_dir():
             found = sorted(path.glob("*.index"))
             if len(found) != 1:
-                raise TFCheckpointError(f"expected exactly one *.index file in {path}, found {[p.name for p in found]}")
+                raise TFCheckpointError(
+                    f"expected exactly one *.index file in {path}, found {[p.name for p in found]}"
+                )
             path = found[0]
         if path.suffix == ".index":
             path = path.with_suffix("")
         if not Path(str(path) + ".index").is_file():
-            raise FileNotFoundError(f"no TensorFlow checkpoint at {path} (expected {path}.index and {path}.data-*)")
+            raise FileNotFoundError(
+                f"no TensorFlow checkpoint at {path} (expected {path}.index and {path}.data-*)"
+            )
         return path
 
     def keys(self) -> list[str]:
@@ -200,5 +220,7 @@ class TFCheckpoint:
         if e.dtype == 14:  # bfloat16
             return torch.frombuffer(bytearray(raw), dtype=torch.bfloat16).reshape(e.shape).clone()
         if e.dtype not in _DTYPES:
-            raise TFCheckpointError(f"{name}: TensorFlow dtype enum {e.dtype} is not supported (strings, resources, ...)")
+            raise TFCheckpointError(
+                f"{name}: TensorFlow dtype enum {e.dtype} is not supported (strings, resources, ...)"
+            )
         return torch.from_numpy(np.frombuffer(raw, dtype=_DTYPES[e.dtype]).reshape(e.shape).copy())

@@ -31,7 +31,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["VARIANTS", "SSLTargets", "penultimate_split", "latent_bank", "ssl_targets", "explain_ssl"]
+__all__ = [
+    "VARIANTS",
+    "SSLTargets",
+    "penultimate_split",
+    "latent_bank",
+    "ssl_targets",
+    "explain_ssl",
+]
 
 VARIANTS = ("delta", "sigma", "without")
 
@@ -46,7 +53,9 @@ def penultimate_split(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.
     if not isinstance(head, nn.Linear):
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not linears:
-            raise ValueError(f"{type(model).__name__} has no nn.Linear head; pass embed= and head= explicitly")
+            raise ValueError(
+                f"{type(model).__name__} has no nn.Linear head; pass embed= and head= explicitly"
+            )
         head = linears[-1]
 
     def embed(x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +74,9 @@ def penultimate_split(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.
         z = store["z"].flatten(1)
         # sanity check: the head must be the model's last operation
         if not torch.allclose(head(z), out.flatten(1), atol=1e-4, rtol=1e-4):
-            raise ValueError(f"{type(model).__name__}: the last nn.Linear is not the final layer; pass embed= and head=")
+            raise ValueError(
+                f"{type(model).__name__}: the last nn.Linear is not the final layer; pass embed= and head="
+            )
         return z
 
     return embed, head
@@ -73,7 +84,10 @@ def penultimate_split(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.
 
 @torch.no_grad()
 def latent_bank(
-    embed: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 256, device: torch.device | str | None = None
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``phi_F`` of every reference image, ``[M, D]`` (Algorithm 2, line 2)."""
     if images.dim() != 4:

@@ -28,14 +28,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..device import frozen
-from .agf import LRPRules, RAPRules, trace
 from ..targets import Target, resolve_target
+from .agf import LRPRules, RAPRules, trace
 from .agf.core import relevance
 from .agf.rules import image_bounds, propagate, safe_divide
 
 __all__ = [
-    "integrated_gradients", "smoothgrad", "gradient_shap", "lrp", "lrp_ab", "gradcam", "fullgrad",
-    "rap", "clrp", "sglrp", "meaningful_perturbation", "gradient", "cam_layer",
+    "integrated_gradients",
+    "smoothgrad",
+    "gradient_shap",
+    "lrp",
+    "lrp_ab",
+    "gradcam",
+    "fullgrad",
+    "rap",
+    "clrp",
+    "sglrp",
+    "meaningful_perturbation",
+    "gradient",
+    "cam_layer",
 ]
 
 
@@ -55,37 +66,61 @@ def gradient(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.
     return a.sum(1).detach()
 
 
-def integrated_gradients(model: nn.Module, x: torch.Tensor, target: Target = None,
-                         n_steps: int = 100, internal_batch_size: int | None = 16) -> torch.Tensor:
+def integrated_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    n_steps: int = 100,
+    internal_batch_size: int | None = 16,
+) -> torch.Tensor:
     """Integrated Gradients (Captum), zero baseline; |attribution| summed over channels."""
     from captum.attr import IntegratedGradients
 
     t = _targets(model, x, target)
     with frozen(model):
         a = IntegratedGradients(model).attribute(
-            x, target=t, n_steps=n_steps, internal_batch_size=internal_batch_size)
+            x, target=t, n_steps=n_steps, internal_batch_size=internal_batch_size
+        )
     return a.abs().sum(1).detach()
 
 
-def smoothgrad(model: nn.Module, x: torch.Tensor, target: Target = None, n_samples: int = 50,
-               noise_level: float = 0.15, seed: int = 0) -> torch.Tensor:
+def smoothgrad(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    n_samples: int = 50,
+    noise_level: float = 0.15,
+    seed: int = 0,
+) -> torch.Tensor:
     """SmoothGrad (Captum NoiseTunnel + Saliency); sigma = noise_level * (max - min) per image."""
     from captum.attr import NoiseTunnel, Saliency
 
     t = _targets(model, x, target)
-    span = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))
+    span = x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))
     out = []
     with frozen(model), _seeded(seed):
         for i in range(x.shape[0]):  # per image: its own sigma
             a = NoiseTunnel(Saliency(model)).attribute(
-                x[i:i + 1], target=t[i:i + 1], nt_type="smoothgrad", nt_samples=n_samples,
-                nt_samples_batch_size=min(n_samples, 10), stdevs=float(noise_level * span[i]), abs=True)
+                x[i : i + 1],
+                target=t[i : i + 1],
+                nt_type="smoothgrad",
+                nt_samples=n_samples,
+                nt_samples_batch_size=min(n_samples, 10),
+                stdevs=float(noise_level * span[i]),
+                abs=True,
+            )
             out.append(a.sum(1))
     return torch.cat(out).detach()
 
 
-def gradient_shap(model: nn.Module, x: torch.Tensor, target: Target = None, n_samples: int = 20,
-                  stdevs: float = 0.09, seed: int = 0) -> torch.Tensor:
+def gradient_shap(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    n_samples: int = 20,
+    stdevs: float = 0.09,
+    seed: int = 0,
+) -> torch.Tensor:
     """Gradient SHAP (Captum): baselines zero and uniform noise in the image range; summed over
     channels (signed)."""
     from captum.attr import GradientShap
@@ -96,8 +131,9 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: Target = None, n_sa
     noise = torch.rand((4, *x.shape[1:]), generator=g).to(x) * (hi - lo) + lo
     baselines = torch.cat([torch.zeros_like(x[:1]), noise])
     with frozen(model), _seeded(seed):
-        a = GradientShap(model).attribute(x, baselines=baselines, target=t, n_samples=n_samples,
-                                          stdevs=stdevs)
+        a = GradientShap(model).attribute(
+            x, baselines=baselines, target=t, n_samples=n_samples, stdevs=stdevs
+        )
     return a.sum(1).detach()
 
 
@@ -118,7 +154,7 @@ def _seeded(seed: int) -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- zennit
 def _zennit_canonizers(model: nn.Module) -> list:
-    from torchvision.models import ResNet, VGG
+    from torchvision.models import VGG, ResNet
     from zennit.canonizers import AttributeCanonizer, NamedMergeBatchNorm, SequentialMergeBatchNorm
     from zennit.layer import Sum
     from zennit.torchvision import ResNetCanonizer, VGGCanonizer
@@ -132,8 +168,10 @@ def _zennit_canonizers(model: nn.Module) -> list:
         for i, b in enumerate(model._blocks):
             if b._block_args.expand_ratio != 1:
                 pairs.append(([f"_blocks.{i}._expand_conv"], f"_blocks.{i}._bn0"))
-            pairs += [([f"_blocks.{i}._depthwise_conv"], f"_blocks.{i}._bn1"),
-                      ([f"_blocks.{i}._project_conv"], f"_blocks.{i}._bn2")]
+            pairs += [
+                ([f"_blocks.{i}._depthwise_conv"], f"_blocks.{i}._bn1"),
+                ([f"_blocks.{i}._project_conv"], f"_blocks.{i}._bn2"),
+            ]
 
         def forward(self, inputs, drop_connect_rate=None):
             x = inputs
@@ -155,7 +193,9 @@ def _zennit_canonizers(model: nn.Module) -> list:
     return [SequentialMergeBatchNorm()]
 
 
-def _zennit_lrp(model: nn.Module, x: torch.Tensor, target: Target, alpha: float, beta: float) -> torch.Tensor:
+def _zennit_lrp(
+    model: nn.Module, x: torch.Tensor, target: Target, alpha: float, beta: float
+) -> torch.Tensor:
     from zennit.attribution import Gradient
     from zennit.composites import SpecialFirstLayerMapComposite
     from zennit.rules import AlphaBeta, Norm, Pass, ZBox, ZPlus
@@ -165,8 +205,13 @@ def _zennit_lrp(model: nn.Module, x: torch.Tensor, target: Target, alpha: float,
     low, high = image_bounds(x)
     rule = ZPlus(zero_params="bias") if beta == 0 else AlphaBeta(alpha, beta, zero_params="bias")
     composite = SpecialFirstLayerMapComposite(
-        layer_map=[(Activation, Pass()), (AvgPool, Norm()), (nn.AdaptiveAvgPool2d, Norm()),
-                   (Convolution, rule), (Linear, rule)],
+        layer_map=[
+            (Activation, Pass()),
+            (AvgPool, Norm()),
+            (nn.AdaptiveAvgPool2d, Norm()),
+            (Convolution, rule),
+            (Linear, rule),
+        ],
         first_map=[(Convolution, ZBox(low, high, zero_params="bias"))],
         canonizers=_zennit_canonizers(model),
     )
@@ -192,7 +237,7 @@ def lrp_ab(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Te
 def cam_layer(model: nn.Module) -> nn.Module:
     """The layer Grad-CAM reads: VGG features[-1], ResNet layer4[-1], EfficientNet head BN,
     otherwise the last Conv2d."""
-    from torchvision.models import ResNet, VGG
+    from torchvision.models import VGG, ResNet
 
     if isinstance(model, VGG):
         return model.features[-1]
@@ -206,8 +251,9 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, target: Target = None,
-            layer: nn.Module | None = None) -> torch.Tensor:
+def gradcam(
+    model: nn.Module, x: torch.Tensor, target: Target = None, layer: nn.Module | None = None
+) -> torch.Tensor:
     """Grad-CAM (pytorch-grad-cam), upsampled to the input size, in [0, 1]."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -215,8 +261,10 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: Target = None,
     t = _targets(model, x, target)
     with GradCAM(model=model, target_layers=[layer or cam_layer(model)]) as cam:
         # input requiring grad: works on frozen models too
-        out = cam(input_tensor=x.clone().requires_grad_(True),
-                  targets=[ClassifierOutputTarget(int(c)) for c in t])
+        out = cam(
+            input_tensor=x.clone().requires_grad_(True),
+            targets=[ClassifierOutputTarget(int(c)) for c in t],
+        )
     return torch.as_tensor(out, dtype=x.dtype)
 
 
@@ -227,8 +275,10 @@ def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.
 
     t = _targets(model, x, target)
     with FullGrad(model=model, target_layers=[]) as cam:
-        out = cam(input_tensor=x.clone().requires_grad_(True),
-                  targets=[ClassifierOutputTarget(int(c)) for c in t])
+        out = cam(
+            input_tensor=x.clone().requires_grad_(True),
+            targets=[ClassifierOutputTarget(int(c)) for c in t],
+        )
     return torch.as_tensor(out, dtype=x.dtype)
 
 
@@ -271,10 +321,18 @@ def sglrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Ten
 
 
 # ----------------------------------------------------------------------------- perturbation
-def meaningful_perturbation(model: nn.Module, x: torch.Tensor, target: Target = None,
-                            iterations: int = 300, lr: float = 0.1, mask_size: int = 28,
-                            l1: float = 0.05, tv: float = 0.2, tv_beta: float = 3.0,
-                            blur_sigma: float = 10.0) -> torch.Tensor:
+def meaningful_perturbation(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    iterations: int = 300,
+    lr: float = 0.1,
+    mask_size: int = 28,
+    l1: float = 0.05,
+    tv: float = 0.2,
+    tv_beta: float = 3.0,
+    blur_sigma: float = 10.0,
+) -> torch.Tensor:
     """Meaningful Perturbation (Fong & Vedaldi 2017), implemented here; map = 1 - mask in [0, 1].
 
     Minimise  l1 * mean(1 - m) + tv * TV_beta(m) + softmax(f(x * m + blur(x) * (1 - m)))_t  over
@@ -287,10 +345,13 @@ def meaningful_perturbation(model: nn.Module, x: torch.Tensor, target: Target = 
     k = int(2 * round(2 * blur_sigma) + 1)
     coords = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
     g1 = torch.exp(-0.5 * (coords / blur_sigma) ** 2)
-    g1 = (g1 / g1.sum())
+    g1 = g1 / g1.sum()
     C = x.shape[1]
-    blurred = F.conv2d(F.pad(x, (k // 2,) * 4, mode="reflect" if k // 2 < x.shape[-1] else "replicate"),
-                       g1.view(1, 1, 1, k).repeat(C, 1, 1, 1), groups=C)
+    blurred = F.conv2d(
+        F.pad(x, (k // 2,) * 4, mode="reflect" if k // 2 < x.shape[-1] else "replicate"),
+        g1.view(1, 1, 1, k).repeat(C, 1, 1, 1),
+        groups=C,
+    )
     blurred = F.conv2d(blurred, g1.view(1, 1, k, 1).repeat(C, 1, 1, 1), groups=C)
     # the mask itself is optimised and clipped to [0, 1] after each step, from m = 1 (F&V)
     mask = torch.ones(x.shape[0], 1, mask_size, mask_size, dtype=x.dtype, device=x.device)
@@ -299,7 +360,11 @@ def meaningful_perturbation(model: nn.Module, x: torch.Tensor, target: Target = 
     with frozen(model):
         for _ in range(iterations):
             up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            prob = torch.softmax(model(x * up + blurred * (1 - up)), 1).gather(1, t[:, None]).squeeze(1)
+            prob = (
+                torch.softmax(model(x * up + blurred * (1 - up)), 1)
+                .gather(1, t[:, None])
+                .squeeze(1)
+            )
             dx = (mask[..., 1:, :] - mask[..., :-1, :]).abs().pow(tv_beta).mean((1, 2, 3))
             dy = (mask[..., :, 1:] - mask[..., :, :-1]).abs().pow(tv_beta).mean((1, 2, 3))
             loss = (l1 * (1 - mask).mean((1, 2, 3)) + tv * (dx + dy) + prob).sum()

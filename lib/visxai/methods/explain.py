@@ -12,14 +12,16 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..targets import Target
 from . import baselines
 from .agf import AGFFlags, agf
-from ..targets import Target
 
 Explainer = Callable[..., torch.Tensor]
 
 
-def _agf(model: nn.Module, x: torch.Tensor, target: Target = None, flags: AGFFlags | None = None) -> torch.Tensor:
+def _agf(
+    model: nn.Module, x: torch.Tensor, target: Target = None, flags: AGFFlags | None = None
+) -> torch.Tensor:
     return agf(model, x, target, flags=flags)
 
 
@@ -56,23 +58,30 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 # Table 1 of the paper: methods that are not class specific
-CLASS_AGNOSTIC = frozenset({"integrated_gradients", "smoothgrad", "lrp", "lrp_ab", "fullgrad", "rap"})
+CLASS_AGNOSTIC = frozenset(
+    {"integrated_gradients", "smoothgrad", "lrp", "lrp_ab", "fullgrad", "rap"}
+)
 
 
-def explain(model: nn.Module, x: torch.Tensor, target: Target = None, method: str = "agf",
-            **kw) -> torch.Tensor:
+def explain(
+    model: nn.Module, x: torch.Tensor, target: Target = None, method: str = "agf", **kw
+) -> torch.Tensor:
     """Attribution maps [B, H, W] (float, on CPU) for ``target`` (None: top-1 per image; an int;
     or one class per image) with ``method`` (a key of ``METHODS``); ``kw`` go to the method."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor [B, C, H, W], got {getattr(x, 'shape', type(x))}")
+        raise ValueError(
+            f"x must be a float tensor [B, C, H, W], got {getattr(x, 'shape', type(x))}"
+        )
     if model.training:
         raise ValueError("put the model in eval mode (model.eval()) before explaining it")
     out = METHODS[method](model, x, target, **kw)
     out = torch.as_tensor(out).detach().float().cpu()
     if out.shape != (x.shape[0], *x.shape[2:]):
-        raise RuntimeError(f"{method} returned {tuple(out.shape)}, expected {(x.shape[0], *x.shape[2:])}")
+        raise RuntimeError(
+            f"{method} returned {tuple(out.shape)}, expected {(x.shape[0], *x.shape[2:])}"
+        )
     return out
 
 

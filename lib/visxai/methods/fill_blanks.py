@@ -78,10 +78,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_images
-from ..layers import Normalizer
-from ..targets import as_targets
 from ..device import frozen, make_generator, pick_device
+from ..layers import Normalizer
 from ..stats import Estimate, estimate
+from ..targets import as_targets
 
 __all__ = [
     "patch_masks",
@@ -108,7 +108,9 @@ def _grid(size: tuple[int, int], patch: int) -> tuple[int, int]:
     if not isinstance(patch, int | np.integer) or patch < 1:
         raise ValueError(f"patch must be a positive integer, got {patch!r}")
     if h % patch or w % patch:
-        raise ValueError(f"image size {h}x{w} is not divisible by patch {patch}: masks are made of whole patches")
+        raise ValueError(
+            f"image size {h}x{w} is not divisible by patch {patch}: masks are made of whole patches"
+        )
     return h // patch, w // patch
 
 
@@ -151,9 +153,15 @@ def patch_masks(
     cells = grid[0] * grid[1]
     m = round(ratio * cells)
     if m < 1 or m >= cells:
-        raise ValueError(f"ratio {ratio} blanks {m} of {cells} cells (patch {patch}): need between 1 and {cells - 1}")
+        raise ValueError(
+            f"ratio {ratio} blanks {m} of {cells} cells (patch {patch}): need between 1 and {cells - 1}"
+        )
     # the m cells with the smallest of n*cells iid uniform scores: a uniform random m-subset
-    blank_idx = torch.rand(n, cells, generator=generator).topk(m, dim=1, largest=False, sorted=False).indices
+    blank_idx = (
+        torch.rand(n, cells, generator=generator)
+        .topk(m, dim=1, largest=False, sorted=False)
+        .indices
+    )
     blank = torch.zeros(n, cells).scatter_(1, blank_idx, 1.0)
     keep = _upsample(1.0 - blank, grid, patch)
     return keep.to(device) if device is not None else keep
@@ -178,13 +186,19 @@ def partition_masks(
     grid = _grid(size, patch)
     cells = grid[0] * grid[1]
     if k > cells:
-        raise ValueError(f"k={k} masks need at least k cells, the image has {cells} (patch {patch})")
+        raise ValueError(
+            f"k={k} masks need at least k cells, the image has {cells} (patch {patch})"
+        )
     # group index of every cell: a random permutation of [0]*c0 + [1]*c1 + ... (near-equal sizes)
-    groups = torch.cat([torch.full((len(c),), i) for i, c in enumerate(torch.arange(cells).tensor_split(k))])
+    groups = torch.cat(
+        [torch.full((len(c),), i) for i, c in enumerate(torch.arange(cells).tensor_split(k))]
+    )
     perm = torch.rand(n, cells, generator=generator).argsort(dim=1)
     cell_group = groups[perm]  # [n, cells]
     blank = (cell_group.unsqueeze(1) == torch.arange(k).view(1, k, 1)).float()  # [n, k, cells]
-    keep = _upsample((1.0 - blank).reshape(n * k, cells), grid, patch).view(n, k, 1, size[0], size[1])
+    keep = _upsample((1.0 - blank).reshape(n * k, cells), grid, patch).view(
+        n, k, 1, size[0], size[1]
+    )
     return keep.to(device) if device is not None else keep
 
 
@@ -241,7 +255,9 @@ def fill(x: torch.Tensor, keep: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return apply_mask(x, keep) + t * (1.0 - keep)
 
 
-def with_input_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
+def with_input_normalization(
+    model: nn.Module, mean: Sequence[float], std: Sequence[float]
+) -> nn.Module:
     """``model`` taking images in [0, 1]: ``Sequential(Normalize(mean, std), model)`` in eval mode,
     so that masks blank pixels to 0 in image space, as the paper's element-wise product does."""
     return nn.Sequential(Normalizer(mean, std), model).eval()
@@ -347,7 +363,10 @@ class FillInTheBlanks:
 
     # ------------------------------------------------------------------ Eq. 1-2
     def update(
-        self, x: torch.Tensor, keep: torch.Tensor, target: torch.Tensor | Sequence[int] | int | None = None
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        target: torch.Tensor | Sequence[int] | int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(Delta x, logits)`` for images ``x`` under masks ``keep``: ``y_hat = f(M(x))`` (Eq. 1),
         ``Delta x = -gamma dL(f(z), y)/dz`` at ``z = M(x)`` (Eq. 2); ``target=None`` uses the
@@ -367,13 +386,19 @@ class FillInTheBlanks:
             logits = self.model(z)
             y = logits.argmax(dim=1) if target is None else target
             # summed loss: the gradient of image b is that of its own loss (eval mode, no coupling)
-            loss = F.cross_entropy(logits.double(), y, reduction="sum")  # float64: see module docstring
+            loss = F.cross_entropy(
+                logits.double(), y, reduction="sum"
+            )  # float64: see module docstring
             (grad,) = torch.autograd.grad(loss, z)
         return -self.gamma * grad, logits.detach()
 
-    def threshold(self, delta: torch.Tensor, keep: torch.Tensor, binarize: Binarize | str = "default") -> torch.Tensor:
+    def threshold(
+        self, delta: torch.Tensor, keep: torch.Tensor, binarize: Binarize | str = "default"
+    ) -> torch.Tensor:
         """Eq. 4 with this method's binarisation (or the one given)."""
-        return threshold(delta, keep.to(delta.device), self.binarize if binarize == "default" else binarize)
+        return threshold(
+            delta, keep.to(delta.device), self.binarize if binarize == "default" else binarize
+        )
 
     def fill(
         self, x: torch.Tensor, keep: torch.Tensor, target=None, binarize: Binarize | str = "default"
@@ -425,7 +450,11 @@ class FillInTheBlanks:
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=target_count, desc=progress if isinstance(progress, str) else "E[dx]", leave=False)
+            bar = tqdm(
+                total=target_count,
+                desc=progress if isinstance(progress, str) else "E[dx]",
+                leave=False,
+            )
         batch = self.batch_size
         while n_correct < target_count and n_sampled < max_masks:
             # the last batches shrink to about what is still needed (no wasted passes at the end)
@@ -434,7 +463,9 @@ class FillInTheBlanks:
             b = min(batch, max_masks - n_sampled, max(need, 16))
             keep = patch_masks(b, size, ratio, patch, generator=gen).to(self.device)
             try:
-                delta, logits = self._update(x.expand(b, -1, -1, -1), keep, torch.full((b,), y, device=self.device))
+                delta, logits = self._update(
+                    x.expand(b, -1, -1, -1), keep, torch.full((b,), y, device=self.device)
+                )
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
@@ -447,11 +478,17 @@ class FillInTheBlanks:
             # keep masks up to (and including) the one that makes N* reach target_count
             cum = correct.long().cumsum(0)
             use = correct & (cum <= target_count - n_correct)
-            last = int(torch.nonzero(cum >= target_count - n_correct)[0]) + 1 if cum[-1] >= target_count - n_correct else b
+            last = (
+                int(torch.nonzero(cum >= target_count - n_correct)[0]) + 1
+                if cum[-1] >= target_count - n_correct
+                else b
+            )
             blank = 1.0 - keep[:last]
             w = use[:last].to(x.dtype).view(-1, 1, 1, 1)
             for s in list(pending):
-                if n_correct + int(use.sum()) > s:  # snapshot inside this batch: accumulate up to it
+                if (
+                    n_correct + int(use.sum()) > s
+                ):  # snapshot inside this batch: accumulate up to it
                     need = s + 1 - n_correct
                     idx = int(torch.nonzero(cum >= need)[0]) + 1
                     part_w = use[:idx].to(x.dtype).view(-1, 1, 1, 1)
@@ -471,7 +508,9 @@ class FillInTheBlanks:
         if n_correct < target_count:
             warnings.warn(
                 f"expected_update: only {n_correct} of {n_sampled} masked images were classified as {y} "
-                f"(wanted more than {min_correct}); the estimate uses those", RuntimeWarning, stacklevel=2
+                f"(wanted more than {min_correct}); the estimate uses those",
+                RuntimeWarning,
+                stacklevel=2,
             )
         mean = (total / counts.clamp_min(1)).cpu()
         return ExpectedUpdate(mean, n_correct, n_sampled, y, first_keep, recorded)
@@ -482,7 +521,9 @@ class FillInTheBlanks:
         """``M(x) + T(E[Delta x])`` [C, H, W] (section 4.1; Fig. 2, Table 1 "random") with ``M`` the
         first correct mask of the estimate (``expected.keep``)."""
         if expected.keep is None:
-            raise ValueError("no sampled mask was classified correctly: there is no M for M(x) + T(E[dx])")
+            raise ValueError(
+                "no sampled mask was classified correctly: there is no M for M(x) + T(E[dx])"
+            )
         x = x.reshape(1, *x.shape[-3:]).cpu().float()
         keep = expected.keep.reshape(1, 1, *x.shape[-2:])
         return fill(x, keep, self.threshold(expected.mean.unsqueeze(0), keep, binarize))[0]
@@ -543,7 +584,10 @@ class FillInTheBlanks:
             regions.append(region)
             preds.append(logits.argmax(dim=1))
         return ProgressiveFill(
-            keeps.cpu(), torch.stack(regions, 1).cpu(), torch.stack(fills, 1).cpu(), torch.stack(preds, 1).cpu()
+            keeps.cpu(),
+            torch.stack(regions, 1).cpu(),
+            torch.stack(fills, 1).cpu(),
+            torch.stack(preds, 1).cpu(),
         )
 
     # ------------------------------------------------------------------ 4.5
@@ -584,7 +628,13 @@ class FillInTheBlanks:
 
         v0 = z0[blank].double().cpu().numpy()
         loss0, _ = loss_and_grad(v0)
-        res = minimize(loss_and_grad, v0, jac=True, method="BFGS", options={"maxiter": int(max_iter), "gtol": 0.0})
+        res = minimize(
+            loss_and_grad,
+            v0,
+            jac=True,
+            method="BFGS",
+            options={"maxiter": int(max_iter), "gtol": 0.0},
+        )
         delta = torch.zeros_like(z0)
         delta[blank] = torch.as_tensor(res.x - v0, dtype=delta.dtype, device=delta.device)
         return SecondOrderUpdate(delta[0].cpu(), loss0, float(res.fun), int(res.nit))
@@ -594,7 +644,9 @@ class FillInTheBlanks:
     def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Predicted classes of images ``x`` [B, C, H, W] (e.g. the prototypes of Table 1)."""
         x = self._check_images(x)
-        out = [self.model(x[s : s + batch_size]).argmax(1) for s in range(0, x.shape[0], batch_size)]
+        out = [
+            self.model(x[s : s + batch_size]).argmax(1) for s in range(0, x.shape[0], batch_size)
+        ]
         return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.long)
 
 
@@ -620,7 +672,9 @@ def classification_scores(labels: np.ndarray, preds: np.ndarray) -> tuple[float,
     return 100 * float((y == p).mean()), 100 * float(f1.mean()), 100 * weighted
 
 
-def prototype_scores(labels: np.ndarray, preds: np.ndarray, *, seed: int = 0) -> dict[str, Estimate]:
+def prototype_scores(
+    labels: np.ndarray, preds: np.ndarray, *, seed: int = 0
+) -> dict[str, Estimate]:
     """Table 1's scores of prototypes with 95% CIs from a bootstrap over images.
 
     ``labels`` and ``preds`` are ``[n_images]`` or ``[n_images, n_seeds]`` (one prototype per image
@@ -632,10 +686,17 @@ def prototype_scores(labels: np.ndarray, preds: np.ndarray, *, seed: int = 0) ->
     p = np.asarray(preds, dtype=np.int64)
     y, p = (y[:, None], p[:, None]) if y.ndim == 1 else (y, p)
     if y.shape != p.shape or y.ndim != 2:
-        raise ValueError(f"labels and preds must both be [n_images] or [n_images, n_seeds], got {y.shape}, {p.shape}")
+        raise ValueError(
+            f"labels and preds must both be [n_images] or [n_images, n_seeds], got {y.shape}, {p.shape}"
+        )
     idx = np.arange(y.shape[0], dtype=float)
     return {
-        name: estimate(idx, statistic=lambda i, k=k: classification_scores(y[i.astype(int)], p[i.astype(int)])[k],
-                       unit="images", seeds=y.shape[1], seed=seed)
+        name: estimate(
+            idx,
+            statistic=lambda i, k=k: classification_scores(y[i.astype(int)], p[i.astype(int)])[k],
+            unit="images",
+            seeds=y.shape[1],
+            seed=seed,
+        )
         for k, name in enumerate(SCORE_NAMES)
     }

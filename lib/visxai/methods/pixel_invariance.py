@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -68,10 +69,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from ..checks import check_images
+from ..device import autocast, batched_map, pick_device
 from ..layers import Normalizer
 from ..transforms import AugmentConfig, AugmentParams, InvarianceAugment, check_unit_image
-from ..device import autocast, batched_map, pick_device
+
+if TYPE_CHECKING:
+    from ..metrics.perturbation import SimilarityScore
 
 __all__ = [
     "AugmentConfig",
@@ -173,11 +176,15 @@ def nmf_targets(
         raise ValueError(f"features must be [B, D], got {tuple(features.shape)}")
     b, d = features.shape
     if not 1 <= n_components <= min(b, d):
-        raise ValueError(f"n_components V must be in [1, min(B, D)] = [1, {min(b, d)}], got {n_components}")
+        raise ValueError(
+            f"n_components V must be in [1, min(B, D)] = [1, {min(b, d)}], got {n_components}"
+        )
     x = F.relu(features.detach().float()).cpu().double().numpy()
     if not np.any(x > 0):
         raise ValueError("all ReLU'd features are zero: NMF has nothing to factorise")
-    nmf = NMF(n_components=n_components, init="random", random_state=random_state, max_iter=max_iter)
+    nmf = NMF(
+        n_components=n_components, init="random", random_state=random_state, max_iter=max_iter
+    )
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -228,7 +235,9 @@ def surrogate_loss(
     ``l1``: lambda * (||W||_1 + |b|).
     """
     s = similarity.clamp(0.0, 1.0) if config.clamp_similarity else similarity
-    bce = F.binary_cross_entropy_with_logits(logits, s, reduction="sum" if config.reduction == "authors" else "mean")
+    bce = F.binary_cross_entropy_with_logits(
+        logits, s, reduction="sum" if config.reduction == "authors" else "mean"
+    )
     nmf = config.alpha * (torch.sigmoid(logits) - nmf_target).pow(2).mean()
     l1 = weight.abs().sum() + (bias.abs().sum() if bias is not None else 0.0)
     l1 = config.lam * l1
@@ -250,10 +259,14 @@ def train_surrogate(
     """
     config = config or SurrogateConfig()
     if x2.dim() != 2 or x1.dim() != 1 or x1.shape[0] != x2.shape[1]:
-        raise ValueError(f"x1 must be [P] and x2 [B, P]; got {tuple(x1.shape)} and {tuple(x2.shape)}")
+        raise ValueError(
+            f"x1 must be [P] and x2 [B, P]; got {tuple(x1.shape)} and {tuple(x2.shape)}"
+        )
     b = x2.shape[0]
     if similarity.shape != (b,) or nmf_target.shape != (b,):
-        raise ValueError(f"similarity and nmf_target must be [{b}], got {tuple(similarity.shape)}, {tuple(nmf_target.shape)}")
+        raise ValueError(
+            f"similarity and nmf_target must be [{b}], got {tuple(similarity.shape)}, {tuple(nmf_target.shape)}"
+        )
     dev = x2.device
     layer = nn.Linear(x2.shape[1], 1).to(dev)
     with torch.no_grad():
@@ -307,7 +320,9 @@ def weights_to_heatmap(
     else:
         raise ValueError(f"reduce must be 'max' or 'absmax', got {reduce!r}")
     if out_size is not None and tuple(out_size) != (h, w):
-        hm = F.interpolate(hm[None, None], size=tuple(out_size), mode="bilinear", align_corners=False)[0, 0]
+        hm = F.interpolate(
+            hm[None, None], size=tuple(out_size), mode="bilinear", align_corners=False
+        )[0, 0]
     return _minmax(hm)
 
 
@@ -318,13 +333,17 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
     return (x - lo) / (hi - lo)
 
 
-def display_heatmap(heatmap: torch.Tensor, trim: float = 0.5, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+def display_heatmap(
+    heatmap: torch.Tensor, trim: float = 0.5, kernel_size: int = 11, sigma: float = 5.0
+) -> torch.Tensor:
     """The paper's display post-processing (not used for evaluation): values < ``trim`` set to 0,
     then a Gaussian blur (kernel 11, sigma 5, as in the authors' code)."""
     hm = _minmax(heatmap.detach().float())
     hm = torch.where(hm < trim, torch.zeros_like(hm), hm)
     if kernel_size > 1 and sigma > 0:
-        hm = TF.gaussian_blur(hm[None], kernel_size=[kernel_size, kernel_size], sigma=[sigma, sigma])[0]
+        hm = TF.gaussian_blur(
+            hm[None], kernel_size=[kernel_size, kernel_size], sigma=[sigma, sigma]
+        )[0]
     return hm
 
 
@@ -412,7 +431,9 @@ class PixelInvariance:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return self._normalizer(x)
 
-    def augments(self, image: torch.Tensor, n: int | None = None, seed: int | None = None) -> torch.Tensor:
+    def augments(
+        self, image: torch.Tensor, n: int | None = None, seed: int | None = None
+    ) -> torch.Tensor:
         """The augmented set ``{x2_i}`` [B,3,H,W] in [0,1] (seeded)."""
         n = self.n_augments if n is None else n
         return self.augment(image.to(self.device), n, self.seed if seed is None else seed)
@@ -420,7 +441,11 @@ class PixelInvariance:
     def features(self, images01: torch.Tensor) -> torch.Tensor:
         """Model outputs [N,D] for images in [0,1] (normalised on the device, batched)."""
         return extract_features(
-            lambda x: self.model(self.normalize(x)), images01, batch_size=self.batch_size, device=self.device, amp=self.amp
+            lambda x: self.model(self.normalize(x)),
+            images01,
+            batch_size=self.batch_size,
+            device=self.device,
+            amp=self.amp,
         )
 
     def prepare(self, image: torch.Tensor, augments: torch.Tensor | None = None) -> InvarianceData:
@@ -437,7 +462,9 @@ class PixelInvariance:
         size = (h, w) if self.surrogate_size is None else (self.surrogate_size, self.surrogate_size)
         x1s = self._surrogate_input(image[None].to(self.device), size)[0]
         x2s = torch.cat([self._surrogate_input(x2[sl], size) for sl in _chunks(len(x2), 256)])
-        return InvarianceData(image=image.cpu(), x1=x1s, x2=x2s, similarity=sim, features=f2, size=size)
+        return InvarianceData(
+            image=image.cpu(), x1=x1s, x2=x2s, similarity=sim, features=f2, size=size
+        )
 
     def _surrogate_input(self, x01: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         x = self.normalize(x01)
@@ -456,15 +483,31 @@ class PixelInvariance:
         """NMF targets + surrogate training (Eq. 2) + heatmap; arguments override the defaults."""
         cfg = replace(
             self.surrogate,
-            **{k: v for k, v in {"alpha": alpha, "lam": lam, "epochs": epochs}.items() if v is not None},
+            **{
+                k: v
+                for k, v in {"alpha": alpha, "lam": lam, "epochs": epochs}.items()
+                if v is not None
+            },
         )
         v = self.n_components if n_components is None else int(n_components)
         _, target = nmf_targets(data.features, v, random_state=self.seed)
-        weight, bias, history = train_surrogate(data.x1, data.x2, data.similarity, target.to(data.x2.device), cfg)
-        heatmap = weights_to_heatmap(weight.cpu(), data.size, tuple(data.image.shape[-2:]), reduce=self.heatmap_reduce)
-        return InvarianceResult(heatmap=heatmap, weight=weight.cpu(), bias=bias.cpu(), nmf_target=target, history=history)
+        weight, bias, history = train_surrogate(
+            data.x1, data.x2, data.similarity, target.to(data.x2.device), cfg
+        )
+        heatmap = weights_to_heatmap(
+            weight.cpu(), data.size, tuple(data.image.shape[-2:]), reduce=self.heatmap_reduce
+        )
+        return InvarianceResult(
+            heatmap=heatmap,
+            weight=weight.cpu(),
+            bias=bias.cpu(),
+            nmf_target=target,
+            history=history,
+        )
 
-    def explain(self, image: torch.Tensor, augments: torch.Tensor | None = None) -> InvarianceResult:
+    def explain(
+        self, image: torch.Tensor, augments: torch.Tensor | None = None
+    ) -> InvarianceResult:
         """Heatmap of pixel invariance for ``image`` [3,H,W] in [0,1]."""
         return self.fit(self.prepare(image, augments))
 
@@ -474,7 +517,6 @@ class PixelInvariance:
 def _chunks(n: int, size: int):
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -492,7 +534,9 @@ def similarity_score(
 
     refs = explainer.augments(image, n=n_transforms, seed=seed)
     model = explainer.model
-    return SimilarityScore(model, explainer.normalize(refs).to(explainer.device), batch_size=explainer.batch_size)
+    return SimilarityScore(
+        model, explainer.normalize(refs).to(explainer.device), batch_size=explainer.batch_size
+    )
 
 
 def evaluate(
@@ -530,7 +574,9 @@ def evaluate(
     ins = insertion(score, x, heatmap, step=step, batch_size=explainer.batch_size)
     dele = deletion(score, x, heatmap, step=step, batch_size=explainer.batch_size)
     with torch.no_grad():
-        pairs = score.per_reference(torch.stack([x, masked_image(x, heatmap)])).cpu().double().numpy()  # [2, T]
+        pairs = (
+            score.per_reference(torch.stack([x, masked_image(x, heatmap)])).cpu().double().numpy()
+        )  # [2, T]
     # a cosine can be negative: the masked score is clamped at 0 (as the similarities are for the BCE), so that a
     # drop is at most 1 as with the class probabilities of Grad-CAM++
     drops = drop_per_image(pairs[0], np.maximum(pairs[1], 0.0))
@@ -552,8 +598,12 @@ def evaluate(
 # ------------------------------------------------------------------------------------------------
 
 #: Table I's metrics, per-image column names, and whether higher is better
-TABLE1_METRICS = {"Insertion": ("insertion", True), "Deletion": ("deletion", False),
-                  "Avg. Drop": ("drop", False), "Inc. Conf.": ("increase", True)}
+TABLE1_METRICS = {
+    "Insertion": ("insertion", True),
+    "Deletion": ("deletion", False),
+    "Avg. Drop": ("drop", False),
+    "Inc. Conf.": ("increase", True),
+}
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -564,7 +614,9 @@ def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def invariance_table(
-    models: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Sequence[float], Sequence[float]]],
+    models: dict[
+        str, tuple[Callable[[torch.Tensor], torch.Tensor], Sequence[float], Sequence[float]]
+    ],
     images: dict[str, torch.Tensor],
     seeds: Sequence[int] = (0, 1, 2),
     n_transforms: int = 10,
@@ -610,7 +662,10 @@ def invariance_table(
             variants = {"trained": model}
             if controls:
                 variants["randomised"] = randomized_model(model, seed=int(s))
-            pis = {w: PixelInvariance(m, mean=mean, std=std, seed=int(s), **pi_kwargs) for w, m in variants.items()}
+            pis = {
+                w: PixelInvariance(m, mean=mean, std=std, seed=int(s), **pi_kwargs)
+                for w, m in variants.items()
+            }
             for k, name in enumerate(names):
                 img = images[name].float()
                 h, w = img.shape[-2:]
@@ -632,21 +687,48 @@ def invariance_table(
                         sal["random map"] = rmap
                     for kind, m in sal.items():
                         ev = evaluate(pi, img, m, score=score)
-                        records.append({
-                            "model": row, "weights": weights, "saliency": kind, "image": name, "seed": int(s),
-                            **{c: ev[c] for c in ("insertion", "deletion", "full", "masked", "drop", "increase",
-                                                  "insertion_curve", "deletion_curve")},
-                        })
-                rc = _spearman(maps["trained"], maps["randomised"]) if "randomised" in maps else float("nan")
-                for r in records[-len(maps) * (2 if rmap is not None else 1):]:
+                        records.append(
+                            {
+                                "model": row,
+                                "weights": weights,
+                                "saliency": kind,
+                                "image": name,
+                                "seed": int(s),
+                                **{
+                                    c: ev[c]
+                                    for c in (
+                                        "insertion",
+                                        "deletion",
+                                        "full",
+                                        "masked",
+                                        "drop",
+                                        "increase",
+                                        "insertion_curve",
+                                        "deletion_curve",
+                                    )
+                                },
+                            }
+                        )
+                rc = (
+                    _spearman(maps["trained"], maps["randomised"])
+                    if "randomised" in maps
+                    else float("nan")
+                )
+                for r in records[-len(maps) * (2 if rmap is not None else 1) :]:
                     r["rank_corr"] = rc
                 bar.update(1)
     bar.close()
     return pd.DataFrame.from_records(records), heatmaps
 
 
-def per_image(frame, model: str | Sequence[str], metric: str, weights: str = "trained",
-              saliency: str = "heatmap", seed: int | None = None):
+def per_image(
+    frame,
+    model: str | Sequence[str],
+    metric: str,
+    weights: str = "trained",
+    saliency: str = "heatmap",
+    seed: int | None = None,
+):
     """One value per image of ``metric`` (a column of :func:`invariance_table`'s frame).
 
     ``model`` may be several rows: their per-image mean. ``seed=None`` averages over the seeds
@@ -654,17 +736,28 @@ def per_image(frame, model: str | Sequence[str], metric: str, weights: str = "tr
     the frame's image order.
     """
     models = [model] if isinstance(model, str) else list(model)
-    sel = frame[frame.model.isin(models) & (frame.weights == weights) & (frame.saliency == saliency)]
+    sel = frame[
+        frame.model.isin(models) & (frame.weights == weights) & (frame.saliency == saliency)
+    ]
     if seed is not None:
         sel = sel[sel.seed == seed]
     if sel.empty:
-        raise ValueError(f"no rows for model={models}, weights={weights}, saliency={saliency}, seed={seed}")
+        raise ValueError(
+            f"no rows for model={models}, weights={weights}, saliency={saliency}, seed={seed}"
+        )
     order = list(dict.fromkeys(frame.image))
     return sel.groupby("image", sort=False)[metric].mean().reindex(order)
 
 
-def claim_difference(frame, better: str | Sequence[str], worse: str | Sequence[str], metric: str,
-                     weights: str = "trained", seed: int | None = None, against: str | None = None):
+def claim_difference(
+    frame,
+    better: str | Sequence[str],
+    worse: str | Sequence[str],
+    metric: str,
+    weights: str = "trained",
+    seed: int | None = None,
+    against: str | None = None,
+):
     """Paired bootstrap over images of "``better`` scores better than ``worse`` on ``metric``".
 
     ``metric`` is a key of :data:`TABLE1_METRICS` (its direction is applied: a positive value means

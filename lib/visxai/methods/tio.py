@@ -63,18 +63,19 @@ rotation itself is torchvision's ``rotate``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from visxai.device import iter_chunks
+
 from ..checks import check_images
 from ..layers import Normalizer
 from ..targets import as_targets
-from visxai.device import iter_chunks
 
 __all__ = [
     "gray_images",
@@ -95,7 +96,9 @@ __all__ = [
 _INTERP = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
 
 
-def gray_images(levels: Sequence[float] | torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+def gray_images(
+    levels: Sequence[float] | torch.Tensor, size: int | tuple[int, int]
+) -> torch.Tensor:
     """Start images of constant RGB ``(g, g, g)`` for every gray level ``g`` (paper Sec. 2.2).
 
     Returns ``[len(levels), 3, H, W]`` float32 in [0, 255].
@@ -110,10 +113,20 @@ def gray_images(levels: Sequence[float] | torch.Tensor, size: int | tuple[int, i
 
 
 def _check_pixels(x: torch.Tensor, name: str = "images") -> None:
-    check_images(x, name=name, ndim=4, channels=3, value_range=(0.0, 255.0), tol=0.0, hint="TIO works in pixel space")
+    check_images(
+        x,
+        name=name,
+        ndim=4,
+        channels=3,
+        value_range=(0.0, 255.0),
+        tol=0.0,
+        hint="TIO works in pixel space",
+    )
 
 
-def rotate(x: torch.Tensor, angle: float, interpolation: str = "bilinear", fill: float = 0.0) -> torch.Tensor:
+def rotate(
+    x: torch.Tensor, angle: float, interpolation: str = "bilinear", fill: float = 0.0
+) -> torch.Tensor:
     """Rotate a batch ``[B, C, H, W]`` by ``angle`` degrees (counter-clockwise) about its centre.
 
     Pixels rotated in from outside the square are ``fill`` (0 = black, Algorithm 1's zero RGB).
@@ -185,7 +198,9 @@ class _Ascent:
         self.to_input = to_input
         self.lr = float(lr)
         self.batch_size = int(batch_size)
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = (
+            torch.device(device) if device is not None else next(model.parameters()).device
+        )
         self.channels_last = channels_last
         self.fixed_chunks = bool(fixed_chunks)
         if channels_last:
@@ -208,7 +223,9 @@ class _Ascent:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def confidence_and_grad(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def confidence_and_grad(
+        self, x: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``q_C`` [B] and the gradient of ``log q_C`` w.r.t. the pixels, in chunks of batch_size."""
         qs, gs = [], []
         for xc, tc, n in self._chunks(x, targets):
@@ -225,7 +242,9 @@ class _Ascent:
         out = []
         for xc, tc, n in self._chunks(x, targets):
             logits = self.model(self.to_input(self._prep(xc))).float()
-            out.append(torch.softmax(logits, 1).gather(1, tc.to(self.device).view(-1, 1)).squeeze(1)[:n])
+            out.append(
+                torch.softmax(logits, 1).gather(1, tc.to(self.device).view(-1, 1)).squeeze(1)[:n]
+            )
         return torch.cat(out).cpu()
 
     def step(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -264,7 +283,9 @@ class TransformationInvariantOptimizer(_Ascent):
         if n_rotations < 0 or max_steps_per_round < 1:
             raise ValueError("n_rotations must be >= 0 and max_steps_per_round >= 1")
         if interpolation not in _INTERP:
-            raise ValueError(f"interpolation must be one of {sorted(_INTERP)}, got {interpolation!r}")
+            raise ValueError(
+                f"interpolation must be one of {sorted(_INTERP)}, got {interpolation!r}"
+            )
         if not 0.0 <= fill <= 255.0:
             raise ValueError(f"fill must be a pixel value in [0, 255], got {fill}")
         self.q_target = float(q_target)
@@ -300,7 +321,11 @@ class TransformationInvariantOptimizer(_Ascent):
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n * self.n_rotations, desc=progress if isinstance(progress, str) else "TIO", leave=False)
+            bar = tqdm(
+                total=n * self.n_rotations,
+                desc=progress if isinstance(progress, str) else "TIO",
+                leave=False,
+            )
         while not bool(done.all()):
             idx = (~done).nonzero().flatten()
             q, g = self.confidence_and_grad(x[idx.to(x.device)], t[idx])
@@ -324,7 +349,9 @@ class TransformationInvariantOptimizer(_Ascent):
                 capped[idx[hit_cap]] += 1
                 for j in fin.tolist():
                     spr[j].append(int(in_round[j]))
-                streak[fin] = torch.where(in_round[fin] == 0, streak[fin] + 1, torch.zeros_like(streak[fin]))
+                streak[fin] = torch.where(
+                    in_round[fin] == 0, streak[fin] + 1, torch.zeros_like(streak[fin])
+                )
                 fd = fin.to(x.device)
                 x[fd] = rotate(x[fd], self.angle, self.interpolation, self.fill).clamp_(0.0, 255.0)
                 rounds[fin] += 1
@@ -367,7 +394,11 @@ class GradientAscent(_Ascent):
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=int(budget.max()), desc=progress if isinstance(progress, str) else "ascent", leave=False)
+            bar = tqdm(
+                total=int(budget.max()),
+                desc=progress if isinstance(progress, str) else "ascent",
+                leave=False,
+            )
         while bool((steps < budget).any()):
             idx = (steps < budget).nonzero().flatten()
             d = idx.to(x.device)
@@ -398,7 +429,12 @@ def predict_topk(
     for sl in iter_chunks(len(x), batch_size):
         p = torch.softmax(model(to_input(x[sl].to(dev))).float(), 1).cpu()
         vals, inds = p.topk(k, dim=1)
-        out.extend([[(labels[i], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals.tolist(), inds.tolist())])
+        out.extend(
+            [
+                [(labels[i], float(v)) for v, i in zip(vr, ir)]
+                for vr, ir in zip(vals.tolist(), inds.tolist())
+            ]
+        )
     return out
 
 
@@ -434,7 +470,9 @@ def replicate_starts(x0: torch.Tensor, seed: int, amplitude: float = 0.5) -> tor
     if amplitude < 0:
         raise ValueError(f"amplitude must be >= 0, got {amplitude}")
     gen = torch.Generator().manual_seed(int(seed))
-    noise = (torch.rand(tuple(x0.shape[1:]), generator=gen, dtype=torch.float32) * 2 - 1) * float(amplitude)
+    noise = (torch.rand(tuple(x0.shape[1:]), generator=gen, dtype=torch.float32) * 2 - 1) * float(
+        amplitude
+    )
     return (x0.detach().float() + noise.to(x0.device)).clamp_(0.0, 255.0)
 
 
@@ -488,8 +526,12 @@ def replicate_estimate(
     if n_replicates == 1:
         return Estimate(value, value, value, 1, seeds or 1, unit)
     rng = np.random.default_rng(seed)
-    boot = np.array([float(statistic(rng.integers(0, n_replicates, n_replicates))) for _ in range(n_resamples)])
+    boot = np.array(
+        [float(statistic(rng.integers(0, n_replicates, n_replicates))) for _ in range(n_resamples)]
+    )
     boot = boot[np.isfinite(boot)]
     a = (1 - CONFIDENCE) / 2
     lo, hi = (float(v) for v in np.quantile(boot, [a, 1 - a], method="inverted_cdf"))
-    return Estimate(value, min(lo, value), max(hi, value), n_replicates, seeds or n_replicates, unit)
+    return Estimate(
+        value, min(lo, value), max(hi, value), n_replicates, seeds or n_replicates, unit
+    )

@@ -60,14 +60,18 @@ def _check_range(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} is empty")
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 255:
-        raise ValueError(f"{name} must hold pixel values in [0, 255], got range [{lo:.3g}, {hi:.3g}]")
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 255], got range [{lo:.3g}, {hi:.3g}]"
+        )
 
 
 def bt601_gray(rgb: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Eq. (3): RGB ``[..., 3, H, W]`` in [0, 255] -> integer gray ``[..., H, W]`` (int64, 0..255)."""
     x = _as_tensor(rgb)
     if x.dim() < 3 or x.shape[-3] != 3:
-        raise ValueError(f"bt601_gray expects [..., 3, H, W] RGB in [0, 255], got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"bt601_gray expects [..., 3, H, W] RGB in [0, 255], got shape {tuple(x.shape)}"
+        )
     _check_range(x, "rgb")
     v = torch.round(x.double()).long() if x.is_floating_point() else x.long()
     r, g, b = v[..., 0, :, :], v[..., 1, :, :], v[..., 2, :, :]
@@ -80,7 +84,9 @@ def _check_gray(gray: torch.Tensor | np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected one gray image [H, W], got shape {tuple(g.shape)}")
     _check_range(g, "gray")
     if g.is_floating_point() and not torch.equal(g, torch.round(g)):
-        raise ValueError("gray values must be integers 0..255 (use bt601_gray or quantize_entropy first)")
+        raise ValueError(
+            "gray values must be integers 0..255 (use bt601_gray or quantize_entropy first)"
+        )
     return g.long()
 
 
@@ -109,7 +115,9 @@ def _entropy_of_rows(codes: torch.Tensor) -> torch.Tensor:
     new[:, 1:] = s[:, 1:] != s[:, :-1]
     starts = new.flatten().nonzero().flatten()  # runs never cross rows: every row starts a run
     lengths = torch.diff(starts, append=torch.tensor([rows * n])).double()
-    clogc = torch.zeros(rows, dtype=torch.float64).index_add_(0, starts // n, lengths * torch.log2(lengths))
+    clogc = torch.zeros(rows, dtype=torch.float64).index_add_(
+        0, starts // n, lengths * torch.log2(lengths)
+    )
     return (math.log2(n) - clogc / n).clamp_min(0.0) + 0.0
 
 
@@ -146,7 +154,9 @@ def disc_mask(size: int | tuple[int, int], radius: float = 1.0) -> torch.Tensor:
     """Boolean [H, W] mask of the disc inscribed in the image (what rotations never fill with 0),
     scaled by ``radius`` (a fraction of the inscribed radius)."""
     h, w = (size, size) if isinstance(size, int) else size
-    yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij"
+    )
     return (yy / (h / 2)) ** 2 + (xx / (w / 2)) ** 2 <= radius**2
 
 
@@ -158,7 +168,9 @@ def average_gray_change(
     ``result`` and ``start`` are RGB ``[B, 3, H, W]`` (or ``[3, H, W]``) in [0, 255]; returns [B].
     """
     if result.shape != start.shape:
-        raise ValueError(f"result and start shapes differ: {tuple(result.shape)} vs {tuple(start.shape)}")
+        raise ValueError(
+            f"result and start shapes differ: {tuple(result.shape)} vs {tuple(start.shape)}"
+        )
     d = (bt601_gray(result) - bt601_gray(start)).abs().double()
     if d.dim() == 2:
         d = d[None]

@@ -109,12 +109,16 @@ class PerturbationCurve:
         )
 
 
-def curve_auc(fractions: Sequence[float] | np.ndarray, accuracy: Sequence[float] | np.ndarray) -> float:
+def curve_auc(
+    fractions: Sequence[float] | np.ndarray, accuracy: Sequence[float] | np.ndarray
+) -> float:
     """Trapezoidal area under ``accuracy`` (percent) over ``fractions`` (scikit-learn's ``auc``)."""
     x = np.asarray(fractions, dtype=np.float64)
     y = np.asarray(accuracy, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-        raise ValueError(f"fractions and accuracy must be 1-D of equal length >= 2, got {x.shape}, {y.shape}")
+        raise ValueError(
+            f"fractions and accuracy must be 1-D of equal length >= 2, got {x.shape}, {y.shape}"
+        )
     return float(_sk_auc(x, y))
 
 
@@ -134,7 +138,9 @@ def _check_maps(images: torch.Tensor, attributions: torch.Tensor) -> None:
             f"{getattr(images, 'dtype', type(images))} {tuple(getattr(images, 'shape', ()))}"
         )
     if not isinstance(attributions, torch.Tensor) or attributions.dim() != 3:
-        raise ValueError(f"attributions must be a tensor [B,H,W], got {tuple(getattr(attributions, 'shape', ()))}")
+        raise ValueError(
+            f"attributions must be a tensor [B,H,W], got {tuple(getattr(attributions, 'shape', ()))}"
+        )
     b, _, h, w = images.shape
     if tuple(attributions.shape) != (b, h, w):
         raise ValueError(
@@ -146,7 +152,9 @@ def _check_maps(images: torch.Tensor, attributions: torch.Tensor) -> None:
 
 
 def removal_masks(
-    attributions: torch.Tensor, fractions: Sequence[float] = DEFAULT_FRACTIONS, most_relevant_first: bool = False
+    attributions: torch.Tensor,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    most_relevant_first: bool = False,
 ) -> torch.Tensor:
     """Boolean masks ``[B, F, H, W]``: True where a pixel is removed at each step.
 
@@ -210,8 +218,14 @@ def negative_perturbation(
             f"got range [{float(images.min()):.3f}, {float(images.max()):.3f}]; pass `normalize` separately"
         )
     labels = torch.as_tensor(labels)
-    if labels.dim() != 1 or len(labels) != len(images) or labels.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"labels must be an integer tensor [N={len(images)}], got {labels.dtype} {tuple(labels.shape)}")
+    if (
+        labels.dim() != 1
+        or len(labels) != len(images)
+        or labels.dtype not in (torch.int64, torch.int32)
+    ):
+        raise ValueError(
+            f"labels must be an integer tensor [N={len(images)}], got {labels.dtype} {tuple(labels.shape)}"
+        )
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     norm = normalize if normalize is not None else (lambda t: t)
 
@@ -224,7 +238,9 @@ def negative_perturbation(
     was_training = model.training
     model.eval()
     try:
-        preds = batched_map(chunk, images, attributions, batch_size=batch_size, device=dev, progress=progress)
+        preds = batched_map(
+            chunk, images, attributions, batch_size=batch_size, device=dev, progress=progress
+        )
     finally:
         model.train(was_training)
     preds = preds.cpu()

@@ -58,7 +58,9 @@ class PerturbationResult:
 
 def auc(curve: np.ndarray | torch.Tensor | list[float]) -> float:
     """Trapezoidal area under ``curve`` sampled at ``n`` equally spaced points of [0, 1]."""
-    y = np.asarray(curve.detach().cpu() if isinstance(curve, torch.Tensor) else curve, dtype=np.float64)
+    y = np.asarray(
+        curve.detach().cpu() if isinstance(curve, torch.Tensor) else curve, dtype=np.float64
+    )
     if y.ndim != 1 or len(y) < 2:
         raise ValueError(f"a curve needs at least 2 points, got shape {y.shape}")
     return float((y.sum() - y[0] / 2 - y[-1] / 2) / (len(y) - 1))
@@ -82,7 +84,9 @@ def upsample_saliency(saliency: torch.Tensor, size: tuple[int, int]) -> torch.Te
     if s.dim() != 2:
         raise ValueError(f"saliency must be [h, w], got {tuple(s.shape)}")
     if tuple(s.shape) != tuple(size):
-        s = F.interpolate(s[None, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+        s = F.interpolate(s[None, None], size=tuple(size), mode="bilinear", align_corners=False)[
+            0, 0
+        ]
     if not torch.isfinite(s).all():
         raise ValueError("saliency contains NaN or inf")
     return s
@@ -109,7 +113,9 @@ def perturbation_curve(
     """Scores of the images that replace the ``k*step`` most salient pixels of ``start`` [C,H,W]
     by those of ``finish``, for ``k = 0 .. ceil(H*W/step)`` (RISE's loop, vectorised)."""
     if start.dim() != 3 or start.shape != finish.shape:
-        raise ValueError(f"start and finish must be the same [C, H, W]; got {tuple(start.shape)}, {tuple(finish.shape)}")
+        raise ValueError(
+            f"start and finish must be the same [C, H, W]; got {tuple(start.shape)}, {tuple(finish.shape)}"
+        )
     c, h, w = start.shape
     step = default_step(h, w) if step is None else int(step)
     if step < 1:
@@ -166,7 +172,9 @@ def deletion(
 class ClassScore:
     """Softmax probability of ``target`` for a classifier taking model-input images."""
 
-    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], target: int, softmax: bool = True) -> None:
+    def __init__(
+        self, model: Callable[[torch.Tensor], torch.Tensor], target: int, softmax: bool = True
+    ) -> None:
         self.model = model
         self.target = int(target)
         self.softmax = softmax
@@ -186,7 +194,12 @@ class SimilarityScore:
     computed once.
     """
 
-    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], references: torch.Tensor, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], torch.Tensor],
+        references: torch.Tensor,
+        batch_size: int = 256,
+    ) -> None:
         if references.dim() != 4:
             raise ValueError(f"references must be [T, C, H, W], got {tuple(references.shape)}")
         self.model = model
@@ -195,7 +208,10 @@ class SimilarityScore:
             self.ref = F.normalize(self._features(references), dim=-1)  # [T,D]
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [self.model(x[i : i + self.batch_size]).float().flatten(1) for i in range(0, len(x), self.batch_size)]
+        outs = [
+            self.model(x[i : i + self.batch_size]).float().flatten(1)
+            for i in range(0, len(x), self.batch_size)
+        ]
         return torch.cat(outs)
 
     @torch.no_grad()

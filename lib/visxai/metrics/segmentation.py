@@ -47,12 +47,36 @@ __all__ = [
 
 # canonical names (lower case, no punctuation), as the paper sorts them in the segmentation section
 SIGNED_METHODS = frozenset(
-    {"agf", "ours", "gradientshap", "gradshap", "lrpab",
-     "lrpalphabeta", "lrpalpha2beta1", "lrpa2b1", "rap", "clrp", "sglrp", "inputxgradient", "gradient"}
+    {
+        "agf",
+        "ours",
+        "gradientshap",
+        "gradshap",
+        "lrpab",
+        "lrpalphabeta",
+        "lrpalpha2beta1",
+        "lrpa2b1",
+        "rap",
+        "clrp",
+        "sglrp",
+        "inputxgradient",
+        "gradient",
+    }
 )
 UNSIGNED_METHODS = frozenset(
-    {"integratedgradients", "intgrad", "ig", "smoothgrad", "fullgrad", "gradcam", "lrp", "lrpepsilon", "meaningfulperturbation", "mp",
-     "saliency"}
+    {
+        "integratedgradients",
+        "intgrad",
+        "ig",
+        "smoothgrad",
+        "fullgrad",
+        "gradcam",
+        "lrp",
+        "lrpepsilon",
+        "meaningfulperturbation",
+        "mp",
+        "saliency",
+    }
 )
 
 
@@ -140,7 +164,9 @@ def segmentation_scores(
     maps_t = _as_tensor(maps).float()
     masks_t = _as_tensor(masks)
     if maps_t.dim() != 3 or tuple(maps_t.shape) != tuple(masks_t.shape):
-        raise ValueError(f"maps {tuple(maps_t.shape)} and masks {tuple(masks_t.shape)} must both be [B,H,W]")
+        raise ValueError(
+            f"maps {tuple(maps_t.shape)} and masks {tuple(masks_t.shape)} must both be [B,H,W]"
+        )
     if ap_scores not in ("binary", "continuous"):
         raise ValueError(f"ap_scores must be 'binary' or 'continuous', got {ap_scores!r}")
     if not torch.isfinite(maps_t).all():
@@ -148,7 +174,9 @@ def segmentation_scores(
     gt = masks_t.long().cpu().numpy()
     valid_vals = {0, 1} | ({int(ignore_index)} if ignore_index is not None else set())
     if not set(np.unique(gt).tolist()) <= valid_vals:
-        raise ValueError(f"masks must hold 0 (background), 1 (object) or ignore_index={ignore_index}, got {np.unique(gt)[:10]}")
+        raise ValueError(
+            f"masks must hold 0 (background), 1 (object) or ignore_index={ignore_index}, got {np.unique(gt)[:10]}"
+        )
     fg = segment(maps_t, signed).cpu().numpy()
     if signed:
         score = maps_t.clamp(min=0)
@@ -162,7 +190,9 @@ def segmentation_scores(
     labeled = np.zeros(n, dtype=np.int64)
     ap = np.zeros(n, dtype=np.float64)
     for i in range(n):
-        valid = gt[i] != ignore_index if ignore_index is not None else np.ones_like(gt[i], dtype=bool)
+        valid = (
+            gt[i] != ignore_index if ignore_index is not None else np.ones_like(gt[i], dtype=bool)
+        )
         t = gt[i][valid].astype(np.int64)
         p = fg[i][valid]
         labeled[i] = int(valid.sum())

@@ -157,7 +157,10 @@ class SeLaResNet50(nn.Module):
 
     def __init__(self, num_clusters: int = 3000) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.MaxPool2d(3, stride=2, padding=1)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        ]
         in_planes = 64
         for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
             stage = []
@@ -193,7 +196,9 @@ class AsanoAlexNet(nn.Module):
     release's sizes (96-256-384-384-256, 4096); the loader takes them from the checkpoint.
     """
 
-    def __init__(self, num_classes: int = 4, widths: tuple[int, ...] = ALEXNET_WIDTHS, hidden: int = 4096) -> None:
+    def __init__(
+        self, num_classes: int = 4, widths: tuple[int, ...] = ALEXNET_WIDTHS, hidden: int = 4096
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = 3
@@ -207,8 +212,12 @@ class AsanoAlexNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
-            nn.Dropout(0.5), nn.Linear(cin * 6 * 6, hidden), nn.ReLU(),
-            nn.Dropout(0.5), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(cin * 6 * 6, hidden),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
         )
         self.head = nn.Linear(hidden, num_classes)
         self.block_channels = list(widths)
@@ -243,7 +252,11 @@ def _numpy_safe_globals() -> list[Any]:
             scalar = importlib.import_module(mod).scalar
         except (ImportError, AttributeError):
             continue
-        out += [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+        out += [
+            scalar,
+            (scalar, "numpy.core.multiarray.scalar"),
+            (scalar, "numpy._core.multiarray.scalar"),
+        ]
         break
     return out
 
@@ -258,9 +271,13 @@ def load_checkpoint(source: str | Path | io.BytesIO) -> Any:
     if isinstance(source, (str, Path)) and Path(source).is_file():
         with open(source, "rb") as fh:
             head = fh.read(64)
-        if not (head.startswith(b"\x80") or head.startswith(b"PK")):  # pickle (legacy) or zip format
-            raise ValueError(f"{source}: not a PyTorch checkpoint (starts with {head[:32]!r}; "
-                             "an HTML page from a download link?)")
+        if not (
+            head.startswith(b"\x80") or head.startswith(b"PK")
+        ):  # pickle (legacy) or zip format
+            raise ValueError(
+                f"{source}: not a PyTorch checkpoint (starts with {head[:32]!r}; "
+                "an HTML page from a download link?)"
+            )
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(source, map_location="cpu", weights_only=True)
@@ -270,17 +287,26 @@ def load_checkpoint(source: str | Path | io.BytesIO) -> Any:
         msg = str(err)
         if "Weights only load failed" in msg:
             why = [ln for ln in msg.splitlines() if "GLOBAL" in ln or "Unsupported" in ln][:1]
-            raise ValueError(f"{source}: the checkpoint holds objects other than tensors, refused by "
-                             f"weights_only=True ({(why or [msg[-200:]])[0].strip()})") from err
-        raise ValueError(f"{source}: not a PyTorch checkpoint ({type(err).__name__}: {msg[:200]})") from err
+            raise ValueError(
+                f"{source}: the checkpoint holds objects other than tensors, refused by "
+                f"weights_only=True ({(why or [msg[-200:]])[0].strip()})"
+            ) from err
+        raise ValueError(
+            f"{source}: not a PyTorch checkpoint ({type(err).__name__}: {msg[:200]})"
+        ) from err
 
 
 def _strip_module(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
 def _is_state(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(k, str) for k in obj) and any(isinstance(v, torch.Tensor) for v in obj.values())
+    return (
+        isinstance(obj, Mapping)
+        and bool(obj)
+        and all(isinstance(k, str) for k in obj)
+        and any(isinstance(v, torch.Tensor) for v in obj.values())
+    )
 
 
 def _find_state(ckpt: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -294,7 +320,11 @@ def _find_state(ckpt: Mapping[str, Any]) -> Mapping[str, Any]:
 def _fill_bn_counters(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
     """Old (< PyTorch 0.4.1) checkpoints have no ``num_batches_tracked``; it is unused in eval."""
     for name, buf in module.state_dict().items():
-        if name.endswith("num_batches_tracked") and name not in state and name.rsplit(".", 1)[0] + ".running_mean" in state:
+        if (
+            name.endswith("num_batches_tracked")
+            and name not in state
+            and name.rsplit(".", 1)[0] + ".running_mean" in state
+        ):
             state[name] = torch.zeros_like(buf)
     return state
 
@@ -318,13 +348,17 @@ def _looks_like(state: Mapping[str, Any]) -> str:
     if any(re.fullmatch(r"top_layer\d+\.weight", k) for k in keys):
         return "a multi-head SeLa model"
     if "fc.weight" in keys and "conv1.weight" in keys:
-        return "a torchvision-style ResNet (e.g. a supervised model or SeLa's Aug++ resnet50-*_pp.pth)"
+        return (
+            "a torchvision-style ResNet (e.g. a supervised model or SeLa's Aug++ resnet50-*_pp.pth)"
+        )
     if "classifier.1.weight" in keys and "features.0.weight" in keys:
         return "an AlexNet"
     return f"an unknown model (first keys: {sorted(keys)[:4]})"
 
 
-def scan_state(ckpt: Mapping[str, Any], head: int | None = None) -> tuple[dict[str, torch.Tensor], int]:
+def scan_state(
+    ckpt: Mapping[str, Any], head: int | None = None
+) -> tuple[dict[str, torch.Tensor], int]:
     """Map SCAN's ``{'model': ..., 'head': k}`` onto :class:`SCANResNet50` (head ``head``, default ``k``).
 
     Returns ``(state_dict, head index)``. ``ValueError`` if the file is not a SCAN clustering
@@ -334,9 +368,13 @@ def scan_state(ckpt: Mapping[str, Any], head: int | None = None) -> tuple[dict[s
         raise ValueError(f"not a SCAN checkpoint: expected a dict, got {type(ckpt).__name__}")
     state = ckpt.get("model", ckpt)
     if not _is_state(state):
-        raise ValueError(f"not a SCAN checkpoint: no state dict under 'model' (keys: {sorted(ckpt)[:6]})")
+        raise ValueError(
+            f"not a SCAN checkpoint: no state dict under 'model' (keys: {sorted(ckpt)[:6]})"
+        )
     state = _strip_module(state)
-    heads = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"cluster_head\.(\d+)\.weight", k))})
+    heads = sorted(
+        {int(m.group(1)) for k in state if (m := re.fullmatch(r"cluster_head\.(\d+)\.weight", k))}
+    )
     if not heads or not any(k.startswith("backbone.") for k in state):
         raise ValueError(
             f"not a SCAN clustering checkpoint ('backbone.*' + 'cluster_head.N.*' expected): this looks like "
@@ -347,7 +385,11 @@ def scan_state(ckpt: Mapping[str, Any], head: int | None = None) -> tuple[dict[s
     head = int(head)
     if head not in heads:
         raise ValueError(f"SCAN checkpoint has cluster heads {heads}, not {head}")
-    out = {k: v for k, v in state.items() if k.startswith("backbone.") and not k.startswith("backbone.fc.")}
+    out = {
+        k: v
+        for k, v in state.items()
+        if k.startswith("backbone.") and not k.startswith("backbone.fc.")
+    }
     out["head.weight"] = state[f"cluster_head.{head}.weight"]
     out["head.bias"] = state[f"cluster_head.{head}.bias"]
     return out, head
@@ -362,22 +404,33 @@ def sela_state(ckpt: Mapping[str, Any], head: int = 0) -> dict[str, torch.Tensor
     """
     state = _state_of(ckpt, "SeLa")
     w0 = state.get("features.0.weight")
-    if w0 is None or tuple(w0.shape) != (64, 3, 7, 7) or "features.1.weight" in state or "features.2.0.bn1.weight" not in state:
+    if (
+        w0 is None
+        or tuple(w0.shape) != (64, 3, 7, 7)
+        or "features.1.weight" in state
+        or "features.2.0.bn1.weight" not in state
+    ):
         raise ValueError(
             "not SeLa's pre-activation ResNet-50 (resnetv2: 'features.0' 7x7 conv without BN, "
             f"'features.2.0.bn1.*'): this looks like {_looks_like(state)}. Use resnet-10x3k.pth from "
             "pretrained.zip (python -m visxai fetch sela-r50-imagenet)"
         )
-    heads = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"top_layer(\d+)\.weight", k))})
+    heads = sorted(
+        {int(m.group(1)) for k in state if (m := re.fullmatch(r"top_layer(\d+)\.weight", k))}
+    )
     single = [p for p in ("top_layer.", "top_layer.0.") if p + "weight" in state]
     if heads:
         if head not in heads:
-            raise ValueError(f"SeLa checkpoint has heads top_layer{heads[0]}..top_layer{heads[-1]}, not {head}")
+            raise ValueError(
+                f"SeLa checkpoint has heads top_layer{heads[0]}..top_layer{heads[-1]}, not {head}"
+            )
         prefix = f"top_layer{head}."
     elif single and head == 0:
         prefix = single[0]
     else:
-        raise ValueError(f"SeLa checkpoint has no clustering head {head} ('top_layer{head}.weight')")
+        raise ValueError(
+            f"SeLa checkpoint has no clustering head {head} ('top_layer{head}.weight')"
+        )
     out = {k: v for k, v in state.items() if k.startswith("features.")}
     out["head.weight"] = state[prefix + "weight"]
     out["head.bias"] = state[prefix + "bias"]
@@ -393,20 +446,30 @@ def rotnet_state(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """
     state = _state_of(ckpt, "RotNet")
     if any(k.startswith("sobel.") for k in state):
-        raise ValueError("this AlexNet has a Sobel input layer (a DeepCluster-style model), not the RGB RotNet")
+        raise ValueError(
+            "this AlexNet has a Sobel input layer (a DeepCluster-style model), not the RGB RotNet"
+        )
     if any(re.fullmatch(r"top_layer\d+\.weight", k) for k in state):
         raise ValueError(
             "this AlexNet has several heads top_layer0..N (a SeLa model such as alexnet-10x3k-wRot.pth), "
             "not the RotNet with one 4-way rotation head"
         )
-    needed = ["features.0.weight", "features.14.weight", "classifier.1.weight", "classifier.4.weight", "top_layer.weight"]
+    needed = [
+        "features.0.weight",
+        "features.14.weight",
+        "classifier.1.weight",
+        "classifier.4.weight",
+        "top_layer.weight",
+    ]
     if any(k not in state for k in needed):
         raise ValueError(
             f"not the linear-probes AlexNet with BN + rotation head (needs {needed}): this looks like "
             f"{_looks_like(state)} (python -m visxai fetch rotnet-alexnet-imagenet)"
         )
     if state["top_layer.weight"].shape[0] != 4:
-        raise ValueError(f"RotNet's head predicts 4 rotations; this top_layer has {state['top_layer.weight'].shape[0]} outputs")
+        raise ValueError(
+            f"RotNet's head predicts 4 rotations; this top_layer has {state['top_layer.weight'].shape[0]} outputs"
+        )
     out = {k: v for k, v in state.items() if k.startswith(("features.", "classifier."))}
     out["head.weight"] = state["top_layer.weight"]
     out["head.bias"] = state["top_layer.bias"]
@@ -418,7 +481,9 @@ def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str) ->
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{what}: the checkpoint does not fit the architecture: {str(err)[:600]}") from err
+        raise ValueError(
+            f"{what}: the checkpoint does not fit the architecture: {str(err)[:600]}"
+        ) from err
     return model.eval()
 
 
@@ -448,24 +513,38 @@ def _read_sela(path: Path) -> Any:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-            if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):  # a torch (zip) checkpoint
+            if any(
+                n.endswith("/data.pkl") or n == "data.pkl" for n in names
+            ):  # a torch (zip) checkpoint
                 return load_checkpoint(path)
             match = [n for n in names if Path(n).name == SELA_MEMBER]
             if not match:
                 pths = [n for n in names if n.endswith((".pth", ".pt", ".tar"))]
-                raise ValueError(f"{path}: archive has no {SELA_MEMBER} (it has {pths[:8] or names[:8]})")
+                raise ValueError(
+                    f"{path}: archive has no {SELA_MEMBER} (it has {pths[:8] or names[:8]})"
+                )
             return load_checkpoint(io.BytesIO(zf.read(match[0])))
     return load_checkpoint(path)
 
 
 # -------------------------------------------------------------------------------------- API
-def selfsup_preprocess(mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> Callable[[Any], torch.Tensor]:
+def selfsup_preprocess(
+    mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+) -> Callable[[Any], torch.Tensor]:
     """PIL image -> normalised [3, 224, 224] tensor (Resize 256, CenterCrop 224, the authors' eval transform)."""
     from torchvision import transforms as T
 
     from ..transforms import to_rgb
 
-    return T.Compose([T.Lambda(to_rgb), T.Resize(RESIZE), T.CenterCrop(INPUT_SIZE), T.ToTensor(), T.Normalize(mean, std)])
+    return T.Compose(
+        [
+            T.Lambda(to_rgb),
+            T.Resize(RESIZE),
+            T.CenterCrop(INPUT_SIZE),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )
 
 
 @dataclass
@@ -487,7 +566,9 @@ class SelfSupModel:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     input_size: int = INPUT_SIZE
-    preprocess: Callable[[Any], torch.Tensor] = field(default_factory=selfsup_preprocess, repr=False)
+    preprocess: Callable[[Any], torch.Tensor] = field(
+        default_factory=selfsup_preprocess, repr=False
+    )
 
     @property
     def head(self) -> nn.Linear:
@@ -502,7 +583,9 @@ class SelfSupModel:
         return self.model(x)
 
 
-def load_paper_selfsup(name: str, device: str | torch.device = "cpu", head: int | None = None) -> SelfSupModel:
+def load_paper_selfsup(
+    name: str, device: str | torch.device = "cpu", head: int | None = None
+) -> SelfSupModel:
     """Load ``"scan"``, ``"sela"`` or ``"rotnet"`` from the artefact cache (never downloads).
 
     ``head`` picks the clustering head (SCAN default: the checkpoint's ``'head'``; SeLa default 0;
@@ -512,7 +595,9 @@ def load_paper_selfsup(name: str, device: str | torch.device = "cpu", head: int 
     from ..data import artefact_path
 
     if name not in PAPER_SELFSUP_ARTEFACTS:
-        raise ValueError(f"unknown paper self-supervised model {name!r}; choose from {sorted(PAPER_SELFSUP_ARTEFACTS)}")
+        raise ValueError(
+            f"unknown paper self-supervised model {name!r}; choose from {sorted(PAPER_SELFSUP_ARTEFACTS)}"
+        )
     art, file = PAPER_SELFSUP_ARTEFACTS[name]
     path = artefact_path(art, file)
     if name == "scan":

@@ -30,7 +30,9 @@ __all__ = ["ProbedModel", "PROBE_CONFIG", "train_probe", "load_probes"]
 class ProbedModel(nn.Module):
     """Blocks ``0..k`` of a backbone (frozen copies), ``AdaptiveAvgPool2d(pool)``, ``Flatten``, ``Linear``."""
 
-    def __init__(self, trunk: nn.Sequential, channels: int, num_classes: int = 10, pool: int = 4) -> None:
+    def __init__(
+        self, trunk: nn.Sequential, channels: int, num_classes: int = 10, pool: int = 4
+    ) -> None:
         super().__init__()
         self.trunk = copy.deepcopy(trunk)
         for p in self.trunk.parameters():
@@ -49,17 +51,34 @@ class ProbedModel(nn.Module):
         return self.probe(self.features(x))
 
 
-PROBE_CONFIG: dict[str, Any] = {"pool": 4, "epochs": 30, "lr": 3e-3, "batch_size": 128, "n_train": 2000, "seed": 0, "version": 1}
+PROBE_CONFIG: dict[str, Any] = {
+    "pool": 4,
+    "epochs": 30,
+    "lr": 3e-3,
+    "batch_size": 128,
+    "n_train": 2000,
+    "seed": 0,
+    "version": 1,
+}
 
 
-def train_probe(model: ProbedModel, x: torch.Tensor, labels: torch.Tensor, cfg: dict[str, Any] = PROBE_CONFIG) -> dict[str, Any]:
+def train_probe(
+    model: ProbedModel, x: torch.Tensor, labels: torch.Tensor, cfg: dict[str, Any] = PROBE_CONFIG
+) -> dict[str, Any]:
     """Fit ``model.probe`` on frozen features of ``x`` with BCE (multi-hot ``labels``)."""
     model.eval()
     with torch.no_grad():
         feats = torch.cat([model.features(x[i : i + 256]) for i in range(0, len(x), 256)])
     hist = _training.train_classifier(
-        model.probe, feats, labels, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-        loss_fn=nn.BCEWithLogitsLoss(), progress=False,
+        model.probe,
+        feats,
+        labels,
+        epochs=cfg["epochs"],
+        lr=cfg["lr"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        loss_fn=nn.BCEWithLogitsLoss(),
+        progress=False,
     )
     model.eval()
     return {"final_loss": round(hist["loss"][-1], 4)}
@@ -73,10 +92,17 @@ def load_probes(rotnet: RotNet | None = None, pretrained: bool = True) -> list[P
     data = None
     probes: list[ProbedModel] = []
     for k in range(len(rotnet.blocks)):
-        cfg = dict(PROBE_CONFIG, block=k, backbone=_training.config_hash(ROTNET_CONFIG), data=ROTNET_CONFIG["data"])
+        cfg = dict(
+            PROBE_CONFIG,
+            block=k,
+            backbone=_training.config_hash(ROTNET_CONFIG),
+            data=ROTNET_CONFIG["data"],
+        )
 
         def build(k: int = k) -> ProbedModel:
-            return ProbedModel(rotnet.blocks[: k + 1], rotnet.block_channels[k], pool=PROBE_CONFIG["pool"])
+            return ProbedModel(
+                rotnet.blocks[: k + 1], rotnet.block_channels[k], pool=PROBE_CONFIG["pool"]
+            )
 
         if not pretrained:
             torch.manual_seed(PROBE_CONFIG["seed"])
@@ -86,7 +112,9 @@ def load_probes(rotnet: RotNet | None = None, pretrained: bool = True) -> list[P
         def train(m: ProbedModel) -> dict[str, Any]:
             nonlocal data
             if data is None:
-                data = synthetic_splits(PROBE_CONFIG["n_train"], 1, ROTNET_CONFIG["data"]["seed"])[0]
+                data = synthetic_splits(PROBE_CONFIG["n_train"], 1, ROTNET_CONFIG["data"]["seed"])[
+                    0
+                ]
             return train_probe(m, data.images, data.labels)
 
         probes.append(_training.cached(f"synthetic-rotnet-probe{k + 1}", cfg, build, train))

@@ -46,7 +46,11 @@ __all__ = [
 
 
 def _block(cin: int, cout: int, k: int = 3, pool: bool = True, stride: int = 1) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    ]
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
@@ -98,7 +102,9 @@ class MultiLabelCNN(nn.Module):
             _block(2 * w, 4 * w, pool=False),  # 16
             _block(4 * w, 4 * w),  # 8
         )
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes))
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes)
+        )
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -138,12 +144,25 @@ def rotation_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 SYNTHETIC_DATA = {"generator": "visxai.data.synthetic", "version": 1, "seed": 0}
 
 ROTNET_CONFIG: dict[str, Any] = {
-    "arch": "RotNet", "width": 16, "hidden": 128, "data": dict(SYNTHETIC_DATA, n_train=5000),
-    "epochs": 6, "lr": 2e-3, "batch_size": 64, "seed": 0, "version": 1,
+    "arch": "RotNet",
+    "width": 16,
+    "hidden": 128,
+    "data": dict(SYNTHETIC_DATA, n_train=5000),
+    "epochs": 6,
+    "lr": 2e-3,
+    "batch_size": 64,
+    "seed": 0,
+    "version": 1,
 }
 MULTILABEL_CONFIG: dict[str, Any] = {
-    "arch": "MultiLabelCNN", "width": 16, "data": dict(SYNTHETIC_DATA, n_train=8000),
-    "epochs": 10, "lr": 3e-3, "batch_size": 64, "seed": 0, "version": 1,
+    "arch": "MultiLabelCNN",
+    "width": 16,
+    "data": dict(SYNTHETIC_DATA, n_train=8000),
+    "epochs": 10,
+    "lr": 3e-3,
+    "batch_size": 64,
+    "seed": 0,
+    "version": 1,
 }
 
 
@@ -151,10 +170,14 @@ def synthetic_splits(n_train: int, n_test: int, seed: int = 0):
     """The synthetic train / test sets the models are trained and evaluated on."""
     from ..data.synthetic import make_synthetic
 
-    return make_synthetic(n_train, seed=seed, split="train"), make_synthetic(n_test, seed=seed, split="test")
+    return make_synthetic(n_train, seed=seed, split="train"), make_synthetic(
+        n_test, seed=seed, split="test"
+    )
 
 
-def _train_rotnet(model: RotNet, x: torch.Tensor, cfg: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+def _train_rotnet(
+    model: RotNet, x: torch.Tensor, cfg: dict[str, Any], progress: bool = True
+) -> dict[str, Any]:
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     gen = make_generator(cfg["seed"])
     bs, n = cfg["batch_size"], len(x)
@@ -213,8 +236,16 @@ def load_multilabel(pretrained: bool = True, progress: bool = True) -> MultiLabe
     def train(m: MultiLabelCNN) -> dict[str, Any]:
         train_set, test_set = synthetic_splits(cfg["data"]["n_train"], 1000, cfg["data"]["seed"])
         hist = _training.train_classifier(
-            m, train_set.images, train_set.labels, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-            seed=cfg["seed"], loss_fn=nn.BCEWithLogitsLoss(), progress=progress, desc="multilabel",
+            m,
+            train_set.images,
+            train_set.labels,
+            epochs=cfg["epochs"],
+            lr=cfg["lr"],
+            batch_size=cfg["batch_size"],
+            seed=cfg["seed"],
+            loss_fn=nn.BCEWithLogitsLoss(),
+            progress=progress,
+            desc="multilabel",
         )
         probs = torch.sigmoid(_training.predict_logits(m, test_set.images))
         exact = float(((probs > 0.5).float() == test_set.labels).all(1).float().mean())

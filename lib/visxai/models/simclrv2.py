@@ -39,7 +39,14 @@ from torch import nn
 
 from ..data.tf_checkpoint import TFCheckpoint
 
-__all__ = ["SimCLRv2", "SimCLRv2ResNet", "ContrastiveHead", "simclrv2_state", "load_simclrv2", "DEPTHS"]
+__all__ = [
+    "SimCLRv2",
+    "SimCLRv2ResNet",
+    "ContrastiveHead",
+    "simclrv2_state",
+    "load_simclrv2",
+    "DEPTHS",
+]
 
 #: blocks per stage for the depths the SimCLRv2 release uses
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -66,10 +73,16 @@ class Bottleneck(nn.Module):
 
     def __init__(self, cin: int, filters: int, stride: int, projection: bool) -> None:
         super().__init__()
-        self.shortcut = (nn.Sequential(nn.Conv2d(cin, 4 * filters, 1, stride, bias=False), _bn(4 * filters))
-                         if projection else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(cin, 4 * filters, 1, stride, bias=False), _bn(4 * filters))
+            if projection
+            else nn.Identity()
+        )
         self.conv1, self.bn1 = nn.Conv2d(cin, filters, 1, bias=False), _bn(filters)
-        self.conv2, self.bn2 = nn.Conv2d(filters, filters, 3, stride, padding=1, bias=False), _bn(filters)
+        self.conv2, self.bn2 = (
+            nn.Conv2d(filters, filters, 3, stride, padding=1, bias=False),
+            _bn(filters),
+        )
         self.conv3, self.bn3 = nn.Conv2d(filters, 4 * filters, 1, bias=False), _bn(4 * filters)
         self.relu = nn.ReLU()
 
@@ -89,7 +102,9 @@ class SimCLRv2ResNet(nn.Module):
         stem = int(64 * width)
         if stem < 1 or abs(64 * width - stem) > 1e-9:
             raise ValueError(f"width {width} must make 64 * width a positive integer")
-        self.stem = nn.Sequential(nn.Conv2d(3, stem, 7, 2, padding=3, bias=False), _bn(stem), nn.ReLU(), TFSameMaxPool())
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, stem, 7, 2, padding=3, bias=False), _bn(stem), nn.ReLU(), TFSameMaxPool()
+        )
         stages, cin = [], stem
         for i, n in enumerate(DEPTHS[depth]):
             filters = stem * 2**i
@@ -141,7 +156,9 @@ def _numbered(ckpt: TFCheckpoint, scope: str, layer: str, leaf: str) -> list[str
     return [k for _, k in sorted(found)]
 
 
-def simclrv2_state(ckpt: TFCheckpoint, ema: bool = True) -> tuple[dict[str, torch.Tensor], int, float]:
+def simclrv2_state(
+    ckpt: TFCheckpoint, ema: bool = True
+) -> tuple[dict[str, torch.Tensor], int, float]:
     """Map a SimCLRv2 TF checkpoint onto :class:`SimCLRv2`: returns (state dict, depth, width).
 
     ``ema=True`` takes the exponential-moving-average weights (``ema_model/...``), as the Pixel
@@ -154,27 +171,43 @@ def simclrv2_state(ckpt: TFCheckpoint, ema: bool = True) -> tuple[dict[str, torc
     bns = [k.removesuffix("/gamma") for k in _numbered(ckpt, base, "batch_normalization", "gamma")]
     if not convs:
         scopes = sorted({k.split("/")[0] for k in ckpt.keys()})
-        hint = " (try ema=False)" if ema and "base_model" in scopes else " (try ema=True)" if "ema_model" in scopes else ""
-        raise ValueError(f"no '{base}/conv2d*/kernel' variables in {ckpt.prefix}: not a SimCLRv2 checkpoint{hint}; top-level scopes: {scopes}")
+        hint = (
+            " (try ema=False)"
+            if ema and "base_model" in scopes
+            else " (try ema=True)"
+            if "ema_model" in scopes
+            else ""
+        )
+        raise ValueError(
+            f"no '{base}/conv2d*/kernel' variables in {ckpt.prefix}: not a SimCLRv2 checkpoint{hint}; top-level scopes: {scopes}"
+        )
     depth = next((d for d, n in DEPTHS.items() if 1 + 3 * sum(n) + 4 == len(convs)), None)
     if depth is None:
-        raise ValueError(f"{len(convs)} convolutions in {ckpt.prefix}: not a SimCLRv2 ResNet-50/101/152 without "
-                         "selective kernels (sk1 checkpoints are not supported)")
+        raise ValueError(
+            f"{len(convs)} convolutions in {ckpt.prefix}: not a SimCLRv2 ResNet-50/101/152 without "
+            "selective kernels (sk1 checkpoints are not supported)"
+        )
     width = ckpt.shape(convs[0])[-1] / 64
-    out_dim = ckpt.shape(f"{head}/nl_2/dense/kernel")[-1] if f"{head}/nl_2/dense/kernel" in ckpt else 128
+    out_dim = (
+        ckpt.shape(f"{head}/nl_2/dense/kernel")[-1] if f"{head}/nl_2/dense/kernel" in ckpt else 128
+    )
     model = SimCLRv2(depth, width, out_dim)
     state: dict[str, torch.Tensor] = {}
     names = dict(model.named_modules())
     conv_mods = [n for n, m in model.encoder.named_modules() if isinstance(m, nn.Conv2d)]
     bn_mods = [n for n, m in model.encoder.named_modules() if isinstance(m, nn.BatchNorm2d)]
     if len(bns) != len(bn_mods):
-        raise ValueError(f"{len(bns)} batch norms in {ckpt.prefix}, the ResNet-{depth} needs {len(bn_mods)}")
+        raise ValueError(
+            f"{len(bns)} batch norms in {ckpt.prefix}, the ResNet-{depth} needs {len(bn_mods)}"
+        )
 
     def put(module: str, param: str, value: torch.Tensor) -> None:
         target = names[module]._parameters.get(param)
         target = target if target is not None else names[module]._buffers[param]
         if tuple(value.shape) != tuple(target.shape):
-            raise ValueError(f"{module}.{param}: checkpoint shape {tuple(value.shape)} != model shape {tuple(target.shape)}")
+            raise ValueError(
+                f"{module}.{param}: checkpoint shape {tuple(value.shape)} != model shape {tuple(target.shape)}"
+            )
         state[f"{module}.{param}"] = value.float()
 
     def put_bn(module: str, tf: str, center: bool = True) -> None:
@@ -191,7 +224,9 @@ def simclrv2_state(ckpt: TFCheckpoint, ema: bool = True) -> tuple[dict[str, torc
     for i, (lin, bn) in enumerate(((0, 1), (3, 4), (6, 7))):
         key = f"{head}/nl_{i}/dense/kernel"
         if key not in ckpt:
-            raise ValueError(f"{key} missing in {ckpt.prefix}: Pixel Invariance needs the 3-layer projection head")
+            raise ValueError(
+                f"{key} missing in {ckpt.prefix}: Pixel Invariance needs the 3-layer projection head"
+            )
         put(f"head.{lin}", "weight", ckpt[key].t())
         put_bn(f"head.{bn}", f"{head}/nl_{i}/batch_normalization", center=i < 2)
     return state, depth, width

@@ -36,9 +36,9 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops import roi_align
 
-from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ..device import make_generator, seed_everything
 from . import training as _training
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "OBJECTIVES",
@@ -102,7 +102,11 @@ class SSLBackbone(nn.Module):
     def __init__(self, width: int = 16) -> None:
         super().__init__()
         w = width
-        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, w, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+        )
         chans = [w, 2 * w, 4 * w, 4 * w]
         strides = [1, 2, 2, 2]
         layers, cin = [], w
@@ -123,7 +127,9 @@ class SSLBackbone(nn.Module):
 class SSLModel(nn.Module):
     """Backbone + projection head (+ SimSiam predictor); input in [0, 1], normalised inside."""
 
-    def __init__(self, objective: str, width: int = 16, proj_dim: int = 64, hidden_dim: int = 128) -> None:
+    def __init__(
+        self, objective: str, width: int = 16, proj_dim: int = 64, hidden_dim: int = 128
+    ) -> None:
         super().__init__()
         from lightly.models.modules import heads
 
@@ -138,14 +144,20 @@ class SSLModel(nn.Module):
             self.projection = heads.SimSiamProjectionHead(d, hidden_dim, proj_dim)
         else:
             self.projection = heads.BarlowTwinsProjectionHead(d, hidden_dim, proj_dim)
-        self.predictor = heads.SimSiamPredictionHead(proj_dim, hidden_dim // 2, proj_dim) if objective == "simsiam" else None
+        self.predictor = (
+            heads.SimSiamPredictionHead(proj_dim, hidden_dim // 2, proj_dim)
+            if objective == "simsiam"
+            else None
+        )
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features [N, out_dim] of images in [0, 1]."""
         if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ValueError(f"expected float images [N, 3, H, W] in [0, 1], got {x.dtype} {tuple(x.shape)}")
+            raise ValueError(
+                f"expected float images [N, 3, H, W] in [0, 1], got {x.dtype} {tuple(x.shape)}"
+            )
         return self.backbone((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +180,13 @@ def photo_pool(short_side: int = 160, exclude: Sequence[str] = EVAL_PHOTOS) -> l
 
     from ..data import list_photos, load_photo
 
-    resize = v2.Compose([v2.PILToTensor(), v2.Resize(short_side, antialias=True), v2.ToDtype(torch.float32, scale=True)])
+    resize = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(short_side, antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     names = [n for n in list_photos() if n not in set(exclude)]
     if not names:
         raise ValueError("no training photos left after excluding the evaluation photos")
@@ -193,14 +211,18 @@ def random_crops(
         h, w = img.shape[-2:]
         m = len(idx)
         area = h * w * (scale[0] + (scale[1] - scale[0]) * torch.rand(m, generator=generator))
-        logr = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * torch.rand(m, generator=generator)
+        logr = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * torch.rand(
+            m, generator=generator
+        )
         ratio = torch.exp(logr)
         cw = torch.sqrt(area * ratio).clamp(8, w)
         ch = torch.sqrt(area / ratio).clamp(8, h)
         x0 = (w - cw) * torch.rand(m, generator=generator)
         y0 = (h - ch) * torch.rand(m, generator=generator)
         boxes = torch.stack([torch.zeros(m), x0, y0, x0 + cw, y0 + ch], dim=1)
-        crops[idx] = roi_align(img[None], boxes, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+        crops[idx] = roi_align(
+            img[None], boxes, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True
+        )
     flip = torch.rand(n, generator=generator) < 0.5
     crops[flip] = crops[flip].flip(-1)
     return crops.clamp_(0, 1)
@@ -244,13 +266,20 @@ def _train_ssl(model: SSLModel, config: dict[str, Any], progress: bool) -> dict[
     pool = photo_pool(config["pool_short_side"])
     aug = InvarianceAugment(AugmentConfig(jitter=tuple(config["jitter"]), p_erase=0.0))
     crit = _loss_fn(config)
-    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9, weight_decay=config["weight_decay"])
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config["lr"], momentum=0.9, weight_decay=config["weight_decay"]
+    )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config["steps"])
     model.train()
     t0 = time.time()
     size, bs = config["image_size"], config["batch_size"]
     losses: list[float] = []
-    bar = tqdm(range(config["steps"]), desc=f"train {config['objective']} w{config['width']}", disable=not progress, leave=False)
+    bar = tqdm(
+        range(config["steps"]),
+        desc=f"train {config['objective']} w{config['width']}",
+        disable=not progress,
+        leave=False,
+    )
     for step in bar:
         src = torch.randint(len(pool), (bs,), generator=gen)  # both views crop the same photo
         views = []
@@ -272,7 +301,11 @@ def _train_ssl(model: SSLModel, config: dict[str, Any], progress: bool) -> dict[
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     tail = losses[-20:]
-    return {"final_loss": sum(tail) / len(tail), "first_loss": losses[0], "train_seconds": round(time.time() - t0, 1)}
+    return {
+        "final_loss": sum(tail) / len(tail),
+        "first_loss": losses[0],
+        "train_seconds": round(time.time() - t0, 1),
+    }
 
 
 def load_ssl(name: str, pretrained: bool = True, progress: bool = True) -> SSLModel:
@@ -300,16 +333,28 @@ def photo_tensor(name: str, size: int) -> torch.Tensor:
 
     from ..data import load_photo
 
-    tf = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.ToDtype(torch.float32, scale=True)])
+    tf = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(size, antialias=True),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     return tf(load_photo(name)).clamp(0, 1)
 
 
 def simsiam_projector(dim: int = 2048) -> nn.Sequential:
     """SimSiam's projector (facebookresearch/simsiam builder.py): 2048-2048-2048, BN+ReLU between, final BN without affine."""
     return nn.Sequential(
-        nn.Linear(2048, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(inplace=True),
-        nn.Linear(2048, 2048, bias=False), nn.BatchNorm1d(2048), nn.ReLU(inplace=True),
-        nn.Linear(2048, dim), nn.BatchNorm1d(dim, affine=False),
+        nn.Linear(2048, 2048, bias=False),
+        nn.BatchNorm1d(2048),
+        nn.ReLU(inplace=True),
+        nn.Linear(2048, 2048, bias=False),
+        nn.BatchNorm1d(2048),
+        nn.ReLU(inplace=True),
+        nn.Linear(2048, dim),
+        nn.BatchNorm1d(dim, affine=False),
     )
 
 
@@ -320,7 +365,11 @@ def simsiam_state(ckpt: dict) -> dict[str, torch.Tensor]:
     Raises ``ValueError`` for a linear-classification checkpoint (no ``module.encoder.`` keys).
     """
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
-    out = {k.removeprefix("module.encoder."): v for k, v in state.items() if k.startswith("module.encoder.")}
+    out = {
+        k.removeprefix("module.encoder."): v
+        for k, v in state.items()
+        if k.startswith("module.encoder.")
+    }
     if not any(k.startswith("fc.") for k in out):
         raise ValueError(
             "this SimSiam file has no 'module.encoder.fc.*' projector keys: Pixel Invariance needs the pre-training "
@@ -332,8 +381,12 @@ def simsiam_state(ckpt: dict) -> dict[str, torch.Tensor]:
 def barlow_twins_projector(dim: int = 8192) -> nn.Sequential:
     """Barlow Twins' projector (facebookresearch/barlowtwins main.py): 2048-8192-8192-8192, BN+ReLU between."""
     return nn.Sequential(
-        nn.Linear(2048, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
-        nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+        nn.Linear(2048, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
         nn.Linear(dim, dim, bias=False),
     )
 
@@ -351,8 +404,18 @@ def barlow_twins_state(ckpt: dict) -> dict[str, torch.Tensor]:
             "this Barlow Twins file has no projector ('projector.*' keys): Pixel Invariance needs the full "
             "checkpoint.pth of the release (python -m visxai fetch barlowtwins-r50), not resnet50.pth"
         )
-    out = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.") and ".fc." not in k}
-    out.update({"fc." + k.removeprefix("projector."): v for k, v in state.items() if k.startswith("projector.")})
+    out = {
+        k.removeprefix("backbone."): v
+        for k, v in state.items()
+        if k.startswith("backbone.") and ".fc." not in k
+    }
+    out.update(
+        {
+            "fc." + k.removeprefix("projector."): v
+            for k, v in state.items()
+            if k.startswith("projector.")
+        }
+    )
     return out
 
 
@@ -373,21 +436,29 @@ def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Mo
     from ..data import artefact_path
 
     if name not in PAPER_SSL_ARTEFACTS:
-        raise ValueError(f"unknown paper SSL model {name!r}; choose from {sorted(PAPER_SSL_ARTEFACTS)}")
+        raise ValueError(
+            f"unknown paper SSL model {name!r}; choose from {sorted(PAPER_SSL_ARTEFACTS)}"
+        )
     art = PAPER_SSL_ARTEFACTS[name]
     if name.startswith("simclrv2"):
         from .simclrv2 import load_simclrv2
 
-        artefact_path(art, "model.ckpt-250228.data-00000-of-00001")  # raises ArtefactMissing if not fetched
+        artefact_path(
+            art, "model.ckpt-250228.data-00000-of-00001"
+        )  # raises ArtefactMissing if not fetched
         net = load_simclrv2(artefact_path(art, "model.ckpt-250228.index"), ema=True)
         return net.to(device), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     if name == "simsiam":
-        ckpt = torch.load(artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True)
+        ckpt = torch.load(
+            artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True
+        )
         net = resnet50()
         net.fc = simsiam_projector()
         net.load_state_dict(simsiam_state(ckpt), strict=True)
     else:  # Barlow Twins: the authors' full checkpoint, state_dict under 'model' prefixed 'module.'
-        ckpt = torch.load(artefact_path(art, "checkpoint.pth"), map_location="cpu", weights_only=True)
+        ckpt = torch.load(
+            artefact_path(art, "checkpoint.pth"), map_location="cpu", weights_only=True
+        )
         net = resnet50()
         net.fc = barlow_twins_projector()
         net.load_state_dict(barlow_twins_state(ckpt), strict=True)

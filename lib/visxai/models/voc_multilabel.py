@@ -155,7 +155,9 @@ def _train_items(voc: Path, sbd_root: Path | None, image_set: str) -> list[tuple
     seg = voc / "ImageSets" / "Segmentation"
     split_file = seg / f"{image_set}.txt"
     if not split_file.is_file():
-        raise ArtefactMissing(f"{split_file} does not exist.\nGet VOC 2012 with: python -m visxai fetch voc2012")
+        raise ArtefactMissing(
+            f"{split_file} does not exist.\nGet VOC 2012 with: python -m visxai fetch voc2012"
+        )
     ids = _read_ids(split_file)
     items = [(voc / "JPEGImages" / f"{i}.jpg", voc / "SegmentationClass" / f"{i}.png") for i in ids]
     if sbd_root is not None:
@@ -266,11 +268,17 @@ class _TinyVGG(nn.Module):
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(2)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)))
@@ -299,7 +307,9 @@ def _init_from_imagenet(model: nn.Module, config: Mapping[str, Any]) -> None:
         raise ValueError(f"init {config['init']!r} needs arch 'vgg19'")
     from .imagenet import build_torchvision
 
-    imnet, _, _ = build_torchvision("vgg19", pretrained=True)  # ArtefactMissing names the fetch command
+    imnet, _, _ = build_torchvision(
+        "vgg19", pretrained=True
+    )  # ArtefactMissing names the fetch command
     state = {k: v for k, v in imnet.state_dict().items() if not k.startswith("classifier.6.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or sorted(missing) != ["classifier.6.bias", "classifier.6.weight"]:
@@ -318,11 +328,18 @@ def recipe_config(sbd: bool = False, **overrides: Any) -> dict[str, Any]:
 
 def _lr_at(config: Mapping[str, Any], epoch: int) -> float:
     """The authors' StepLR as called at the start of each epoch: ``lr * gamma ** ((epoch + 1) // step)``."""
-    return float(config["lr"]) * float(config["lr_gamma"]) ** ((epoch + 1) // int(config["lr_step"]))
+    return float(config["lr"]) * float(config["lr_gamma"]) ** (
+        (epoch + 1) // int(config["lr_step"])
+    )
 
 
-def _fit(model: nn.Module, loader: DataLoader, config: Mapping[str, Any], device: torch.device,
-         progress: bool) -> list[float]:
+def _fit(
+    model: nn.Module,
+    loader: DataLoader,
+    config: Mapping[str, Any],
+    device: torch.device,
+    progress: bool,
+) -> list[float]:
     """Mini-batch Adam on BCE-with-logits; returns the mean loss per epoch."""
     if config["optimizer"] != "adam":
         raise ValueError(f"optimizer must be 'adam', got {config['optimizer']!r}")
@@ -330,11 +347,18 @@ def _fit(model: nn.Module, loader: DataLoader, config: Mapping[str, Any], device
     cuda = device.type == "cuda"
     if cuda:
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=_lr_at(config, 0), weight_decay=float(config["weight_decay"]))
+    opt = torch.optim.Adam(
+        model.parameters(), lr=_lr_at(config, 0), weight_decay=float(config["weight_decay"])
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and not torch.cuda.is_bf16_supported())
     loss_fn = nn.BCEWithLogitsLoss()
     history: list[float] = []
-    bar = tqdm(total=int(config["epochs"]) * len(loader), desc=MODEL_NAME, disable=not progress, leave=False)
+    bar = tqdm(
+        total=int(config["epochs"]) * len(loader),
+        desc=MODEL_NAME,
+        disable=not progress,
+        leave=False,
+    )
     for epoch in range(int(config["epochs"])):
         for g in opt.param_groups:
             g["lr"] = _lr_at(config, epoch)
@@ -385,7 +409,9 @@ def train_voc_multilabel(
     """
     cfg = dict(config) if config is not None else recipe_config(sbd=sbd_root is not None)
     if cfg.get("sbd") and sbd_root is None:
-        raise ValueError("this config trains on VOC + SBD: give sbd_root (SBD's benchmark_RELEASE/dataset)")
+        raise ValueError(
+            "this config trains on VOC + SBD: give sbd_root (SBD's benchmark_RELEASE/dataset)"
+        )
     if not cfg.get("sbd") and sbd_root is not None:
         raise ValueError("sbd_root given but config['sbd'] is False")
     dev = pick_device(device)
@@ -395,26 +421,54 @@ def train_voc_multilabel(
         if cfg.get("init") == "vgg19-imagenet":
             from .imagenet import TORCHVISION_SPECS, _torchvision_weights_file
 
-            _torchvision_weights_file(TORCHVISION_SPECS["vgg19"])  # ArtefactMissing: ... fetch vgg19-imagenet
+            _torchvision_weights_file(
+                TORCHVISION_SPECS["vgg19"]
+            )  # ArtefactMissing: ... fetch vgg19-imagenet
 
     def train(model: nn.Module) -> dict[str, Any]:
-        ds = VOCMultiLabel(root, "train", train=True, sbd_root=sbd_root, resize=int(cfg["resize"]),
-                           crop=int(cfg["crop"]), flip=bool(cfg["flip"]))
+        ds = VOCMultiLabel(
+            root,
+            "train",
+            train=True,
+            sbd_root=sbd_root,
+            resize=int(cfg["resize"]),
+            crop=int(cfg["crop"]),
+            flip=bool(cfg["flip"]),
+        )
         bs = int(cfg["batch_size"])
         if len(ds) < bs:
-            raise ValueError(f"{len(ds)} training images < batch size {bs} (the last incomplete batch is dropped)")
+            raise ValueError(
+                f"{len(ds)} training images < batch size {bs} (the last incomplete batch is dropped)"
+            )
         _init_from_imagenet(model, cfg)
         if dev.type == "cuda":  # dropout on the GPU (still not bit-exact there: cuDNN kernels)
             torch.cuda.manual_seed_all(int(cfg["seed"]))
-        loader = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True, num_workers=workers,
-                            generator=make_generator(int(cfg["seed"])), pin_memory=dev.type == "cuda",
-                            persistent_workers=workers > 0)
+        loader = DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            generator=make_generator(int(cfg["seed"])),
+            pin_memory=dev.type == "cuda",
+            persistent_workers=workers > 0,
+        )
         hist = _fit(model, loader, cfg, dev, progress)
-        metrics: dict[str, Any] = {"n_train": len(ds), "final_loss": round(hist[-1], 4),
-                                   "loss_per_epoch": [round(v, 4) for v in hist]}
+        metrics: dict[str, Any] = {
+            "n_train": len(ds),
+            "final_loss": round(hist[-1], 4),
+            "loss_per_epoch": [round(v, 4) for v in hist],
+        }
         if evaluate:
-            res = voc_multilabel_map(model, "val", root=root, size=int(cfg["crop"]), device=dev,
-                                     num_workers=workers, progress=progress)
+            res = voc_multilabel_map(
+                model,
+                "val",
+                root=root,
+                size=int(cfg["crop"]),
+                device=dev,
+                num_workers=workers,
+                progress=progress,
+            )
             metrics.update(val_mAP=round(res["mAP"], 4), n_val=res["n_images"])
         model.cpu()
         return metrics
@@ -436,11 +490,15 @@ def _missing_message(configs: list[dict[str, Any]]) -> str:
     ]
     need = [a for a in ("voc2012", "vgg19-imagenet") if not _safe_cached(is_cached, a)]
     if need:
-        lines.append(f"It needs the artefacts {', '.join(need)}: python -m visxai fetch {' '.join(need)}")
+        lines.append(
+            f"It needs the artefacts {', '.join(need)}: python -m visxai fetch {' '.join(need)}"
+        )
     others = sorted(_training._cache_dir().glob(f"{MODEL_NAME}-*.safetensors"))
     if others:
-        lines.append("Checkpoints with other settings exist (load them with "
-                     "visxai.models.voc_multilabel.load_voc_multilabel(config)):")
+        lines.append(
+            "Checkpoints with other settings exist (load them with "
+            "visxai.models.voc_multilabel.load_voc_multilabel(config)):"
+        )
         for p in others:
             cfg = _training.checkpoint_metadata(p).get("config", {})
             diff = {k: v for k, v in cfg.items() if RECIPE.get(k) != v}
@@ -455,14 +513,20 @@ def _safe_cached(is_cached, name: str) -> bool:
         return False
 
 
-def load_voc_multilabel(config: Mapping[str, Any] | None = None, device: str | torch.device = "cpu") -> nn.Module:
+def load_voc_multilabel(
+    config: Mapping[str, Any] | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
     """The trained classifier in eval mode, never training it.
 
     ``config=None`` looks for the recipe trained on VOC + SBD (the paper's training set), then
     on VOC alone. Raises :class:`CheckpointMissing` naming ``python -m visxai train
     vgg19-voc-multilabel`` (and ``python -m visxai fetch ...`` for missing data/weights).
     """
-    configs = [dict(config)] if config is not None else [recipe_config(sbd=True), recipe_config(sbd=False)]
+    configs = (
+        [dict(config)]
+        if config is not None
+        else [recipe_config(sbd=True), recipe_config(sbd=False)]
+    )
     for cfg in configs:
         path = _training.find_checkpoint(MODEL_NAME, cfg)
         if path is not None:
@@ -482,11 +546,14 @@ def loaded_voc_multilabel(pretrained: bool = True):
     """
     from torchvision import transforms as T
 
-    from ..transforms import to_rgb
     from ..layers import Normalizer
+    from ..transforms import to_rgb
     from .zoo import LoadedModel
 
-    info: dict[str, Any] = {"recipe": "visxai.models.voc_multilabel.RECIPE", "train_command": TRAIN_COMMAND}
+    info: dict[str, Any] = {
+        "recipe": "visxai.models.voc_multilabel.RECIPE",
+        "train_command": TRAIN_COMMAND,
+    }
     if pretrained:
         model = load_voc_multilabel()
         path = model.checkpoint_path  # type: ignore[attr-defined]
@@ -496,11 +563,27 @@ def loaded_voc_multilabel(pretrained: bool = True):
         model = build_model(RECIPE).eval()
     size = int(RECIPE["crop"])
     mean, std = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
-    preprocess = T.Compose([T.Lambda(to_rgb), T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR),
-                            T.ToTensor(), T.Normalize(mean, std)])
-    return LoadedModel(name=MODEL_NAME, model=model, preprocess=preprocess, normalize=Normalizer(mean, std),
-                       denormalize=Normalizer(mean, std, inverse=True), mean=mean, std=std,
-                       input_size=(size, size), labels=list(VOC_CLASSES), kind="voc-multilabel", info=info)
+    preprocess = T.Compose(
+        [
+            T.Lambda(to_rgb),
+            T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )
+    return LoadedModel(
+        name=MODEL_NAME,
+        model=model,
+        preprocess=preprocess,
+        normalize=Normalizer(mean, std),
+        denormalize=Normalizer(mean, std, inverse=True),
+        mean=mean,
+        std=std,
+        input_size=(size, size),
+        labels=list(VOC_CLASSES),
+        kind="voc-multilabel",
+        info=info,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,8 +592,9 @@ def loaded_voc_multilabel(pretrained: bool = True):
 
 
 @torch.no_grad()
-def predict_voc(model: nn.Module, loader: DataLoader, device: torch.device, progress: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_voc(
+    model: nn.Module, loader: DataLoader, device: torch.device, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logits [N,20] float32 on CPU, labels [N,20])`` over ``loader`` (eval mode, autocast on CUDA)."""
     was = model.training
     model.eval().to(device)
@@ -553,8 +637,11 @@ def voc_multilabel_map(
     if logits.shape[1] != NUM_CLASSES:
         raise ValueError(f"the model gives {logits.shape[1]} logits, expected {NUM_CLASSES}")
     scores, truth = torch.sigmoid(logits).numpy(), y.numpy().astype(int)
-    ap = {VOC_CLASSES[c]: float(average_precision_score(truth[:, c], scores[:, c]))
-          for c in range(NUM_CLASSES) if truth[:, c].any()}
+    ap = {
+        VOC_CLASSES[c]: float(average_precision_score(truth[:, c], scores[:, c]))
+        for c in range(NUM_CLASSES)
+        if truth[:, c].any()
+    }
     pred = scores > 0.5
     return {
         "mAP": float(np.mean(list(ap.values()))) if ap else float("nan"),

@@ -35,7 +35,7 @@ models need their artefacts (``python -m visxai fetch resnet50-imagenet`` ...).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +45,10 @@ from torchvision import transforms as T
 
 from visxai.device import pick_device
 from visxai.layers import Normalizer
-from visxai.transforms import to_rgb
 from visxai.models import imagenet as _imnet
 from visxai.models import small as _small
 from visxai.models import training as _training
+from visxai.transforms import to_rgb
 
 __all__ = [
     "LoadedModel",

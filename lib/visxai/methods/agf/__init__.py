@@ -53,9 +53,9 @@ implementation to 1e-7 relative; tests/test_agf.py checks the cache). ``trace`` 
 reshapes that copy (``torch.flatten`` of a channels_last tensor), so channels_last models work.
 """
 
-from .cache import clear_weight_cache, set_weight_cache, weight_cache, weight_cache_enabled
 from ...errors import UnsupportedLayerError
 from ...layers import Sum2
+from .cache import clear_weight_cache, set_weight_cache, weight_cache, weight_cache_enabled
 from .canonizers import canonized
 from .core import ABLATIONS, AGFFlags, AGFRules, agf, initial_score, relevance
 from .graph import SUPPORTED_LAYERS, Node, Trace, trace

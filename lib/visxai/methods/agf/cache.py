@@ -60,7 +60,9 @@ def _signature(w: torch.Tensor) -> tuple:
     return (w._version, w.data_ptr(), tuple(w.shape), w.stride(), w.dtype, w.device)
 
 
-def derived(w: torch.Tensor, kind: object, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def derived(
+    w: torch.Tensor, kind: object, make: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """``make(w)``, cached under ``kind`` while ``w`` is unchanged (computed fresh when off)."""
     if not _ENABLED:
         return make(w)

@@ -42,7 +42,9 @@ def _bottleneck_forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.relu(self.agf_sum(out, identity))
 
 
-def _mbconv_forward(self, inputs: torch.Tensor, drop_connect_rate: float | None = None) -> torch.Tensor:
+def _mbconv_forward(
+    self, inputs: torch.Tensor, drop_connect_rate: float | None = None
+) -> torch.Tensor:
     # Same computation as efficientnet_lite_pytorch.model.MBConvBlock.forward in eval mode
     # (drop connect is the identity at inference), with the skip addition as a module.
     x = inputs
@@ -68,7 +70,11 @@ def _block_kind(module: nn.Module) -> str | None:
     return None
 
 
-_FORWARDS = {"basic": _basic_block_forward, "bottleneck": _bottleneck_forward, "mbconv": _mbconv_forward}
+_FORWARDS = {
+    "basic": _basic_block_forward,
+    "bottleneck": _bottleneck_forward,
+    "mbconv": _mbconv_forward,
+}
 
 
 def _flat_convs(kind: str, module: nn.Module) -> list[nn.Module]:

@@ -8,16 +8,15 @@ Eq. 13, Delta-shift Def. 2 / Eq. 14. Choices the paper leaves open follow the au
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .cache import abs_weight
+from ...errors import UnsupportedLayerError
 from ...layers import Sum2
 from ...targets import Target, resolve_target
-from ...errors import UnsupportedLayerError
+from .cache import abs_weight
 from .graph import Node, Trace, trace
 from .rules import (
     LinearOp,
@@ -33,6 +32,7 @@ from .rules import (
     z_abs,
     z_box,
 )
+
 
 @dataclass(frozen=True)
 class AGFFlags:
@@ -196,8 +196,13 @@ def _delta_shift_(C: torch.Tensor, r: torch.Tensor, nonzero: torch.Tensor) -> to
     return r.add_(C).addcmul_(nonzero, shift.neg())  # C + r - shift * nonzero
 
 
-def relevance(model: nn.Module, x: torch.Tensor, rules: RuleSet, target: Target = None,
-              tr: Trace | None = None) -> torch.Tensor:
+def relevance(
+    model: nn.Module,
+    x: torch.Tensor,
+    rules: RuleSet,
+    target: Target = None,
+    tr: Trace | None = None,
+) -> torch.Tensor:
     """Relevance at the input [B, C, H, W] with ``rules`` for ``target`` (see ``resolve_target``)."""
     tr = tr or trace(model, x)
     t = resolve_target(tr.logits, target)
@@ -206,8 +211,9 @@ def relevance(model: nn.Module, x: torch.Tensor, rules: RuleSet, target: Target 
     return propagate(tr, rules, rules.start(tr, t))
 
 
-def agf(model: nn.Module, x: torch.Tensor, target: Target = None,
-        flags: AGFFlags | None = None) -> torch.Tensor:
+def agf(
+    model: nn.Module, x: torch.Tensor, target: Target = None, flags: AGFFlags | None = None
+) -> torch.Tensor:
     """AGF maps [B, H, W] (Algorithm 1): relevance / per-sample max, summed over channels.
 
     ``model`` is any eval-mode classifier built from the supported layers (torchvision VGG,

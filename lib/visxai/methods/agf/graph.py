@@ -94,8 +94,14 @@ class Node:
 class Trace:
     """A traced forward pass: ``nodes`` in execution order, ``logits``, the gradient stream."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, nodes: list[Node], logits: torch.Tensor,
-                 out_index: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        nodes: list[Node],
+        logits: torch.Tensor,
+        out_index: int,
+    ) -> None:
         self.model = model
         self.x = x
         self.nodes = nodes
@@ -136,7 +142,9 @@ class Trace:
 
 
 @contextlib.contextmanager
-def _hooks(model: nn.Module, records: list[tuple[str, nn.Module, tuple, torch.Tensor]]) -> Iterator[None]:
+def _hooks(
+    model: nn.Module, records: list[tuple[str, nn.Module, tuple, torch.Tensor]]
+) -> Iterator[None]:
     handles = []
     counts: dict[str, int] = {}
 
@@ -164,7 +172,9 @@ def _hooks(model: nn.Module, records: list[tuple[str, nn.Module, tuple, torch.Te
 def trace(model: nn.Module, x: torch.Tensor) -> Trace:
     """Run ``model`` on ``x`` with hooks; returns the linked ``Trace`` (parameters frozen)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"expected a float tensor [B, C, H, W], got {getattr(x, 'shape', type(x))}")
+        raise ValueError(
+            f"expected a float tensor [B, C, H, W], got {getattr(x, 'shape', type(x))}"
+        )
     if model.training:
         raise ValueError("put the model in eval mode (model.eval()) before explaining it")
     x = x.detach().clone().requires_grad_(True)
@@ -177,8 +187,14 @@ def trace(model: nn.Module, x: torch.Tensor) -> Trace:
     nodes: list[Node] = []
     by_id: dict[int, int] = {}
     for i, (name, module, args, output) in enumerate(records):
-        node = Node(i, name, module, [a for a in args if isinstance(a, torch.Tensor)], output,
-                    flat=id(module) in flat_ids)
+        node = Node(
+            i,
+            name,
+            module,
+            [a for a in args if isinstance(a, torch.Tensor)],
+            output,
+            flat=id(module) in flat_ids,
+        )
         for t in node.inputs:
             node.producers.append(_resolve(t, x, by_id, nodes, name))
         if isinstance(module, nn.Linear):
@@ -196,13 +212,20 @@ def trace(model: nn.Module, x: torch.Tensor) -> Trace:
     return Trace(model, x, nodes, logits, out_index)
 
 
-def _resolve(t: torch.Tensor, x: torch.Tensor, by_id: dict[int, int], nodes: list[Node], name: str) -> int:
+def _resolve(
+    t: torch.Tensor, x: torch.Tensor, by_id: dict[int, int], nodes: list[Node], name: str
+) -> int:
     if t is x:
         return INPUT
     if id(t) in by_id:
         return by_id[id(t)]
     base = t._base
-    if base is not None and base.numel() == t.numel() and base.is_contiguous() and t.is_contiguous():
+    if (
+        base is not None
+        and base.numel() == t.numel()
+        and base.is_contiguous()
+        and t.is_contiguous()
+    ):
         if base is x:
             return INPUT
         if id(base) in by_id:

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import abs_weight, derived, neg_weight, pos_weight
-from ...layers import Sum2
 from ...errors import UnsupportedLayerError
+from ...layers import Sum2
+from .cache import abs_weight, derived, neg_weight, pos_weight
 from .graph import Node, Trace, is_static_same_conv
 
 _DIMS = (1, 2, 3)
@@ -33,8 +33,13 @@ def safe_divide(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Te
     return out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # only b == 0 gives inf / nan
 
 
-def _safe_divide_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, eps: float = 1e-9,
-                      b_is_temporary: bool = False) -> torch.Tensor:
+def _safe_divide_into(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor,
+    eps: float = 1e-9,
+    b_is_temporary: bool = False,
+) -> torch.Tensor:
     """``safe_divide(a, b)`` written into ``out`` (same values; ``b`` reused if temporary)."""
     den = b.add_(b.sign(), alpha=eps) if b_is_temporary else torch.add(b, b.sign(), alpha=eps)
     torch.div(a, den, out=out)
@@ -44,9 +49,15 @@ def _safe_divide_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, eps: 
 def _same_format_empty(like: torch.Tensor, batch: int) -> torch.Tensor:
     """An empty tensor shaped like ``like`` with batch ``batch``, in ``like``'s memory format."""
     fmt = torch.contiguous_format
-    if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+    if (
+        like.dim() == 4
+        and not like.is_contiguous()
+        and like.is_contiguous(memory_format=torch.channels_last)
+    ):
         fmt = torch.channels_last
-    return torch.empty((batch, *like.shape[1:]), dtype=like.dtype, device=like.device, memory_format=fmt)
+    return torch.empty(
+        (batch, *like.shape[1:]), dtype=like.dtype, device=like.device, memory_format=fmt
+    )
 
 
 def _sum_dims(t: torch.Tensor) -> tuple[int, ...]:
@@ -84,8 +95,9 @@ def delta_shift(C: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return C + r - shift * nonzero
 
 
-def factorize(Y: torch.Tensor, phi: torch.Tensor, sharpness: float = 10.0,
-              ridge: float = 1.0) -> torch.Tensor:
+def factorize(
+    Y: torch.Tensor, phi: torch.Tensor, sharpness: float = 10.0, ridge: float = 1.0
+) -> torch.Tensor:
     """Attribution guided factorisation F-bar(Y, phi) = W_f - W_b (Eq. 7), shape [B, 1, H, W].
 
     Y [B, C, H, W] is max-normalised, passed through the soft Heaviside sigmoid(10 * Y); the
@@ -119,7 +131,8 @@ class LinearOp:
             if isinstance(module.padding, str) or module.padding_mode != "zeros":
                 raise UnsupportedLayerError(
                     f"Conv2d with padding={module.padding!r}, padding_mode={module.padding_mode!r} "
-                    "is not supported (explicit integer zero padding only)")
+                    "is not supported (explicit integer zero padding only)"
+                )
             if is_static_same_conv(module) and isinstance(module.static_padding, nn.ZeroPad2d):
                 self.pre_pad = tuple(module.static_padding.padding)
 
@@ -131,26 +144,30 @@ class LinearOp:
             x = F.pad(x, self.pre_pad)
         return F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups)
 
-    def vjp(self, x_shape: torch.Size | tuple[int, ...], w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def vjp(
+        self, x_shape: torch.Size | tuple[int, ...], w: torch.Tensor, g: torch.Tensor
+    ) -> torch.Tensor:
         """d<fwd(x, w), g>/dx for x of shape ``x_shape`` (its batch taken from ``g``)."""
         m = self.module
         if not self.is_conv:
             return g @ w
         shape = [g.shape[0], *x_shape[1:]]
         if self.pre_pad is not None:
-            l, r, t, btm = self.pre_pad
+            left, right, t, btm = self.pre_pad
             shape[2] += t + btm
-            shape[3] += l + r
+            shape[3] += left + right
         # the transposed convolution is the VJP (bitwise the same as conv2d_input, which
         # copies ``g`` into another memory format on some layers); output_padding restores the
         # rows / columns that a strided convolution drops
         k, s, p, d = m.kernel_size, m.stride, m.padding, m.dilation
-        out_pad = [shape[2 + i] - ((g.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1)
-                   for i in range(2)]
+        out_pad = [
+            shape[2 + i] - ((g.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1)
+            for i in range(2)
+        ]
         gi = F.conv_transpose2d(g, w, None, s, p, out_pad, m.groups, d)
         if self.pre_pad is not None:
-            l, r, t, btm = self.pre_pad
-            gi = gi[:, :, t:t + x_shape[2], l:l + x_shape[3]]
+            left, _, t, _ = self.pre_pad
+            gi = gi[:, :, t : t + x_shape[2], left : left + x_shape[3]]
         return gi
 
     def ones(self, x_shape: torch.Size | tuple[int, ...], w: torch.Tensor) -> torch.Tensor:
@@ -177,8 +194,14 @@ def z_abs(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> to
     return op.vjp(x.shape, wa, S).mul_(xa)
 
 
-def z_box(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
-          low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+def z_box(
+    op: LinearOp,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    R: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+) -> torch.Tensor:
     """z^B rule (Montavon et al. 2017) for the layer on the image, bounds ``low``/``high``."""
     wp, wn = pos_weight(w), neg_weight(w)
     Z = op.fwd(x, w) - op.fwd(low, wp) - op.fwd(high, wn)
@@ -191,8 +214,15 @@ def _stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
     return z + eps * (2 * (z >= 0).to(z.dtype) - 1)
 
 
-def alpha_beta(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
-               alpha: float = 1.0, beta: float = 0.0, eps: float = 1e-6) -> torch.Tensor:
+def alpha_beta(
+    op: LinearOp,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    R: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    eps: float = 1e-6,
+) -> torch.Tensor:
     """LRP-alpha-beta (Bach et al. 2015), bias ignored; alpha=1, beta=0 is z+ (zennit's ZPlus)."""
     xp, xn = x.clamp(min=0), x.clamp(max=0)
     wp, wn = w.clamp(min=0), w.clamp(max=0)
@@ -204,8 +234,14 @@ def alpha_beta(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
     return out
 
 
-def epsilon_rule(op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-                 R: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def epsilon_rule(
+    op: LinearOp,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    R: torch.Tensor,
+    eps: float = 1e-6,
+) -> torch.Tensor:
     """LRP-epsilon (bias included in the denominator, as zennit's Epsilon)."""
     return x * op.vjp(x.shape, w, R / _stabilize(op.fwd(x, w, b), eps))
 
@@ -301,8 +337,13 @@ class LRPRules(RuleSet):
     layer that reads the image (the authors' LRP), ``first=None`` uses the conv rule there too.
     """
 
-    def __init__(self, conv: str = "alpha1beta0", linear: str | None = None,
-                 first: str | None = "zbox", epsilon: float = 1e-6) -> None:
+    def __init__(
+        self,
+        conv: str = "alpha1beta0",
+        linear: str | None = None,
+        first: str | None = "zbox",
+        epsilon: float = 1e-6,
+    ) -> None:
         for r in (conv, linear or conv):
             if r not in ("alpha1beta0", "zplus", "alpha2beta1", "epsilon"):
                 raise ValueError(f"unknown LRP rule {r!r}")
@@ -398,7 +439,9 @@ class RAPRules(RuleSet):
             return [self._batchnorm(node, R)]
         if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             x = node.inputs[0]
-            (g,) = torch.autograd.grad(node.output, x, rap_divide(R, node.output), retain_graph=True)
+            (g,) = torch.autograd.grad(
+                node.output, x, rap_divide(R, node.output), retain_graph=True
+            )
             return [x * g]
         if isinstance(m, Sum2):
             a, b = node.inputs
@@ -439,11 +482,14 @@ class RAPRules(RuleSet):
         low, high = image_bounds(x)
         wp, wn = pos_weight(w), neg_weight(w)
         S = rap_divide(R, op.fwd(x, w) - op.fwd(low, wp) - op.fwd(high, wn))
-        return x * op.vjp(x.shape, w, S) - low * op.vjp(x.shape, wp, S) - high * op.vjp(x.shape, wn, S)
+        return (
+            x * op.vjp(x.shape, w, S) - low * op.vjp(x.shape, wp, S) - high * op.vjp(x.shape, wn, S)
+        )
 
     @staticmethod
-    def _pos_prop(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor,
-                  conv: bool) -> torch.Tensor:
+    def _pos_prop(
+        op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor, conv: bool
+    ) -> torch.Tensor:
         B = x.shape[0]
         parts = [x.clamp(min=0)]
         if bool((x < 0).any()):  # the x- part is exactly 0 (and unshifted) without negatives
@@ -477,13 +523,21 @@ class RAPRules(RuleSet):
         Z1, Z2, Z3, Z4 = F.linear(xp, wp), F.linear(xp, wn), F.linear(xn, wp), F.linear(xn, wn)
         pos = (Z1 * pd + Z4 * pd).sum(-1, keepdim=True)
         neg = (Z2 * pd + Z3 * pd).sum(-1, keepdim=True)
-        b = m.bias if m.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        b = (
+            m.bias
+            if m.bias is not None
+            else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        )
         bp = b * pd * rap_divide(pos, pos + neg)
         bn = b * pd * rap_divide(neg, pos + neg)
-        C = (xp * (rap_divide(Z1 * pd, Z1) @ wp) + xn * (rap_divide(Z4 * pd, Z4) @ wn)
-             + xp * (rap_divide(bp, Z1) @ wp)
-             + xp * (rap_divide(Z2 * pd, Z2) @ wn) + xn * (rap_divide(Z3 * pd, Z3) @ wp)
-             + xp * (rap_divide(bn, Z2) @ wn))
+        C = (
+            xp * (rap_divide(Z1 * pd, Z1) @ wp)
+            + xn * (rap_divide(Z4 * pd, Z4) @ wn)
+            + xp * (rap_divide(bp, Z1) @ wp)
+            + xp * (rap_divide(Z2 * pd, Z2) @ wn)
+            + xn * (rap_divide(Z3 * pd, Z3) @ wp)
+            + xp * (rap_divide(bn, Z2) @ wn)
+        )
         # redistribute: |C| * sum(C) / sum(|C|)
         Cp, Cn = C.clamp(min=0), C.clamp(max=0)
         total, net = (Cp - Cn).sum(-1, keepdim=True), (Cp + Cn).sum(-1, keepdim=True)
