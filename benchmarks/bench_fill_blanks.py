@@ -20,7 +20,7 @@ import torch
 
 from visxai.device import pick_device
 from visxai.methods.fill_blanks import FillInTheBlanks
-from visxai.models.small import SmallCNN3, SmallResNet
+from visxai.models.small_cnns import SmallCNN3, SmallResNet
 
 
 def passes_per_second(

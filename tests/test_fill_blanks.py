@@ -18,7 +18,7 @@ from visxai.methods.fill_blanks import (
     threshold,
     with_input_normalization,
 )
-from visxai.models.small import SmallCNN3
+from visxai.models.small_cnns import SmallCNN3
 
 torch.set_num_threads(2)
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from visxai.models import list_models, load_model, zoo
 from visxai.models import training as tr
-from visxai.models.small import SmallCNN3, SmallResNet, SmallVGG
+from visxai.models.small_cnns import SmallCNN3, SmallResNet, SmallVGG
 
 CAT_CLASSES = {"tabby", "tiger cat", "Egyptian cat"}
 
@@ -67,7 +67,7 @@ def test_efficientnet_lite_classifies_photos(name, crop, photos):
 
 
 def test_efficientnet_weights_load_with_weights_only():
-    from visxai.models.imagenet import efficientnet_lite_weights_path
+    from visxai.models.imagenet_classifiers import efficientnet_lite_weights_path
 
     state = torch.load(efficientnet_lite_weights_path(0), map_location="cpu", weights_only=True)
     assert isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from visxai.data import ArtefactMissing
 from visxai.methods.agf_selfsupervised import explain_ssl, latent_bank, penultimate_split
-from visxai.models import paper_selfsup as P
+from visxai.models import selfsup_checkpoints as P
 
 torch.set_num_threads(1)
 GEN = torch.Generator().manual_seed(0)

@@ -199,7 +199,7 @@ def test_barlow_twins_checkpoint_maps_strictly_onto_resnet50():
     """The authors' DDP checkpoint layout loads strictly (no silently random weights)."""
     from torchvision.models import resnet50
 
-    from visxai.models.ssl import barlow_twins_projector, barlow_twins_state
+    from visxai.models.ssl_checkpoints import barlow_twins_projector, barlow_twins_state
 
     src = resnet50()
     src.fc = torch.nn.Identity()
@@ -231,7 +231,7 @@ def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch
     optimizer state) loads strictly with weights_only=True from the artefact cache."""
     from torchvision.models import resnet50
 
-    from visxai.models.ssl import load_paper_ssl, simsiam_projector, simsiam_state
+    from visxai.models.ssl_checkpoints import load_paper_ssl, simsiam_projector, simsiam_state
 
     src = resnet50()
     src.fc = simsiam_projector()

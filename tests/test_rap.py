@@ -243,14 +243,14 @@ def test_reference_exercises_the_signed_paths() -> None:
 
 # ----------------------------------------------------------------------------- (b) signed maps
 def _efficientnet() -> nn.Module:
-    from visxai.models.imagenet import build_efficientnet_lite
+    from visxai.models.imagenet_classifiers import build_efficientnet_lite
 
     torch.manual_seed(0)
     return build_efficientnet_lite(0, pretrained=False)
 
 
 def _small_vgg() -> nn.Module:
-    from visxai.models.small import SmallVGG
+    from visxai.models.small_cnns import SmallVGG
 
     torch.manual_seed(0)
     return SmallVGG(in_channels=3).eval()
@@ -309,7 +309,7 @@ def test_every_layer_conserves_relevance(arch: str, start: str) -> None:
     (the 'mixed' net; VGG / ResNet / EfficientNet-Lite have no such layer). Without one, the
     input relevance sums to the logit."""
     if arch == "resnet":
-        from visxai.models.small import SmallResNet
+        from visxai.models.small_cnns import SmallResNet
 
         torch.manual_seed(0)
         net = SmallResNet(in_channels=3).double().eval()

@@ -2,8 +2,8 @@
 
 import torch
 
-from visxai.models.probes import PROBE_CONFIG, ProbedModel
-from visxai.models.selfsup import (
+from visxai.models.rotnet_probes import PROBE_CONFIG, ProbedModel
+from visxai.models.selfsup_miniatures import (
     MULTILABEL_CONFIG,
     ROTNET_CONFIG,
     MultiLabelCNN,

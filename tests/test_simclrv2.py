@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from visxai.data.tf_checkpoint import TFCheckpoint, TFCheckpointError
-from visxai.models.simclrv2 import SimCLRv2, TFSameMaxPool, load_simclrv2, simclrv2_state
+from visxai.models.simclrv2_tf import SimCLRv2, TFSameMaxPool, load_simclrv2, simclrv2_state
 
 FIXTURE = Path(__file__).parent / "data" / "simclrv2_tiny"
 
@@ -113,7 +113,7 @@ def test_wrong_files_give_clear_errors(tmp_path):
 
 def test_load_paper_ssl_reads_the_cached_tensorflow_checkpoint(tmp_path, monkeypatch, expected):
     from visxai.data import ArtefactMissing
-    from visxai.models.ssl import load_paper_ssl
+    from visxai.models.ssl_checkpoints import load_paper_ssl
 
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
     with pytest.raises(ArtefactMissing, match="python -m visxai fetch simclrv2-r50-1x"):

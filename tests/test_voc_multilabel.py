@@ -15,7 +15,7 @@ from visxai.data.segmentation_sets import VOC_CLASSES, load_voc2012_segmentation
 from visxai.models import load_model
 from visxai.models import training as tr
 from visxai.models import voc_multilabel as vml
-from visxai.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from visxai.models.imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
 
 CAT, DOG = VOC_CLASSES.index("cat"), VOC_CLASSES.index("dog")  # 7, 11 (mask ids 8, 12)
 COLOUR = {CAT: (220, 30, 30), DOG: (30, 30, 220)}

@@ -273,7 +273,7 @@ def _task_fn(
     from .models import load_model
 
     if args.data == "synthetic":
-        from .models.selfsup import load_multilabel
+        from .models.selfsup_miniatures import load_multilabel
 
         model = load_multilabel().to(ctx.device).eval()
         normalize = None

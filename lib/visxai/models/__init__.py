@@ -3,7 +3,7 @@ project's small MNIST / Fashion-MNIST CNNs, and a seeded training recipe with a 
 checkpoint cache. See :mod:`visxai.models.zoo` and :mod:`visxai.models.training`.
 """
 
-from visxai.models.small import SmallCNN3, SmallResNet, SmallVGG
+from visxai.models.small_cnns import SmallCNN3, SmallResNet, SmallVGG
 from visxai.models.training import cached, evaluate, train_classifier
 from visxai.models.zoo import (
     FASHION_MNIST_LABELS,

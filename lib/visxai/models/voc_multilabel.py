@@ -94,7 +94,7 @@ from ..data.manifest import ArtefactMissing
 from ..data.segmentation_sets import VOC_CLASSES, VOC_IGNORE, _resize_pair, voc2012_root
 from ..device import autocast, make_generator, pick_device
 from . import training as _training
-from .imagenet import IMAGENET_MEAN, IMAGENET_STD
+from .imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "MODEL_NAME",
@@ -305,7 +305,7 @@ def _init_from_imagenet(model: nn.Module, config: Mapping[str, Any]) -> None:
         return
     if config["init"] != "vgg19-imagenet" or config["arch"] != "vgg19":
         raise ValueError(f"init {config['init']!r} needs arch 'vgg19'")
-    from .imagenet import build_torchvision
+    from .imagenet_classifiers import build_torchvision
 
     imnet, _, _ = build_torchvision(
         "vgg19", pretrained=True
@@ -419,7 +419,7 @@ def train_voc_multilabel(
     if _training.find_checkpoint(MODEL_NAME, cfg) is None:  # fail fast, before building VGG-19
         voc2012_root(root)  # ArtefactMissing: python -m visxai fetch voc2012
         if cfg.get("init") == "vgg19-imagenet":
-            from .imagenet import TORCHVISION_SPECS, _torchvision_weights_file
+            from .imagenet_classifiers import TORCHVISION_SPECS, _torchvision_weights_file
 
             _torchvision_weights_file(
                 TORCHVISION_SPECS["vgg19"]

@@ -45,8 +45,8 @@ from torchvision import transforms as T
 
 from visxai.device import pick_device
 from visxai.layers import Normalizer
-from visxai.models import imagenet as _imnet
-from visxai.models import small as _small
+from visxai.models import imagenet_classifiers as _imnet
+from visxai.models import small_cnns as _small
 from visxai.models import training as _training
 from visxai.transforms import to_rgb
 

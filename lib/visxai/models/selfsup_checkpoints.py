@@ -19,7 +19,7 @@ Self-Supervised Models", Fig. 4, Table 4), loaded from the authors' releases thr
   (``alexnet.py``, ``bn=True``) and a 4-way rotation head ``top_layer``. No public weight
   release was found (manifest ``rotnet-alexnet-imagenet`` takes a user-provided file). For
   Fig. 4b, :attr:`AsanoAlexNet.blocks` exposes the five conv stages for per-layer linear probes
-  (e.g. :class:`visxai.models.probes.ProbedModel`).
+  (e.g. :class:`visxai.models.rotnet_probes.ProbedModel`).
 
 All three expect ImageNet mean/std normalisation of 224x224 RGB crops (Resize 256 + CenterCrop
 224, the authors' evaluation transforms). :func:`load_paper_selfsup` returns a
@@ -27,7 +27,7 @@ All three expect ImageNet mean/std normalisation of 224x224 RGB crops (Resize 25
 final ``nn.Linear`` called ``head`` (``phi_tau`` of Algorithm 2) and ``model.embed(x)`` gives the
 penultimate activations (``phi_F``), so :func:`visxai.methods.agf_selfsupervised.penultimate_split`,
 ``latent_bank`` and ``explain_ssl`` work on it exactly as on the offline
-:class:`visxai.models.selfsup.RotNet`.
+:class:`visxai.models.selfsup_miniatures.RotNet`.
 
 What is written by hand and why: torchvision's ``resnet50`` is used as is for SCAN (its
 checkpoint *is* a torchvision ResNet-50). SeLa's pre-activation bottleneck and the AlexNet are
@@ -60,7 +60,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .imagenet import IMAGENET_MEAN, IMAGENET_STD
+from .imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "PAPER_SELFSUP_ARTEFACTS",

@@ -5,7 +5,7 @@ AlexNet (RotNet) a supervised linear classifier is trained on the frozen, pooled
 and AGF explains the network "block 1..k + linear probe". Deeper blocks should give more
 semantic maps (better segmentation, Fig. 4b).
 
-Here the backbone is the project's :class:`~visxai.models.selfsup.RotNet` and the probes are
+Here the backbone is the project's :class:`~visxai.models.selfsup_miniatures.RotNet` and the probes are
 multi-label linear classifiers for the synthetic set's Fashion-MNIST classes (BCE), trained on
 ``AdaptiveAvgPool2d(pool)`` features of the frozen blocks. :class:`ProbedModel` is an ordinary
 ``nn.Module`` (the frozen trunk, the pooling, the linear layer), so every explanation method
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import training as _training
-from .selfsup import ROTNET_CONFIG, RotNet, synthetic_splits
+from .selfsup_miniatures import ROTNET_CONFIG, RotNet, synthetic_splits
 
 __all__ = ["ProbedModel", "PROBE_CONFIG", "train_probe", "load_probes"]
 
@@ -86,7 +86,7 @@ def train_probe(
 
 def load_probes(rotnet: RotNet | None = None, pretrained: bool = True) -> list[ProbedModel]:
     """One :class:`ProbedModel` per RotNet block (Fig. 4b / Fig. 5), trained once and cached."""
-    from .selfsup import load_rotnet
+    from .selfsup_miniatures import load_rotnet
 
     rotnet = rotnet if rotnet is not None else load_rotnet(pretrained=pretrained)
     data = None
