@@ -18,7 +18,7 @@ EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
 # notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
 NB ?= notebooks/
 
-.PHONY: setup install fetch reproduce test unit nbval test-portable check-clean check-lock check-lab notebooks lab bench clean
+.PHONY: setup install fetch reproduce test lint unit nbval test-portable check-clean check-lock check-lab notebooks lab bench clean
 
 setup: install fetch
 
@@ -37,7 +37,11 @@ reproduce: setup
 	$(PY) -m visxai reproduce --profile $(PROFILE) --device $(DEVICE) $(if $(filter offline,$(PROFILE)),--canonical,)
 
 test: setup
-	$(MAKE) unit nbval test-portable check-lock check-lab check-clean
+	$(MAKE) lint unit nbval test-portable check-lock check-lab check-clean
+
+# pycodestyle, pyflakes and import order at the 100-character line of pyproject.toml
+lint: install
+	$(PY) -m ruff check lib tests benchmarks notebooks
 
 # tests write figures to a temporary VISXAI_FIGURES: figures/ is written only by `make reproduce`
 unit:
