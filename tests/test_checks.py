@@ -19,7 +19,8 @@ def test_accepts_and_returns_valid_input():
         (torch.zeros(3, 4, 4), r"got shape \(3, 4, 4\)"),
         (
             torch.zeros(2, 1, 4, 4),
-            r"must have 3 \(RGB\) channel\(s\) at dim 1 \(\[B, 3, H, W\]\), got shape \(2, 1, 4, 4\) with 1",
+            r"must have 3 \(RGB\) channel\(s\) at dim 1 \(\[B, 3, H, W\]\), "
+            r"got shape \(2, 1, 4, 4\) with 1",
         ),
         (
             torch.zeros(2, 3, 4, 4, dtype=torch.uint8),

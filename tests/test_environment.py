@@ -21,7 +21,7 @@ def _lock() -> dict[str, str]:
 
 
 def test_cuda_only_pins_carry_a_linux_marker_and_jupyterlab_is_pinned():
-    """torch's CUDA wheels exist for Linux only: unmarked, they made the lock fail on macOS/Windows."""
+    """torch's CUDA wheels exist for Linux only: unmarked, they broke the lock on macOS/Windows."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tests"))

@@ -1,4 +1,7 @@
-"""Input validation shared by the methods and models: one place that says what was wrong and what to do."""
+"""Input validation shared by the methods and models.
+
+One place that says what was wrong and what to do.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +53,8 @@ def check_images(
         )
     if channels is not None and x.shape[-3] != channels:
         raise InputError(
-            f"{name} must have {channels}{' (RGB)' if rgb else ''} channel(s) at dim {ndim - 3} ({want}), got shape "
+            f"{name} must have {channels}{' (RGB)' if rgb else ''} channel(s) at dim {ndim - 3} "
+            f"({want}), got shape "
             f"{tuple(x.shape)} with {x.shape[-3]}{tail}"
         )
     if not x.is_floating_point():

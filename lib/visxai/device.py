@@ -60,7 +60,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def configure_threads(num_threads: int | None = None) -> int:
-    """Set torch's CPU thread count: ``num_threads``, else ``$VISXAI_THREADS``, else torch's default.
+    """Set torch's CPU thread count: ``num_threads``, else ``$VISXAI_THREADS``, else the default.
 
     On a small shared CPU, OpenMP threads that outnumber free cores spin-wait on each other (seen
     here: two threads 20-60x slower than one while other processes ran), so parallel runners such

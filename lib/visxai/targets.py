@@ -36,7 +36,8 @@ def as_targets(
 
 
 def resolve_target(logits: torch.Tensor, target: Target) -> torch.Tensor:
-    """``[B]`` classes for ``logits`` [B, K]: ``None`` -> top-1 per image, else :func:`as_targets`."""
+    """``[B]`` classes for ``logits`` [B, K]: ``None`` is the top-1 class per image, anything else
+    goes through :func:`as_targets`."""
     B, K = logits.shape
     if target is None:
         return logits.detach().argmax(1)
