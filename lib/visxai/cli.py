@@ -107,7 +107,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         for i, nb in enumerate(books, 1):
             out = nb if args.inplace else run_dir / nb.name
             print(
-                f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, device={args.device}) -> {out}",
+                f"[{i}/{len(books)}] {nb.name} (profile={args.profile}, "
+                f"device={args.device}) -> {out}",
                 flush=True,
             )
             t0 = time.perf_counter()
@@ -228,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "reproduce",
         help="execute the notebooks headless (papermill); results under runs/<timestamp>/",
-        description="Execute notebooks with papermill. Results (executed notebooks, figures, scorecard) "
-        "go to runs/<timestamp>/; --canonical writes the committed figures/ and README table instead "
+        description="Execute notebooks with papermill. Results (executed notebooks, figures, "
+        "scorecard) go to runs/<timestamp>/; --canonical writes the committed figures/ and README "
+        "table instead "
         "(the default offline run only: `make reproduce`).",
     )
     r.add_argument(
@@ -274,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--compare",
         metavar="RUN_FIGURES",
-        help="check a run's scorecards (e.g. a test run's VISXAI_FIGURES) against the committed ones: "
-        "same verdicts, values inside the committed CIs",
+        help="check a run's scorecards (e.g. a test run's VISXAI_FIGURES) against the committed "
+        "ones: same verdicts, values inside the committed CIs",
     )
     s.set_defaults(func=cmd_scorecard)
 
