@@ -1,18 +1,24 @@
-"""The baselines that paper 001 (AGF) compares with, as maps [B, H, W].
+"""The baselines that notebook 02 / AGF (Gur, Ali & Wolf, AAAI 2021) compares with, as maps
+[B, H, W]; each is registered in :mod:`visxai.methods.registry` where it is defined, in the
+paper's order (gradient x input, a sanity baseline the paper does not show, first).
 
 Adapters (no re-implementation) to maintained libraries:
-- Captum: Integrated Gradients, SmoothGrad (NoiseTunnel over Saliency), Gradient SHAP.
+- Captum: Integrated Gradients, SmoothGrad (NoiseTunnel over Saliency), Gradient SHAP,
+  gradient x input.
 - zennit: LRP (z+ on every conv / linear layer = alpha1-beta0, z^B on the image layer, as the
   authors' LRP) and LRP-alpha2-beta1; BatchNorm merged and residual sums canonized by zennit's
-  torchvision canonizers, plus our own zennit canonizer for EfficientNet-Lite blocks.
+  torchvision canonizers, plus the zennit-style canonizer for EfficientNet-Lite blocks that
+  the AGF tracer uses too (``agf.canonizers.MBConvCanonizer``: the block's forward exists once).
 - pytorch-grad-cam: Grad-CAM and FullGrad.
 
 Written here, on the AGF relevance machinery (``visxai.methods.agf``), because no maintained
-library has them: RAP (the AGF authors' RAP rules, see ``agf.rules.RAPRules``), CLRP (Gu et al. 2018, Eq. 3) and
-SGLRP (Iwana et al. 2019). Meaningful Perturbation (Fong & Vedaldi, ICCV 2017) is IMPLEMENTED
-here (TorchRay only has extremal perturbation): a low-resolution mask optimised with Adam to
-delete the class evidence by blending with a blurred image, with L1 and total-variation
-penalties; map = 1 - mask.
+library has them: RAP (the AGF authors' RAP rules, see ``agf.rules.RAPRules``), CLRP (Gu et al.
+2018, Eq. 3) and SGLRP (Iwana et al. 2019). Meaningful Perturbation (Fong & Vedaldi, ICCV 2017)
+is IMPLEMENTED here (TorchRay only has extremal perturbation): a low-resolution mask optimised
+with Adam to delete the class evidence by blending with a blurred image, with L1 and
+total-variation penalties; map = 1 - mask. The AGF machinery is imported inside the functions
+that use it, so that importing this module registers the baselines before AGF (the registry's
+order is the paper's, AGF last).
 
 Post-processing follows the authors' scripts: IG and SmoothGrad take |attribution| summed over
 channels; LRP-type maps are summed over channels (signed).
@@ -29,9 +35,7 @@ from torch import nn
 
 from ..device import frozen
 from ..targets import Target, resolve_target
-from .agf import LRPRules, RAPRules, trace
-from .agf.core import relevance
-from .agf.rules import image_bounds, propagate, safe_divide
+from .registry import register
 
 __all__ = [
     "integrated_gradients",
@@ -56,6 +60,14 @@ def _targets(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- Captum
+@register(
+    "gradient",
+    label="Gradient×Input",
+    signed=True,
+    class_specific=True,
+    cost="fast",
+    paper="Shrikumar et al. 2016",
+)
 def gradient(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Plain gradient x input, summed over channels (Shrikumar et al. 2016; a sanity baseline)."""
     from captum.attr import InputXGradient
@@ -66,6 +78,14 @@ def gradient(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.
     return a.sum(1).detach()
 
 
+@register(
+    "integrated_gradients",
+    label="Int. Grad",
+    signed=False,
+    class_specific=False,
+    cost="fast",
+    paper="Sundararajan, Taly & Yan 2017",
+)
 def integrated_gradients(
     model: nn.Module,
     x: torch.Tensor,
@@ -84,6 +104,14 @@ def integrated_gradients(
     return a.abs().sum(1).detach()
 
 
+@register(
+    "smoothgrad",
+    label="SmoothGrad",
+    signed=False,
+    class_specific=False,
+    cost="slow",
+    paper="Smilkov et al. 2017",
+)
 def smoothgrad(
     model: nn.Module,
     x: torch.Tensor,
@@ -113,6 +141,14 @@ def smoothgrad(
     return torch.cat(out).detach()
 
 
+@register(
+    "gradient_shap",
+    label="Gradient SHAP",
+    signed=True,
+    class_specific=True,
+    cost="slow",
+    paper="Lundberg & Lee 2017",
+)
 def gradient_shap(
     model: nn.Module,
     x: torch.Tensor,
@@ -150,6 +186,72 @@ def _seeded(seed: int) -> Iterator[None]:
             yield
     finally:
         np.random.set_state(state)
+
+
+# ----------------------------------------------------------------------------- perturbation
+@register(
+    "meaningful_perturbation",
+    label="Meaningful Pert.",
+    signed=False,
+    class_specific=True,
+    cost="slow",
+    paper="Fong & Vedaldi 2017",
+)
+def meaningful_perturbation(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    iterations: int = 300,
+    lr: float = 0.1,
+    mask_size: int = 28,
+    l1: float = 0.05,
+    tv: float = 0.2,
+    tv_beta: float = 3.0,
+    blur_sigma: float = 10.0,
+) -> torch.Tensor:
+    """Meaningful Perturbation (Fong & Vedaldi 2017), implemented here; map = 1 - mask in [0, 1].
+
+    Minimise  l1 * mean(1 - m) + tv * TV_beta(m) + softmax(f(x * m + blur(x) * (1 - m)))_t  over
+    a ``mask_size``^2 mask m in [0, 1] (bilinearly upsampled, m = 1 keeps the pixel, clipped to
+    [0, 1]), with Adam from m = 1 (their Eq. 3 with the blur perturbation; penalties as means, so
+    the weights are resolution-free). Fong & Vedaldi use 300-500 iterations; fewer give a coarser
+    mask. The optimisation starts from a constant mask and has no randomness (deterministic).
+    """
+    t = _targets(model, x, target)
+    k = int(2 * round(2 * blur_sigma) + 1)
+    coords = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
+    g1 = torch.exp(-0.5 * (coords / blur_sigma) ** 2)
+    g1 = g1 / g1.sum()
+    C = x.shape[1]
+    blurred = F.conv2d(
+        F.pad(x, (k // 2,) * 4, mode="reflect" if k // 2 < x.shape[-1] else "replicate"),
+        g1.view(1, 1, 1, k).repeat(C, 1, 1, 1),
+        groups=C,
+    )
+    blurred = F.conv2d(blurred, g1.view(1, 1, k, 1).repeat(C, 1, 1, 1), groups=C)
+    # the mask itself is optimised and clipped to [0, 1] after each step, from m = 1 (F&V)
+    mask = torch.ones(x.shape[0], 1, mask_size, mask_size, dtype=x.dtype, device=x.device)
+    mask.requires_grad_(True)
+    opt = torch.optim.Adam([mask], lr=lr)
+    with frozen(model):
+        for _ in range(iterations):
+            up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            prob = (
+                torch.softmax(model(x * up + blurred * (1 - up)), 1)
+                .gather(1, t[:, None])
+                .squeeze(1)
+            )
+            dx = (mask[..., 1:, :] - mask[..., :-1, :]).abs().pow(tv_beta).mean((1, 2, 3))
+            dy = (mask[..., :, 1:] - mask[..., :, :-1]).abs().pow(tv_beta).mean((1, 2, 3))
+            loss = (l1 * (1 - mask).mean((1, 2, 3)) + tv * (dx + dy) + prob).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                mask.clamp_(0, 1)
+    with torch.no_grad():
+        up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return (1 - up[:, 0]).detach()
 
 
 # ----------------------------------------------------------------------------- zennit
@@ -201,6 +303,8 @@ def _zennit_lrp(
     from zennit.rules import AlphaBeta, Norm, Pass, ZBox, ZPlus
     from zennit.types import Activation, AvgPool, Convolution, Linear
 
+    from .agf.rules import image_bounds
+
     t = _targets(model, x, target)
     low, high = image_bounds(x)
     rule = ZPlus(zero_params="bias") if beta == 0 else AlphaBeta(alpha, beta, zero_params="bias")
@@ -223,11 +327,27 @@ def _zennit_lrp(
     return rel.sum(1).detach()
 
 
+@register(
+    "lrp",
+    label="LRP",
+    signed=False,
+    class_specific=False,
+    cost="fast",
+    paper="Bach et al. 2015",
+)
 def lrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
     """LRP (zennit): z+ (alpha1-beta0) layers, z^B image layer; summed over channels."""
     return _zennit_lrp(model, x, target, 1.0, 0.0)
 
 
+@register(
+    "lrp_ab",
+    label="LRP αβ",
+    signed=True,
+    class_specific=False,
+    cost="fast",
+    paper="Bach et al. 2015",
+)
 def lrp_ab(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
     """LRP-alpha2-beta1 (zennit), z^B image layer; summed over channels."""
     return _zennit_lrp(model, x, target, 2.0, 1.0)
@@ -251,6 +371,36 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
+@register(
+    "fullgrad",
+    label="FullGrad",
+    signed=False,
+    class_specific=False,
+    cost="slow",
+    paper="Srinivas & Fleuret 2019",
+)
+def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """FullGrad (pytorch-grad-cam), in [0, 1]."""
+    from pytorch_grad_cam import FullGrad
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    t = _targets(model, x, target)
+    with FullGrad(model=model, target_layers=[]) as cam:
+        out = cam(
+            input_tensor=x.clone().requires_grad_(True),
+            targets=[ClassifierOutputTarget(int(c)) for c in t],
+        )
+    return torch.as_tensor(out, dtype=x.dtype)
+
+
+@register(
+    "gradcam",
+    label="Grad-CAM",
+    signed=False,
+    class_specific=True,
+    cost="fast",
+    paper="Selvaraju et al. 2017",
+)
 def gradcam(
     model: nn.Module, x: torch.Tensor, target: Target = None, layer: nn.Module | None = None
 ) -> torch.Tensor:
@@ -268,28 +418,27 @@ def gradcam(
     return torch.as_tensor(out, dtype=x.dtype)
 
 
-def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """FullGrad (pytorch-grad-cam), in [0, 1]."""
-    from pytorch_grad_cam import FullGrad
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    t = _targets(model, x, target)
-    with FullGrad(model=model, target_layers=[]) as cam:
-        out = cam(
-            input_tensor=x.clone().requires_grad_(True),
-            targets=[ClassifierOutputTarget(int(c)) for c in t],
-        )
-    return torch.as_tensor(out, dtype=x.dtype)
-
-
 # ----------------------------------------------------------------------------- our machinery
+@register(
+    "rap",
+    label="RAP",
+    signed=True,
+    class_specific=False,
+    cost="fast",
+    paper="Nam et al. 2020",
+)
 def rap(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
     """RAP (Nam et al. 2020) with the AGF authors' rules and start (one-hot x logit; see
     ``agf.rules.RAPRules``), summed over channels (signed), as their scripts do."""
+    from .agf import RAPRules, relevance
+
     return relevance(model, x, RAPRules(), target).sum(1).detach()
 
 
 def _contrastive(model: nn.Module, x: torch.Tensor, target: Target, kind: str) -> torch.Tensor:
+    from .agf import LRPRules, safe_divide, trace
+    from .agf.rules import propagate
+
     tr = trace(model, x)
     t = resolve_target(tr.logits, target)
     y = tr.logits.detach()
@@ -310,69 +459,27 @@ def _contrastive(model: nn.Module, x: torch.Tensor, target: Target, kind: str) -
     return (rel_t - rel_o * scale).sum(1).detach()  # Eq. 3
 
 
+@register(
+    "clrp",
+    label="CLRP",
+    signed=True,
+    class_specific=True,
+    cost="fast",
+    paper="Gu, Yang & Tresp 2018",
+)
 def clrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Contrastive LRP (Gu, Yang & Tresp 2018), Eq. 3, z+ LRP on our machinery."""
     return _contrastive(model, x, target, "clrp")
 
 
+@register(
+    "sglrp",
+    label="SGLRP",
+    signed=True,
+    class_specific=True,
+    cost="fast",
+    paper="Iwana, Kuroki & Uchida 2019",
+)
 def sglrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Softmax-Gradient LRP (Iwana, Kuroki & Uchida 2019), z+ LRP on our machinery."""
     return _contrastive(model, x, target, "sglrp")
-
-
-# ----------------------------------------------------------------------------- perturbation
-def meaningful_perturbation(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: Target = None,
-    iterations: int = 300,
-    lr: float = 0.1,
-    mask_size: int = 28,
-    l1: float = 0.05,
-    tv: float = 0.2,
-    tv_beta: float = 3.0,
-    blur_sigma: float = 10.0,
-) -> torch.Tensor:
-    """Meaningful Perturbation (Fong & Vedaldi 2017), implemented here; map = 1 - mask in [0, 1].
-
-    Minimise  l1 * mean(1 - m) + tv * TV_beta(m) + softmax(f(x * m + blur(x) * (1 - m)))_t  over
-    a ``mask_size``^2 mask m in [0, 1] (bilinearly upsampled, m = 1 keeps the pixel, clipped to [0, 1]),
-    with Adam from m = 1 (their Eq. 3 with the blur perturbation; penalties as means, so the weights are
-    resolution-free). Fong & Vedaldi use 300-500 iterations; fewer give a coarser mask. The
-    optimisation starts from a constant mask and has no randomness (deterministic).
-    """
-    t = _targets(model, x, target)
-    k = int(2 * round(2 * blur_sigma) + 1)
-    coords = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
-    g1 = torch.exp(-0.5 * (coords / blur_sigma) ** 2)
-    g1 = g1 / g1.sum()
-    C = x.shape[1]
-    blurred = F.conv2d(
-        F.pad(x, (k // 2,) * 4, mode="reflect" if k // 2 < x.shape[-1] else "replicate"),
-        g1.view(1, 1, 1, k).repeat(C, 1, 1, 1),
-        groups=C,
-    )
-    blurred = F.conv2d(blurred, g1.view(1, 1, k, 1).repeat(C, 1, 1, 1), groups=C)
-    # the mask itself is optimised and clipped to [0, 1] after each step, from m = 1 (F&V)
-    mask = torch.ones(x.shape[0], 1, mask_size, mask_size, dtype=x.dtype, device=x.device)
-    mask.requires_grad_(True)
-    opt = torch.optim.Adam([mask], lr=lr)
-    with frozen(model):
-        for _ in range(iterations):
-            up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            prob = (
-                torch.softmax(model(x * up + blurred * (1 - up)), 1)
-                .gather(1, t[:, None])
-                .squeeze(1)
-            )
-            dx = (mask[..., 1:, :] - mask[..., :-1, :]).abs().pow(tv_beta).mean((1, 2, 3))
-            dy = (mask[..., :, 1:] - mask[..., :, :-1]).abs().pow(tv_beta).mean((1, 2, 3))
-            loss = (l1 * (1 - mask).mean((1, 2, 3)) + tv * (dx + dy) + prob).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                mask.clamp_(0, 1)
-    with torch.no_grad():
-        up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return (1 - up[:, 0]).detach()

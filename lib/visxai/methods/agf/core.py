@@ -16,6 +16,7 @@ from torch import nn
 from ...errors import UnsupportedLayerError
 from ...layers import Sum2
 from ...targets import Target, resolve_target
+from ..registry import register
 from .cache import abs_weight
 from .graph import Node, Trace, trace
 from .rules import (
@@ -203,7 +204,8 @@ def relevance(
     target: Target = None,
     tr: Trace | None = None,
 ) -> torch.Tensor:
-    """Relevance at the input [B, C, H, W] with ``rules`` for ``target`` (see ``resolve_target``)."""
+    """Relevance at the input [B, C, H, W] with ``rules`` for ``target``
+    (see ``resolve_target``)."""
     tr = tr or trace(model, x)
     t = resolve_target(tr.logits, target)
     if rules.needs_gradients:
@@ -211,6 +213,14 @@ def relevance(
     return propagate(tr, rules, rules.start(tr, t))
 
 
+@register(
+    "agf",
+    label="AGF (ours)",
+    signed=True,
+    class_specific=True,
+    cost="fast",
+    paper="Gur, Ali & Wolf 2021",
+)
 def agf(
     model: nn.Module, x: torch.Tensor, target: Target = None, flags: AGFFlags | None = None
 ) -> torch.Tensor:
