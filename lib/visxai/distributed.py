@@ -20,23 +20,27 @@ raises instead of silently mixing results.
 Command line (the torchrun entry point; the same command without torchrun runs one process)::
 
     torchrun --standalone --nproc_per_node=2 -m visxai.distributed negative-perturbation \\
-        --model fmnist-vgg --method agf --data fashion-mnist --num-images 10000 --explain predicted \\
-        --out runs/np-fmnist-vgg-agf
-    # paper scale (GPU node, 8 GPUs): --model vgg19 --data imagenet-val --num-images 50000 --profile paper
+        --model fmnist-vgg --method agf --data fashion-mnist --num-images 10000 \\
+        --explain predicted --out runs/np-fmnist-vgg-agf
+    # paper scale (GPU node, 8 GPUs): --model vgg19 --data imagenet-val --num-images 50000
     torchrun --standalone --nproc_per_node=8 -m visxai.distributed negative-perturbation \\
         --profile paper --model vgg19 --method agf --data imagenet-val --num-images 50000 \\
         --explain target --out runs/np-vgg19-agf-target
-    # segmentation (Table 3 analogue) on the synthetic multi-object set and the project's multi-label CNN
-    torchrun --standalone --nproc_per_node=2 -m visxai.distributed segmentation \
-        --model synthetic-multilabel --method agf --data synthetic --num-images 2000 --out runs/seg-synthetic-agf
+    # segmentation (Table 3 analogue): the synthetic multi-object set, the multi-label CNN
+    torchrun --standalone --nproc_per_node=2 -m visxai.distributed segmentation \\
+        --model synthetic-multilabel --method agf --data synthetic --num-images 2000 \\
+        --out runs/seg-synthetic-agf
 
     # paper scale, Table 3 (ImageNet-Segmentation, the paper's VGG-19, predicted class)
-    torchrun --standalone --nproc_per_node=8 -m visxai.distributed segmentation \
-        --profile paper --model vgg19 --method agf --data imagenet-seg --num-images 4276 --out runs/seg-imagenet-vgg19-agf
+    torchrun --standalone --nproc_per_node=8 -m visxai.distributed segmentation \\
+        --profile paper --model vgg19 --method agf --data imagenet-seg --num-images 4276 \\
+        --out runs/seg-imagenet-vgg19-agf
 
-The per-image results are read back with :func:`load_results`. ``--data synthetic`` always uses
-the project's multi-label CNN (:func:`visxai.models.selfsup.load_multilabel`) and explains every
-class with probability > 0.5 that is present in the image (``[N, 10]`` rows).
+The per-image results are read back with :func:`load_results`. The case (model, images, targets,
+masks) comes from :func:`visxai.evaluation.eval_case`: ``--data synthetic`` uses the project's
+multi-label CNN and explains every class with probability > 0.5 that is present in the image; a
+segmentation run has one row per explained (image, class) pair, with its ``image`` and ``class``.
+A missing artefact or a bad case ends the run with a one-line message and exit status 2.
 
 Written by hand: the sharding, resume and gather logic is ~100 lines on top of
 ``torch.distributed`` and safetensors; no maintained library offers resumable per-item maps
@@ -99,7 +103,8 @@ class DistContext:
 
 
 def init_distributed(device: str = "auto", backend: str | None = None) -> DistContext:
-    """Join the process group started by ``torchrun`` (env ``WORLD_SIZE`` > 1), else a single process.
+    """Join the process group started by ``torchrun`` (env ``WORLD_SIZE`` > 1), else a single
+    process.
 
     ``backend`` defaults to nccl when the processes use CUDA devices and gloo otherwise. Each
     local rank takes GPU ``LOCAL_RANK``.
@@ -250,7 +255,8 @@ def load_results(out_dir: str | Path) -> dict[str, torch.Tensor]:
     ]
     if missing:
         raise FileNotFoundError(
-            f"{out}: {len(missing)} of {len(chunks)} chunks missing (first: {missing[:3]}); resume the run"
+            f"{out}: {len(missing)} of {len(chunks)} chunks missing (first: {missing[:3]}); "
+            "resume the run"
         )
     return _concat_parts([_load_chunk(chunk_path(out, s.start, s.stop)) for s in chunks])
 
@@ -263,97 +269,62 @@ def load_results(out_dir: str | Path) -> dict[str, torch.Tensor]:
 def _task_fn(
     args: argparse.Namespace, ctx: DistContext
 ) -> tuple[Callable[[torch.Tensor], dict[str, torch.Tensor]], int]:
-    from .evaluation import (
-        eval_data,
-        multilabel_pairs,
-        negative_perturbation_eval,
-        predict,
-        segmentation_eval,
+    """``(fn, n)`` for the task: the case comes from :func:`visxai.evaluation.eval_case`, the
+    method's facts from the registry; ``fn(idx)`` computes the per-item results of items ``idx``.
+
+    Segmentation items are the case's explained (image, class) pairs: each row also records the
+    ``image`` and ``class`` it belongs to.
+    """
+    from .evaluation import eval_case, method_fn, negative_perturbation_eval, segmentation_eval
+    from .methods.registry import get_method
+
+    method = get_method(args.method)
+    case = eval_case(
+        args.data,
+        args.profile,
+        n=args.num_images,
+        seed=args.seed,
+        device=ctx.device,
+        model=None if args.data == "synthetic" else args.model,
     )
-    from .models import load_model
-
-    if args.data == "synthetic":
-        from .models.selfsup_miniatures import load_multilabel
-
-        model = load_multilabel().to(ctx.device).eval()
-        normalize = None
-        loaded = None
-    else:
-        loaded = load_model(args.model, profile=args.profile, device=str(ctx.device))
-        model = loaded.model.to(ctx.device).eval()
-        normalize = loaded.normalize
-    n, get = eval_data(args.data, args.num_images, args.seed, loaded)
+    model = case.model.to(ctx.device).eval()
+    explain_fn = method_fn(method.name)
 
     def fn(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        xb, yb, masks = get(idx)
+        xb, yb, masks = case.get(idx)
         if args.task == "negative-perturbation":
             curve, _ = negative_perturbation_eval(
                 model,
                 xb,
                 yb,
-                args.method,
+                explain_fn,
                 explain_class=args.explain,
-                normalize=normalize,
+                normalize=case.normalize,
                 batch_size=args.batch_size,
             )
             return {
                 "correct": torch.from_numpy(curve.correct),
                 "pred": torch.from_numpy(curve.predictions),
             }
-        if masks is None:
-            raise SystemExit(f"--data {args.data} has no segmentation masks")
-        if (
-            yb.dim() == 2
-        ):  # multi-label (synthetic set): every class with p > 0.5 that is present, [B, K] rows
-            logits = predict(model, xb, normalize)
-            if logits.shape[1] != yb.shape[1]:
-                raise SystemExit(
-                    f"--data {args.data} has {yb.shape[1]} labels but --model {args.model} gives "
-                    f"{logits.shape[1]} outputs: a multi-label model with one output per class is needed"
-                )
-            pidx, cls = multilabel_pairs(logits, yb)
-            k = yb.shape[1]
-            out = {
-                "correct": torch.zeros(len(xb), k, dtype=torch.int64),
-                "labeled": torch.zeros(len(xb), k, dtype=torch.int64),
-                "ap": torch.zeros(len(xb), k, dtype=torch.float64),
-                "explained": torch.zeros(len(xb), k, dtype=torch.bool),
-            }
-            if len(pidx):
-                class_masks = masks.subset(pidx).class_mask(cls)
-                sc, _ = segmentation_eval(
-                    model,
-                    xb[pidx],
-                    cls,
-                    class_masks,
-                    args.method,
-                    method=args.method,
-                    normalize=normalize,
-                    batch_size=args.batch_size,
-                )
-                out["correct"][pidx, cls] = torch.from_numpy(sc.correct)
-                out["labeled"][pidx, cls] = torch.from_numpy(sc.labeled)
-                out["ap"][pidx, cls] = torch.from_numpy(sc.ap)
-                out["explained"][pidx, cls] = True
-            return out
-        pred = predict(model, xb, normalize).argmax(1)
         sc, _ = segmentation_eval(
             model,
             xb,
-            pred,
-            masks.foreground if hasattr(masks, "foreground") else masks,
-            args.method,
-            method=args.method,
-            normalize=normalize,
+            yb,
+            masks,
+            explain_fn,
+            signed=method.signed,
+            normalize=case.normalize,
             batch_size=args.batch_size,
         )
         return {
             "correct": torch.from_numpy(sc.correct),
             "labeled": torch.from_numpy(sc.labeled),
             "ap": torch.from_numpy(sc.ap),
+            "image": case.image_index[idx],
+            "class": yb,
         }
 
-    return fn, n
+    return fn, case.n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DATA_SETS = ("fashion-mnist", "synthetic", "imagenet-val", "imagenet-seg", "voc2012")
+CLASSIFICATION_SETS = ("fashion-mnist", "imagenet-val")
 SEGMENTATION_SETS = ("synthetic", "imagenet-seg", "voc2012")
 
 
@@ -393,7 +365,7 @@ def validate_args(args: argparse.Namespace) -> None:
 
     Raises ``SystemExit`` (through ``argparse``'s ``error``) naming the argument and its choices.
     """
-    from .methods.explain import METHODS
+    from .methods.registry import METHODS
 
     def fail(msg: str) -> None:
         build_parser().error(msg)
@@ -402,7 +374,7 @@ def validate_args(args: argparse.Namespace) -> None:
         fail(f"--method {args.method!r} is not a method; choose one of {sorted(METHODS)}")
     if args.data not in DATA_SETS:
         fail(f"--data {args.data!r} is not a data set; choose one of {list(DATA_SETS)}")
-    if args.task == "negative-perturbation" and args.data in ("imagenet-seg", "voc2012"):
+    if args.task == "negative-perturbation" and args.data not in CLASSIFICATION_SETS:
         fail(f"--data {args.data} is a segmentation set: use the segmentation task")
     if args.task == "segmentation" and args.data not in SEGMENTATION_SETS:
         fail(
@@ -413,7 +385,7 @@ def validate_args(args: argparse.Namespace) -> None:
             "--num-images, --chunk-size and --batch-size must be >= 1, got "
             f"{args.num_images}, {args.chunk_size}, {args.batch_size}"
         )
-    if args.data != "synthetic":
+    if args.data not in ("synthetic", "imagenet-seg", "voc2012"):
         from .models.zoo import list_models
 
         known = list_models()
@@ -426,7 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     validate_args(args)
     ctx = init_distributed(args.device)
     torch.manual_seed(args.seed)
-    fn, n = _task_fn(args, ctx)
+    try:
+        fn, n = _task_fn(args, ctx)
+    except (ValueError, FileNotFoundError) as err:  # ArtefactMissing is a FileNotFoundError
+        ctx.close()
+        print(f"visxai.distributed {args.task}: {err}", file=sys.stderr)
+        return 2
     fp = {k: v for k, v in vars(args).items() if k not in ("out", "device", "batch_size")}
     try:
         res = run_sharded(fn, n, args.out, chunk_size=args.chunk_size, fingerprint=fp, ctx=ctx)
@@ -447,11 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 pa = 100.0 * float(res["correct"].sum()) / float(res["labeled"].sum())
-                ap = (
-                    res["ap"].double()[res["explained"].bool()]
-                    if "explained" in res
-                    else res["ap"].double()
-                )
+                ap = res["ap"].double()
                 print(
                     json.dumps(
                         {

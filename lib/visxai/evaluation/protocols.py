@@ -1,4 +1,5 @@
-"""The quantitative protocols of Gur et al. (AAAI 2021) as one code path for notebook 02 and torchrun.
+"""The quantitative protocols of notebook 02 / AGF (Gur et al., AAAI 2021): one code path for the
+notebook and torchrun.
 
 Glue between the explanation methods (:mod:`visxai.methods`) and the metrics
 (:mod:`visxai.metrics.negative_perturbation`, :mod:`visxai.metrics.segmentation`): compute the
@@ -32,13 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import batched_map
-from .metrics.negative_perturbation import (
+from ..device import batched_map
+from ..metrics.negative_perturbation import (
     DEFAULT_FRACTIONS,
     PerturbationCurve,
     negative_perturbation,
 )
-from .metrics.segmentation import SegmentationScores, is_signed, segmentation_scores
+from ..metrics.segmentation import SegmentationScores, segmentation_scores
 
 __all__ = [
     "ExplainFn",
@@ -51,7 +52,6 @@ __all__ = [
     "multilabel_pairs",
     "segmentation_eval",
     "timed",
-    "eval_data",
     "pooled_estimate",
     "paired_pooled_difference",
     "Comparison",
@@ -63,8 +63,9 @@ ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def method_fn(method: str, **kwargs: Any) -> ExplainFn:
-    """``explain_fn`` for a method of :func:`visxai.methods.explain.explain` (``kwargs`` passed on)."""
-    from .methods.explain import explain
+    """``explain_fn`` for a method of :func:`visxai.methods.explain.explain` (``kwargs`` passed
+    on)."""
+    from ..methods.explain import explain
 
     def fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return explain(model, x, target, method=method, **kwargs)
@@ -83,7 +84,8 @@ def explain_batched(
     device: torch.device | str | None = None,
     progress: bool | str = False,
 ) -> torch.Tensor:
-    """Explanation maps ``[N,H,W]`` (CPU, float32) of ``images`` in [0,1] for ``targets`` ``[N]``."""
+    """Explanation maps ``[N,H,W]`` (CPU, float32) of ``images`` in [0,1] for ``targets``
+    ``[N]``."""
     fn = method_fn(explain_fn) if isinstance(explain_fn, str) else explain_fn
     norm = normalize if normalize is not None else (lambda t: t)
     targets = torch.as_tensor(targets).long()
@@ -245,82 +247,20 @@ def segmentation_eval(
 ) -> tuple[SegmentationScores, torch.Tensor]:
     """Table 3 for one method: maps for ``targets``, scored against ``masks`` ``[N,H,W]``.
 
-    ``signed`` defaults to the paper's rule for ``method`` (or ``explain_fn`` if it is a name).
+    ``signed`` defaults to the registry's ``signed`` of ``method`` (or of ``explain_fn`` if it is
+    a name): :func:`visxai.methods.registry.get_method`.
     """
     if signed is None:
         name = method or (explain_fn if isinstance(explain_fn, str) else None)
         if name is None:
             raise ValueError("give signed=True/False or the method name")
-        signed = is_signed(name)
+        from ..methods.registry import get_method
+
+        signed = get_method(name).signed
     maps = explain_batched(
         model, images, targets, explain_fn, normalize, batch_size, progress=progress
     )
     return segmentation_scores(maps, masks, signed=signed), maps
-
-
-def eval_data(
-    name: str, n: int, seed: int, loaded: Any
-) -> tuple[int, Callable[[torch.Tensor], tuple]]:
-    """``(N, get)``: ``get(idx)`` gives (images in [0,1], labels, masks) for the first ``n`` items of a data set.
-
-    ``fashion-mnist`` (test split; masks None), ``synthetic`` (test split; masks = the
-    :class:`~visxai.data.synthetic.SyntheticSet` subset), ``imagenet-val`` (paper profile: the
-    committed subset list, read lazily through ``loaded.preprocess``; labels need the ImageFolder layout),
-    ``imagenet-seg`` (paper profile, Table 3: ImageNet-Segmentation resized to 224, labels -1 =
-    unknown, masks ``[N,224,224]`` 0/1; all ``n`` images are held in memory, ~0.6 MB each) and
-    ``voc2012`` (paper profile, Table 3: VOC 2012 val, multi-hot labels ``[N,20]``, masks a
-    :class:`~visxai.data.segmentation_sets.VOCMasks`; needs a 20-output multi-label model).
-    """
-    if name == "fashion-mnist":
-        from .data import load_fashion_mnist
-
-        x, y = load_fashion_mnist("test")
-        x, y = x[:n], y[:n]
-        return len(x), lambda idx: (x[idx], y[idx], None)
-    if name == "synthetic":
-        from .data.synthetic import make_synthetic
-
-        ds = make_synthetic(n, seed=seed, split="test")
-        return len(ds), lambda idx: (ds.images[idx], ds.labels[idx], ds.subset(idx))
-    if name == "imagenet-val":
-        from PIL import Image
-
-        from .data.imagenet import imagenet_val_items
-
-        items = imagenet_val_items(n)  # raises ArtefactMissing with the fetch command when absent
-        if any(lbl is None for _, lbl in items):
-            raise SystemExit("imagenet-val: labels need the ImageFolder layout (val/<wnid>/*.JPEG)")
-
-        def get(idx: torch.Tensor) -> tuple:
-            xs = [
-                loaded.denormalize(loaded.preprocess(Image.open(items[int(i)][0]).convert("RGB")))
-                for i in idx
-            ]
-            ys = torch.tensor([items[int(i)][1] for i in idx], dtype=torch.int64)
-            return torch.stack(xs).clamp(0, 1), ys, None
-
-        return len(items), get
-    if name == "imagenet-seg":  # paper profile, Table 3: ImageNet-Segmentation (foreground masks)
-        from .data.segmentation_sets import load_imagenet_segmentation
-
-        x, m = load_imagenet_segmentation(
-            n
-        )  # raises ArtefactMissing with the fetch command when absent
-        y = torch.full(
-            (len(x),), -1, dtype=torch.int64
-        )  # no class labels: the predicted class is explained
-        return len(x), lambda idx: (x[idx], y[idx], m[idx])
-    if (
-        name == "voc2012"
-    ):  # paper profile, Table 3: VOC 2012 val, multi-hot labels [N,20], per-class masks
-        from .data.segmentation_sets import VOCMasks, load_voc2012_segmentation
-
-        x, y, m = load_voc2012_segmentation("val", n)
-        masks = VOCMasks(m)
-        return len(x), lambda idx: (x[idx], y[idx], masks.subset(idx))
-    raise SystemExit(
-        f"unknown --data {name!r}: fashion-mnist | synthetic | imagenet-val | imagenet-seg | voc2012"
-    )
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -344,7 +284,7 @@ def pooled_estimate(
     """``scale * sum(num) / sum(den)`` (e.g. correct / labelled pixels) with a 95% CI from a
     bootstrap over the units (images): each resample draws images with replacement and pools
     their counts, so large images weigh more, as in the pooled statistic itself."""
-    from .stats import estimate
+    from ..stats import estimate
 
     num, den = np.asarray(num, dtype=float).reshape(-1), np.asarray(den, dtype=float).reshape(-1)
     if num.shape != den.shape or num.size == 0:
@@ -371,12 +311,13 @@ def paired_pooled_difference(
 ):
     """Pooled ratio of ``a`` minus that of ``b`` on the same units, with a paired bootstrap CI
     (one resample of the images serves both)."""
-    from .stats import estimate
+    from ..stats import estimate
 
     arrs = [np.asarray(v, dtype=float).reshape(-1) for v in (num_a, den_a, num_b, den_b)]
     if len({a.shape for a in arrs}) != 1 or arrs[0].size == 0:
         raise ValueError(
-            f"paired_pooled_difference needs one value per unit in all four, got {[a.shape for a in arrs]}"
+            "paired_pooled_difference needs one value per unit in all four, got "
+            f"{[a.shape for a in arrs]}"
         )
     fa, fb = _ratio_stat(arrs[0], arrs[1], scale), _ratio_stat(arrs[2], arrs[3], scale)
     return estimate(
@@ -407,13 +348,14 @@ def compare_paired(
     seeds: int = 1,
 ) -> dict[str, Comparison]:
     """ "``reference`` beats each of ``others``": a paired bootstrap of ``reference - other`` per
-    competitor (:func:`visxai.stats.paired_difference`), judged by :func:`visxai.stats.verdict_claim`.
+    competitor (:func:`visxai.stats.paired_difference`), judged by
+    :func:`visxai.stats.verdict_claim`.
 
     Each competitor's values are paired with the **first** ``len(other)`` reference values (the
     competitors that are run on fewer images use the first ``n`` of the same image list).
     ``greater=False`` claims that the reference is lower (e.g. a correlation).
     """
-    from .stats import paired_difference, verdict_claim
+    from ..stats import paired_difference, verdict_claim
 
     ref = np.asarray(
         list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float
@@ -430,7 +372,8 @@ def compare_paired(
 
 def combine_claims(verdicts: Iterable[str]) -> str:
     """One verdict for "all of these claims": ``holds`` if every one holds, ``fails`` if at
-    least one fails (its CI decides against it), otherwise ``inconclusive``; ``not run`` if empty."""
+    least one fails (its CI decides against it), otherwise ``inconclusive``; ``not run`` if
+    empty."""
     v = list(verdicts)
     if not v:
         return "not run"

@@ -1,0 +1,53 @@
+"""The quantitative protocols of notebook 02 / AGF (Gur et al., AAAI 2021), one code path for the
+notebook and torchrun.
+
+* :mod:`.protocols`: explain in chunks, negative perturbation (Table 2 / Fig. 3), segmentation
+  (Table 3), pooled ratios and paired comparisons with their verdicts;
+* :mod:`.cases`: :func:`eval_case` (model, images, targets, masks of one protocol's case);
+* :mod:`.agf_tables`: the notebook's tables and "AGF first" claims built from those pieces.
+
+``eval_data`` (the data sets read by index) lives in :mod:`visxai.data.eval_sets` and is
+re-exported here.
+"""
+
+from ..data.eval_sets import eval_data
+from .cases import EvalCase, eval_case, reference_bank
+from .protocols import (
+    Comparison,
+    ExplainFn,
+    combine_claims,
+    compare_paired,
+    explain_batched,
+    explain_predicted_and_target,
+    method_fn,
+    multilabel_pairs,
+    negative_perturbation_both,
+    negative_perturbation_eval,
+    paired_pooled_difference,
+    pooled_estimate,
+    predict,
+    segmentation_eval,
+    timed,
+)
+
+__all__ = [
+    "ExplainFn",
+    "method_fn",
+    "explain_batched",
+    "explain_predicted_and_target",
+    "negative_perturbation_both",
+    "predict",
+    "negative_perturbation_eval",
+    "multilabel_pairs",
+    "segmentation_eval",
+    "timed",
+    "eval_data",
+    "pooled_estimate",
+    "paired_pooled_difference",
+    "Comparison",
+    "compare_paired",
+    "combine_claims",
+    "EvalCase",
+    "eval_case",
+    "reference_bank",
+]
