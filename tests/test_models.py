@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from visxai.models import list_models, load_model, zoo
+from visxai.models import FASHION_MNIST_LABELS, KINDS, list_models, load_model, zoo
 from visxai.models import training as tr
 from visxai.models.small_cnns import SmallCNN3, SmallResNet, SmallVGG
 
@@ -389,3 +389,105 @@ def test_random_weights_are_seeded_and_leave_the_callers_rng_alone():
     assert torch.equal(after, expected)  # loading did not consume the caller's random stream
     for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(p, q)
+
+
+# ------------------------------------------------------------------ one entry point, every name
+OFFLINE = [n for n, e in list_models().items() if e.offline]
+PAPER_ONLY = [n for n, e in list_models().items() if not e.offline]
+
+
+def test_every_model_family_is_registered_once():
+    entries = list_models()
+    assert {e.kind for e in entries.values()} == set(KINDS)
+    for name in (
+        "ssl-simclrv2-1x",
+        "ssl-simsiam",
+        "simclrv2-r50-1x",
+        "barlowtwins-r50",
+        "synthetic-rotnet",
+        "synthetic-multilabel",
+        "scan-r50",
+        "sela-r50",
+        "rotnet-alexnet",
+        "vgg19-voc-multilabel",
+    ):
+        e = entries[name]
+        line = str(e)
+        assert "\n" not in line and e.description in line and "profile" in line
+        assert e.offline == (not e.artefacts) and set(e.profiles) <= {"offline", "paper"}
+
+
+def _check_consistent(lm, photo: Image.Image) -> None:
+    """The fields of a LoadedModel agree with each other and with the model's outputs."""
+    assert lm.kind in KINDS
+    assert not lm.model.training and lm.info["profile"] in ("offline", "paper")
+    c, (h, w) = lm.in_channels, lm.input_size
+    assert len(lm.mean) == len(lm.std) == c
+    x = lm.preprocess(photo)
+    assert x.dtype == torch.float32 and tuple(x.shape) == (c, h, w)
+    pixels = lm.denormalize(x[None])  # the preprocessed photo back in [0, 1] pixel space
+    assert pixels.shape == (1, c, h, w)
+    assert float(pixels.min()) >= -1e-4 and float(pixels.max()) <= 1 + 1e-4
+    torch.testing.assert_close(lm.normalize(pixels), x[None], atol=1e-5, rtol=0)
+    with torch.no_grad():
+        out = lm.model(x[None])
+        assert out.ndim == 2 and out.shape[0] == 1
+        if lm.labels:
+            assert out.shape[1] == len(lm.labels)
+        if lm.embed is not None:
+            z = lm.embed(x[None])
+            assert z.ndim == 2 and z.shape[0] == 1
+            if lm.head is not None:  # model = head o embed, the split Algorithm 2 relies on
+                torch.testing.assert_close(lm.head(z), out, atol=1e-4, rtol=1e-4)
+        for probe in lm.probes or []:
+            assert not probe.training
+            assert probe(x[None]).shape == (1, len(FASHION_MNIST_LABELS))
+    assert lm.head is None or lm.embed is not None
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_every_offline_name_loads_with_consistent_fields(name, photos):
+    def no_training(model):
+        raise AssertionError(f"{name}: a committed checkpoint must be used, not retrained")
+
+    def cached_without_training(name, config=None, build=None, train=None, **kw):
+        return cached(name, config, build, no_training, **kw)
+
+    cached = tr.cached
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tr, "cached", cached_without_training)
+        lm = load_model(name, progress=False)
+    assert lm.name == name and lm.info["pretrained"] is True
+    _check_consistent(lm, photos["chelsea"])
+
+
+@pytest.mark.parametrize("name", PAPER_ONLY)
+def test_every_paper_name_builds_with_consistent_fields(name, photos):
+    """Random weights (no artefact): the same architecture, heads and preprocessing."""
+    lm = load_model(name, profile="paper", pretrained=False)
+    assert lm.name == name and lm.info["pretrained"] is False
+    _check_consistent(lm, photos["coffee"])
+
+
+@pytest.mark.parametrize("name", PAPER_ONLY)
+def test_every_paper_name_without_its_artefact_names_the_command(name, tmp_path, monkeypatch):
+    from visxai.data import ArtefactMissing
+
+    monkeypatch.setenv("VISXAI_DATA", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(tr, "checkpoints_dir", lambda: tmp_path / "checkpoints")
+    entry = list_models()[name]
+    with pytest.raises(ArtefactMissing) as err:
+        load_model(name, profile="paper")
+    msg = str(err.value)
+    if name == "vgg19-voc-multilabel":  # trained by the project, from two fetched artefacts
+        assert "python -m visxai train vgg19-voc-multilabel" in msg
+        assert "python -m visxai fetch voc2012 vgg19-imagenet" in msg
+    else:
+        assert f"python -m visxai fetch {entry.artefacts[0]}" in msg
+
+
+def test_head_option_is_only_for_clustering_models():
+    with pytest.raises(ValueError, match="head="):
+        load_model("synthetic-rotnet", head=1)
+    lm = load_model("sela-r50", pretrained=False, head=2)
+    assert lm.info["head_index"] == 2

@@ -168,7 +168,7 @@ def test_eval_data_choices_for_the_paper_sets(tmp_path, monkeypatch):
     n, get = eval_data("voc2012", 5, 0, None)
     x, y, masks = get(torch.tensor([0, 1]))
     assert n == 2 and y.shape == (2, 20) and isinstance(masks, VOCMasks) and len(masks) == 2
-    with pytest.raises(SystemExit, match="imagenet-seg"):
+    with pytest.raises(ValueError, match="imagenet-seg"):
         eval_data("nope", 1, 0, None)
 
 

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checks import check_images
+from ..data.synthetic import SyntheticConfig
 from ..device import make_generator
 from . import training as _training
 
@@ -42,6 +43,7 @@ __all__ = [
     "load_rotnet",
     "load_multilabel",
     "synthetic_splits",
+    "SYNTHETIC_SIZE",
 ]
 
 
@@ -141,6 +143,8 @@ def rotation_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return views, labels
 
 
+#: side of the synthetic set's images, the input size of both models
+SYNTHETIC_SIZE = SyntheticConfig().size
 SYNTHETIC_DATA = {"generator": "visxai.data.synthetic", "version": 1, "seed": 0}
 
 ROTNET_CONFIG: dict[str, Any] = {

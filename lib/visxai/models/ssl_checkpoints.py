@@ -18,6 +18,7 @@ from .imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
 __all__ = [
     "PAPER_SSL_ARTEFACTS",
     "load_paper_ssl",
+    "build_paper_ssl",
     "barlow_twins_projector",
     "simsiam_projector",
     "simsiam_state",
@@ -108,6 +109,46 @@ def barlow_twins_state(ckpt: dict) -> dict[str, torch.Tensor]:
     return out
 
 
+def build_paper_ssl(name: str, pretrained: bool = True) -> tuple[nn.Module, tuple, tuple]:
+    """``(model in eval mode on the CPU, mean, std)`` for ``name`` (keys of
+    :data:`PAPER_SSL_ARTEFACTS`); ``pretrained=False``: the same architecture with random weights
+    (no artefact needed). See :func:`load_paper_ssl`."""
+    from torchvision.models import resnet50
+
+    from ..data import artefact_path
+
+    if name not in PAPER_SSL_ARTEFACTS:
+        raise ValueError(
+            f"unknown paper SSL model {name!r}; choose from {sorted(PAPER_SSL_ARTEFACTS)}"
+        )
+    art = PAPER_SSL_ARTEFACTS[name]
+    if name.startswith("simclrv2"):
+        from .simclrv2_tf import SimCLRv2, load_simclrv2
+
+        if not pretrained:
+            return SimCLRv2(50, int(name[-2])).eval(), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        # raises ArtefactMissing if not fetched
+        artefact_path(art, "model.ckpt-250228.data-00000-of-00001")
+        net = load_simclrv2(artefact_path(art, "model.ckpt-250228.index"), ema=True)
+        return net.eval(), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    net = resnet50()
+    if name == "simsiam":
+        net.fc = simsiam_projector()
+        if pretrained:
+            ckpt = torch.load(
+                artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True
+            )
+            net.load_state_dict(simsiam_state(ckpt), strict=True)
+    else:  # Barlow Twins: the authors' full checkpoint, state_dict under 'model' prefixed 'module.'
+        net.fc = barlow_twins_projector()
+        if pretrained:
+            ckpt = torch.load(
+                artefact_path(art, "checkpoint.pth"), map_location="cpu", weights_only=True
+            )
+            net.load_state_dict(barlow_twins_state(ckpt), strict=True)
+    return net.eval(), IMAGENET_MEAN, IMAGENET_STD
+
+
 def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module, tuple, tuple]:
     """The paper profile's ResNet-50 + projection head for ``name`` (keys of :data:`PAPER_SSL_ARTEFACTS`).
 
@@ -120,35 +161,5 @@ def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Mo
     * SimSiam and Barlow Twins: torchvision ResNet-50s plus their projection MLPs (2048-2048-2048
       with BN for SimSiam; 8192-8192-8192 for Barlow Twins), ImageNet mean/std.
     """
-    from torchvision.models import resnet50
-
-    from ..data import artefact_path
-
-    if name not in PAPER_SSL_ARTEFACTS:
-        raise ValueError(
-            f"unknown paper SSL model {name!r}; choose from {sorted(PAPER_SSL_ARTEFACTS)}"
-        )
-    art = PAPER_SSL_ARTEFACTS[name]
-    if name.startswith("simclrv2"):
-        from .simclrv2_tf import load_simclrv2
-
-        artefact_path(
-            art, "model.ckpt-250228.data-00000-of-00001"
-        )  # raises ArtefactMissing if not fetched
-        net = load_simclrv2(artefact_path(art, "model.ckpt-250228.index"), ema=True)
-        return net.to(device), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    if name == "simsiam":
-        ckpt = torch.load(
-            artefact_path(art, "checkpoint_0099.pth.tar"), map_location="cpu", weights_only=True
-        )
-        net = resnet50()
-        net.fc = simsiam_projector()
-        net.load_state_dict(simsiam_state(ckpt), strict=True)
-    else:  # Barlow Twins: the authors' full checkpoint, state_dict under 'model' prefixed 'module.'
-        ckpt = torch.load(
-            artefact_path(art, "checkpoint.pth"), map_location="cpu", weights_only=True
-        )
-        net = resnet50()
-        net.fc = barlow_twins_projector()
-        net.load_state_dict(barlow_twins_state(ckpt), strict=True)
-    return net.eval().to(device), IMAGENET_MEAN, IMAGENET_STD
+    net, mean, std = build_paper_ssl(name)
+    return net.to(device), mean, std

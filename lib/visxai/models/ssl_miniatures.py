@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -53,6 +53,7 @@ __all__ = [
     "random_crops",
     "train_ssl",
     "photo_tensor",
+    "ssl_preprocess",
 ]
 
 OBJECTIVES = ("simclr", "simsiam", "barlowtwins")
@@ -315,18 +316,33 @@ def load_ssl(name: str, pretrained: bool = True, progress: bool = True) -> SSLMo
     return _training.cached(f"ssl-{name}", cfg, build, train)
 
 
-def photo_tensor(name: str, size: int) -> torch.Tensor:
-    """Offline photo ``name`` as [3, size, size] in [0, 1] (antialiased resize of the short side, centre crop)."""
+def ssl_preprocess(size: int) -> Callable[[Any], torch.Tensor]:
+    """PIL image -> [3, size, size] in [0, 1]: RGB, antialiased resize of the short side to
+    ``size``, centre crop (the input of the miniatures; :func:`photo_tensor` uses it)."""
     from torchvision.transforms import v2
 
-    from ..data import load_photo
+    from ..transforms import to_rgb
 
     tf = v2.Compose(
         [
+            v2.Lambda(to_rgb),
             v2.PILToTensor(),
             v2.Resize(size, antialias=True),
             v2.CenterCrop(size),
             v2.ToDtype(torch.float32, scale=True),
+            v2.Lambda(_clamp01),
         ]
     )
-    return tf(load_photo(name)).clamp(0, 1)
+    return tf
+
+
+def _clamp01(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1)
+
+
+def photo_tensor(name: str, size: int) -> torch.Tensor:
+    """Offline photo ``name`` as [3, size, size] in [0, 1] (antialiased resize of the short side,
+    centre crop)."""
+    from ..data import load_photo
+
+    return ssl_preprocess(size)(load_photo(name))

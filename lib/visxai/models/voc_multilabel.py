@@ -95,6 +95,7 @@ from ..data.segmentation_sets import VOC_CLASSES, VOC_IGNORE, _resize_pair, voc2
 from ..device import autocast, make_generator, pick_device
 from . import training as _training
 from .imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
+from .loaded import LoadedModel
 
 __all__ = [
     "MODEL_NAME",
@@ -538,8 +539,8 @@ def load_voc_multilabel(
     raise CheckpointMissing(_missing_message(configs))
 
 
-def loaded_voc_multilabel(pretrained: bool = True):
-    """:class:`~visxai.models.zoo.LoadedModel` for ``load_model("vgg19-voc-multilabel")``.
+def loaded_voc_multilabel(pretrained: bool = True) -> LoadedModel:
+    """:class:`~visxai.models.loaded.LoadedModel` for ``load_model("vgg19-voc-multilabel")``.
 
     ImageNet mean/std; ``preprocess`` is the Table 3b input (RGB, ``Resize((224, 224))`` bilinear,
     no crop); labels are :data:`VOC_CLASSES`. ``pretrained=False``: random weights, no files needed.
@@ -548,7 +549,6 @@ def loaded_voc_multilabel(pretrained: bool = True):
 
     from ..layers import Normalizer
     from ..transforms import to_rgb
-    from .zoo import LoadedModel
 
     info: dict[str, Any] = {
         "recipe": "visxai.models.voc_multilabel.RECIPE",

