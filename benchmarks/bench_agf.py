@@ -12,8 +12,8 @@ issue quotes about 2.2 s per image for VGG-19 on this CPU).
         [--models vgg19,resnet50] [--repeats 2] [--threads 1] [--no-weight-cache]
 
 Note: on this shared 2-core machine two OpenMP threads under contention can be ~60x slower than
-one; the default is one thread. DESIGN.md section 6: VGG-19 fwd+bwd is 221 ms/img at batch 8
-channels_last when the machine is idle.
+one; the default is one thread. Measured here when the machine was idle: VGG-19 fwd+bwd is
+221 ms/img at batch 8 channels_last.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def main() -> None:
             elif fmt != "contiguous":
                 raise ValueError(f"unknown memory format {fmt!r}")
             best = interleaved(
-                {"pass": lambda m=model, x=x: fwd_bwd(m, x), "agf": lambda m=model, x=x: agf(m, x)}, args.repeats
+                {"pass": lambda m=model, x=x: fwd_bwd(m, x), "agf": lambda m=model, x=x: agf(m, x)},
+                args.repeats,
             )
             rows.append((name, batch, fmt, best["pass"], best["agf"]))
             del model

@@ -1,4 +1,4 @@
-"""Properties of AGF and of the relevance machinery (paper 001, Alg. 1, Def. 2)."""
+"""Properties of AGF and of the relevance machinery (notebook 02 / AGF, Alg. 1, Def. 2)."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def test_agf_shapes_on_real_architectures(name: str) -> None:
     assert torch.isfinite(maps).all() and maps.abs().max() > 0
     # the model is left as it was: no hooks, no canonizer attributes, ReLUs in place again
     assert not any(m._forward_hooks for m in model.modules())
-    assert not any(hasattr(m, "agf_sum") for m in model.modules())
+    assert not any(hasattr(m, "canonizer_sum") for m in model.modules())
 
 
 def test_agf_class_specific_lrp_not() -> None:
@@ -283,3 +283,77 @@ def test_relu_mask_still_applied_before_batchnorm(x16: torch.Tensor) -> None:
     tr = trace(model, x16)
     relus = [n for n in tr.nodes if isinstance(n.module, nn.ReLU)]
     assert not rules._mask_is_redundant(tr, relus[0]) and rules._mask_is_redundant(tr, relus[1])
+
+
+def _block_models() -> list[tuple[str, nn.Module]]:
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+    from visxai.models.imagenet_classifiers import build_efficientnet_lite
+
+    torch.manual_seed(0)
+    out = [
+        ("basic", ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10).eval()),
+        ("bottleneck", ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10).eval()),
+        ("mbconv", build_efficientnet_lite(0, pretrained=False).eval()),
+    ]
+    for _, model in out:  # BatchNorm statistics that are not the identity
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["basic", "bottleneck", "mbconv"])
+def test_block_canonizers_keep_the_function_and_restore_the_model(kind: str) -> None:
+    from visxai.layers import Sum2
+    from visxai.methods.agf.canonizers import canonized
+
+    model = dict(_block_models())[kind]
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(x)
+        with canonized(model) as flat:
+            sums = [m for m in model.modules() if isinstance(m, Sum2)]
+            calls = []
+            handles = [s.register_forward_hook(lambda *a: calls.append(1)) for s in sums]
+            during = model(x)
+            for h in handles:
+                h.remove()
+        after = model(x)
+    # the canonized forward is the block's own forward, bitwise; every skip sum is a Sum2 call
+    assert torch.equal(before, during) and torch.equal(before, after)
+    if kind == "mbconv":  # only blocks with an identity skip add
+        a = [b._block_args for b in model._blocks]
+        n_skip = sum(b.id_skip and b.stride == 1 and b.input_filters == b.output_filters for b in a)
+    else:
+        n_skip = len(sums)
+    assert sums and 0 < n_skip == len(calls)
+    convs = {id(m) for m in model.modules() if isinstance(m, nn.Conv2d)}
+    assert flat and flat < convs  # some, not all, convolutions are "flat"
+    assert not any("forward" in vars(m) or hasattr(m, "canonizer_sum") for m in model.modules())
+
+
+def test_squeeze_excitation_is_refused_before_anything_changes() -> None:
+    from visxai.methods.agf.canonizers import canonized
+
+    model = dict(_block_models())["mbconv"]
+    model._blocks[3].has_se = True
+    with pytest.raises(UnsupportedLayerError, match=r"_blocks\.3.*squeeze-excitation"):
+        with canonized(model):
+            pass
+    assert not any("forward" in vars(m) or hasattr(m, "canonizer_sum") for m in model.modules())
+
+
+@pytest.mark.parametrize("kind", ["basic", "bottleneck"])
+def test_zennit_lrp_with_our_block_canonizers_equals_zennits_own(kind: str, monkeypatch) -> None:
+    # the LRP baselines canonize ResNet blocks with the AGF tracer's canonizers: the maps are
+    # bitwise those of zennit's ResNetCanonizer
+    from zennit.torchvision import ResNetCanonizer
+
+    model = dict(_block_models())[kind]
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ours = baselines.lrp_ab(model, x, [1, 3])
+    monkeypatch.setattr(baselines, "_zennit_canonizers", lambda m: [ResNetCanonizer()])
+    theirs = baselines.lrp_ab(model, x, [1, 3])
+    assert torch.equal(ours, theirs) and ours.abs().sum() > 0

@@ -1,4 +1,4 @@
-"""explain() for every method of paper 001, and properties of the baselines."""
+"""explain() for every method of notebook 02 / AGF, and properties of the baselines."""
 
 from __future__ import annotations
 

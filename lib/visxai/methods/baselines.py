@@ -6,9 +6,10 @@ Adapters (no re-implementation) to maintained libraries:
 - Captum: Integrated Gradients, SmoothGrad (NoiseTunnel over Saliency), Gradient SHAP,
   gradient x input.
 - zennit: LRP (z+ on every conv / linear layer = alpha1-beta0, z^B on the image layer, as the
-  authors' LRP) and LRP-alpha2-beta1; BatchNorm merged and residual sums canonized by zennit's
-  torchvision canonizers, plus the zennit-style canonizer for EfficientNet-Lite blocks that
-  the AGF tracer uses too (``agf.canonizers.MBConvCanonizer``: the block's forward exists once).
+  authors' LRP) and LRP-alpha2-beta1; BatchNorm merged by zennit's canonizers (VGG: zennit's
+  ``VGGCanonizer``), residual blocks (ResNet, EfficientNet-Lite) canonized by the zennit-style
+  canonizers that the AGF tracer uses too (``agf.canonizers``: each block's forward exists
+  once).
 - pytorch-grad-cam: Grad-CAM and FullGrad.
 
 Written here, on the AGF relevance machinery (``visxai.methods.agf``), because no maintained
@@ -256,13 +257,17 @@ def meaningful_perturbation(
 
 # ----------------------------------------------------------------------------- zennit
 def _zennit_canonizers(model: nn.Module) -> list:
+    """zennit canonizers: BatchNorm merged into the preceding conv, and the residual blocks
+    canonized by the canonizers that the AGF tracer uses (one per block type,
+    ``agf.canonizers``)."""
     from torchvision.models import VGG, ResNet
-    from zennit.canonizers import AttributeCanonizer, NamedMergeBatchNorm, SequentialMergeBatchNorm
-    from zennit.layer import Sum
-    from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+    from zennit.canonizers import NamedMergeBatchNorm, SequentialMergeBatchNorm
+    from zennit.torchvision import VGGCanonizer
 
-    if isinstance(model, ResNet):
-        return [ResNetCanonizer()]
+    from .agf.canonizers import BasicBlockCanonizer, BottleneckCanonizer, MBConvCanonizer
+
+    if isinstance(model, ResNet):  # as zennit's ResNetCanonizer, with our block canonizers
+        return [SequentialMergeBatchNorm(), BottleneckCanonizer(), BasicBlockCanonizer()]
     if isinstance(model, VGG):
         return [VGGCanonizer()]
     if type(model).__name__ == "EfficientNet" and hasattr(model, "_blocks"):
@@ -274,24 +279,7 @@ def _zennit_canonizers(model: nn.Module) -> list:
                 ([f"_blocks.{i}._depthwise_conv"], f"_blocks.{i}._bn1"),
                 ([f"_blocks.{i}._project_conv"], f"_blocks.{i}._bn2"),
             ]
-
-        def forward(self, inputs, drop_connect_rate=None):
-            x = inputs
-            if self._block_args.expand_ratio != 1:
-                x = self._swish(self._bn0(self._expand_conv(inputs)))
-            x = self._swish(self._bn1(self._depthwise_conv(x)))
-            x = self._bn2(self._project_conv(x))
-            a = self._block_args
-            if a.id_skip and a.stride == 1 and a.input_filters == a.output_filters:
-                x = self.canonizer_sum(torch.stack([inputs, x], dim=-1))
-            return x
-
-        def attribute_map(name, module):
-            if type(module).__name__ == "MBConvBlock":
-                return {"forward": forward.__get__(module), "canonizer_sum": Sum()}
-            return None
-
-        return [NamedMergeBatchNorm(pairs), AttributeCanonizer(attribute_map)]
+        return [NamedMergeBatchNorm(pairs), MBConvCanonizer()]
     return [SequentialMergeBatchNorm()]
 
 

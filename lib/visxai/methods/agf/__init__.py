@@ -1,7 +1,7 @@
 """Attribution Guided Factorization (AGF) on unmodified models, and its relevance machinery.
 
 Gur, Ali & Wolf, "Visualization of Supervised and Self-Supervised Neural Networks via Attribution
-Guided Factorization", AAAI 2021 (paper 001). Algorithm 1, Eqs. 7-14, Def. 2.
+Guided Factorization", AAAI 2021 (notebook 02). Algorithm 1, Eqs. 7-14, Def. 2.
 
 Public API (stable; notebooks 02 parts 1 and 2 and other modules code against it)
 ---------------------------------------------------------------------------------
@@ -35,7 +35,9 @@ Public API (stable; notebooks 02 parts 1 and 2 and other modules code against it
     case it cannot see: writes through ``weight.data``). Results are the same with it off.
 ``canonized(model)``: context manager used by ``trace``; residual additions of torchvision
     ResNet BasicBlock / Bottleneck and EfficientNet-Lite MBConvBlock become an explicit ``Sum2``
-    module; in-place ReLUs are made out-of-place for the duration.
+    module; in-place ReLUs are made out-of-place for the duration. It applies one zennit-style
+    canonizer per block type (``BasicBlockCanonizer``, ``BottleneckCanonizer``,
+    ``MBConvCanonizer``, in ``canonizers.py``), the same ones the zennit LRP baselines use.
 
 What is written by hand and why: no maintained library implements AGF (zennit's hooks rewrite
 the gradient of one module at a time and cannot run AGF's two coupled streams, the

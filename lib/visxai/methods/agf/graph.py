@@ -137,7 +137,8 @@ class Trace:
         return self.producer_grad(node.producers[j]).reshape(node.inputs[j].shape)
 
     def sole_consumer(self, node: Node, j: int = 0) -> bool:
-        """True if ``node`` is the only consumer of its j-th input (then its VJP is the stream's)."""
+        """True if ``node`` is the only consumer of its j-th input (then its VJP is the
+        stream's)."""
         return self.consumers.get(node.producers[j], 0) == 1
 
 
