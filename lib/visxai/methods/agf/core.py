@@ -22,14 +22,14 @@ from .graph import Node, Trace, trace
 from .rules import (
     LinearOp,
     RuleSet,
-    _safe_divide_into,
-    _same_format_empty,
     delta_shift,
     factorize,
     image_bounds,
     normalize_max,
     propagate,
     safe_divide,
+    safe_divide_into,
+    same_format_empty,
     z_abs,
     z_box,
 )
@@ -148,13 +148,13 @@ class AGFRules(RuleSet):
         xa, wa = x.abs(), abs_weight(w)
         Z = op.fwd(xa, wa)
         if f.use_a:  # Eq. 9 and Eq. 10, both VJPs in one call
-            S = _same_format_empty(R, 2 * B)
-            _safe_divide_into(R, Z, S[:B], b_is_temporary=True)  # S_c = R / Z (0 where R = 0)
-            _safe_divide_into(R, op.ones(x.shape, wa), S[B:])  # S_a = R / (1 * |w|)
+            S = same_format_empty(R, 2 * B)
+            safe_divide_into(R, Z, S[:B], b_is_temporary=True)  # S_c = R / Z (0 where R = 0)
+            safe_divide_into(R, op.ones(x.shape, wa), S[B:])  # S_a = R / (1 * |w|)
             V = op.vjp(x.shape, wa, S)
             C, A = V[:B].mul_(xa), V[B:]  # C = |x| * V_c
         else:
-            S = _safe_divide_into(R, Z, Z, b_is_temporary=True)
+            S = safe_divide_into(R, Z, Z, b_is_temporary=True)
             C, A = op.vjp(x.shape, wa, S).mul_(xa), None
         # gradient stream at this layer's input (its own VJP) and, as the authors, the VJP of
         # the output gradient restricted to where Phi != 0 (for F_dx and Grad-CAM)

@@ -33,7 +33,7 @@ def safe_divide(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> torch.Te
     return out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # only b == 0 gives inf / nan
 
 
-def _safe_divide_into(
+def safe_divide_into(
     a: torch.Tensor,
     b: torch.Tensor,
     out: torch.Tensor,
@@ -46,7 +46,7 @@ def _safe_divide_into(
     return out.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _same_format_empty(like: torch.Tensor, batch: int) -> torch.Tensor:
+def same_format_empty(like: torch.Tensor, batch: int) -> torch.Tensor:
     """An empty tensor shaped like ``like`` with batch ``batch``, in ``like``'s memory format."""
     fmt = torch.contiguous_format
     if (
@@ -190,7 +190,7 @@ def z_abs(op: LinearOp, x: torch.Tensor, w: torch.Tensor, R: torch.Tensor) -> to
     """G(|x|, |theta|, R) (Eq. 9): the absolute influence C; the authors' "flat" rule."""
     xa, wa = x.abs(), abs_weight(w)
     Z = op.fwd(xa, wa)
-    S = _safe_divide_into(R, Z, Z, b_is_temporary=True)  # = 0 where R = 0: no authors' mask needed
+    S = safe_divide_into(R, Z, Z, b_is_temporary=True)  # = 0 where R = 0: no authors' mask needed
     return op.vjp(x.shape, wa, S).mul_(xa)
 
 
