@@ -64,3 +64,15 @@ def test_rotnet_case_labels_are_the_applied_rotations():
     back = torch.stack([rotate(case.images[i : i + 1], -int(k))[0] for i, k in
                         enumerate(case.targets)])  # fmt: skip
     assert torch.equal(back, test.images)
+
+
+def test_distributed_turns_a_missing_artefact_into_exit_status_2(tmp_path, monkeypatch, capsys):
+    from visxai.distributed import main
+
+    monkeypatch.setenv("VISXAI_DATA", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    argv = ["segmentation", "--profile", "paper", "--model", "vgg19", "--data", "imagenet-seg"]
+    assert main([*argv, "--num-images", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("visxai.distributed segmentation: ") and "python -m visxai fetch" in err
+    assert not out.exists()

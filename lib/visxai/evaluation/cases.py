@@ -128,15 +128,23 @@ def reference_bank(
     loaded: Any = None,
     seed: int = 0,
     device: torch.device | str | None = None,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Algorithm 2's reference set ``phi_F(x)`` ``[M, D]`` of held-out images of ``data``.
 
     ``"fashion-mnist"``: the first ``n`` training images (``start`` is ignored: the explained
     images come from the test split); ``"imagenet-val"``: validation images ``start`` ..
     ``start + n`` of the committed subset (disjoint from the first ``start`` explained ones), read
-    in chunks of 250 through ``loaded.preprocess``. ``embed`` takes images in [0,1].
+    in chunks of 250 through ``loaded.preprocess``. ``embed`` takes images in [0,1], or
+    ``normalize(images)`` when ``normalize`` is given.
     """
     from ..methods.agf_selfsupervised import latent_bank
+
+    if normalize is not None:
+        embed_raw = embed
+
+        def embed(z: torch.Tensor) -> torch.Tensor:
+            return embed_raw(normalize(z))
 
     if data == "fashion-mnist":
         from ..data import load_fashion_mnist
