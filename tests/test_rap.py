@@ -346,7 +346,7 @@ def test_shift_makes_weak_units_negative() -> None:
     assert (R_conv < 0).any() and (R_conv > 0).any()
 
 
-# ----------------------------------------------------------------------------- (d) batch, determinism
+# ------------------------------------------------------------------------- (d) batch, determinism
 @pytest.mark.parametrize("start", ["logit", "onehot"])
 def test_batch_independent_and_deterministic(start: str) -> None:
     net, x = vgg_like(True), _x(4, 16)

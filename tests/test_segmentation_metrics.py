@@ -45,7 +45,8 @@ def test_ap_matches_sklearn_and_authors_convention():
     t = m[0].flatten().numpy()
     expected = average_precision_score(np.concatenate([1 - t, t]), np.concatenate([1 - fg, fg]))
     assert s.ap[0] == pytest.approx(expected)
-    # continuous scores rank pixels within the foreground too: never below chance and different from binary
+    # continuous scores rank pixels within the foreground too: never below chance and different
+    # from binary
     c = segmentation_scores(maps, m, signed=True, ap_scores="continuous")
     assert np.all((c.ap >= 0) & (c.ap <= 1))
 

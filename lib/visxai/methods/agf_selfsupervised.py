@@ -1,4 +1,5 @@
-"""Explaining self-supervised models with nearest neighbours (Gur et al., AAAI 2021, Algorithm 2).
+"""Explaining self-supervised models with nearest neighbours (notebook 02 / AGF: Gur et al.,
+AAAI 2021, Algorithm 2).
 
 An SSL network ``M = phi_tau o phi_F`` has no dataset classes, only its own task's classifier
 ``phi_tau`` (rotations for RotNet, clusters for SeLa / SCAN). Algorithm 2 picks the class to
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .explain import explain
 
 __all__ = [
     "VARIANTS",
@@ -75,7 +78,8 @@ def penultimate_split(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.
         # sanity check: the head must be the model's last operation
         if not torch.allclose(head(z), out.flatten(1), atol=1e-4, rtol=1e-4):
             raise ValueError(
-                f"{type(model).__name__}: the last nn.Linear is not the final layer; pass embed= and head="
+                f"{type(model).__name__}: the last nn.Linear is not the final layer; "
+                "pass embed= and head="
             )
         return z
 
@@ -103,7 +107,8 @@ def latent_bank(
 
 @dataclass
 class SSLTargets:
-    """Per image: the class to explain, the neighbour's index in the bank, and ``v`` (Alg. 2, lines 3-6)."""
+    """Per image: the class to explain, the neighbour's index in the bank, and ``v``
+    (Alg. 2, lines 3-6)."""
 
     target: torch.Tensor  # [B] int64
     neighbour: torch.Tensor  # [B] int64 (-1 for "without")
@@ -168,7 +173,5 @@ def explain_ssl(
         e, h = penultimate_split(model)
         embed, head = embed or e, head or h
     tg = ssl_targets(embed, head, x, bank, variant=variant, exclude=exclude)
-    if explain_fn is None:
-        from .explain import explain as explain_fn
-    maps = explain_fn(model, x, tg.target.to(x.device), method=method, **kwargs)
+    maps = (explain_fn or explain)(model, x, tg.target.to(x.device), method=method, **kwargs)
     return maps, tg

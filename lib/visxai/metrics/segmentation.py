@@ -85,7 +85,8 @@ def _canon(name: str) -> str:
 
 
 def is_signed(method: str) -> bool:
-    """Whether the paper treats ``method``'s maps as signed (positive part) or unsigned (mean threshold).
+    """Whether the paper treats ``method``'s maps as signed (positive part) or unsigned (mean
+    threshold).
 
     Names are matched case- and punctuation-insensitively (``"lrp-alpha2beta1"``, ``"Grad-CAM"``);
     AGF's ablation variants (``"agf-..."``) count as AGF. Unknown names raise ``KeyError``.
@@ -175,7 +176,8 @@ def segmentation_scores(
     valid_vals = {0, 1} | ({int(ignore_index)} if ignore_index is not None else set())
     if not set(np.unique(gt).tolist()) <= valid_vals:
         raise ValueError(
-            f"masks must hold 0 (background), 1 (object) or ignore_index={ignore_index}, got {np.unique(gt)[:10]}"
+            f"masks must hold 0 (background), 1 (object) or ignore_index={ignore_index}, "
+            f"got {np.unique(gt)[:10]}"
         )
     fg = segment(maps_t, signed).cpu().numpy()
     if signed:
