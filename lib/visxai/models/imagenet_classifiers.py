@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
+from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ..transforms import to_rgb
 
 __all__ = [
@@ -38,13 +39,11 @@ __all__ = [
     "efficientnet_preprocess",
     "build_torchvision",
     "TorchvisionSpec",
+    "torchvision_weights_file",
     "TORCHVISION_SPECS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: EfficientNet-Lite variant -> centre-crop size (the TF release's resolutions).
 EFFICIENTNET_LITE_CROP = {0: 224, 1: 240, 2: 260}
@@ -143,7 +142,7 @@ def _weights_members(spec: TorchvisionSpec) -> list:
     return list(getattr(tvm, spec.weights_enum))
 
 
-def _torchvision_weights_file(spec: TorchvisionSpec) -> tuple[Path, object]:
+def torchvision_weights_file(spec: TorchvisionSpec) -> tuple[Path, object]:
     """Locate the weights file of ``spec.artefact`` and the torchvision Weights member it matches.
 
     The manifest lists the file under torchvision's own name (``resnet50-0676ba61.pth``); the
@@ -200,7 +199,7 @@ def build_torchvision(name: str, pretrained: bool = True) -> tuple[nn.Module, Ca
     spec = TORCHVISION_SPECS[name]
     builder = getattr(tvm, spec.builder)
     if pretrained:
-        path, member = _torchvision_weights_file(spec)
+        path, member = torchvision_weights_file(spec)
     else:
         path, member = None, getattr(getattr(tvm, spec.weights_enum), spec.default_weights)
     kwargs: dict = {}

@@ -72,6 +72,7 @@ __all__ = [
     "checkpoint_metadata",
     "sha256_file",
     "seeded",
+    "model_cache_dir",
     "ChecksumMismatch",
 ]
 
@@ -312,8 +313,8 @@ def _record_checksum(folder: Path, filename: str, digest: str) -> None:
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
-    _cache_dir().mkdir(parents=True, exist_ok=True)  # the lock lives outside the repository
-    with open(_cache_dir() / ".checksums.lock", "w") as lock:
+    model_cache_dir().mkdir(parents=True, exist_ok=True)  # the lock lives outside the repository
+    with open(model_cache_dir() / ".checksums.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             sums = _read_checksums(folder)
@@ -390,7 +391,8 @@ def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def _cache_dir() -> Path:
+def model_cache_dir() -> Path:
+    """Where trained checkpoints go when they are not committed: ``<VISXAI_DATA>/models``."""
     return data_dir() / "models"
 
 
@@ -409,7 +411,7 @@ def find_checkpoint(name: str, config: Mapping[str, Any]) -> Path | None:
                 f"says {expected}; restore it with `git checkout -- checkpoints/{committed.name}` or delete it to retrain"
             )
         return committed
-    cached_file = _cache_dir() / fname
+    cached_file = model_cache_dir() / fname
     return cached_file if cached_file.is_file() else None
 
 
@@ -454,7 +456,7 @@ def cached(
     meta: dict[str, Any] = {"name": name, "config": config}
     if isinstance(metrics, Mapping):
         meta["metrics"] = dict(metrics)
-    target = save_checkpoint(model, _cache_dir() / fname, meta)
+    target = save_checkpoint(model, model_cache_dir() / fname, meta)
     if commit is None:
         commit = os.environ.get(COMMIT_ENV, "").lower() in ("1", "true", "yes")
     if commit:

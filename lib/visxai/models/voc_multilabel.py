@@ -61,7 +61,7 @@ Public API::
     load_voc_multilabel(config=None, device="cpu") -> nn.Module   (raises CheckpointMissing)
     loaded_voc_multilabel(pretrained=True)     -> LoadedModel  (``load_model("vgg19-voc-multilabel")``)
     voc_multilabel_map(model, split="val", n=None, root=None, ...) -> {"mAP", "ap", ...}
-    VOCMultiLabel(root, image_set, train=..., ...)  torch Dataset (image, 20 multi-hot labels)
+    visxai.data.voc.VOCMultiLabel(root, image_set, train=..., ...)  the training data (Dataset)
     CheckpointMissing(ArtefactMissing)
 
 Command line (one command on a GPU machine with the data fetched)::
@@ -70,10 +70,9 @@ Command line (one command on a GPU machine with the data fetched)::
     python -m visxai train vgg19-voc-multilabel [--sbd-root PATH] [--epochs N] [--batch-size N]
                                                 [--device cuda] [--root PATH] [--workers N]
 
-Written by hand: the dataset glue (file lists, SBD ``.mat`` reading with SciPy, labels from the
-mask) and a ~30-line training loop (``train_classifier`` takes in-memory tensors; VOC needs a
-``DataLoader`` over JPEG files with joint image/mask augmentation). Augmentation is torchvision's
-``transforms.v2`` (joint on ``tv_tensors.Mask``), AP is scikit-learn's, checkpoints go through
+Written by hand: a ~30-line training loop (``train_classifier`` takes in-memory tensors; VOC
+needs a ``DataLoader`` over JPEG files with joint image/mask augmentation, the dataset glue of
+:mod:`visxai.data.voc`). AP is scikit-learn's, checkpoints go through
 :func:`visxai.models.training.cached` (config-hash safetensors, seeded).
 """
 
@@ -91,7 +90,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.manifest import ArtefactMissing
-from ..data.segmentation_sets import VOC_CLASSES, VOC_IGNORE, _resize_pair, voc2012_root
+from ..data.segmentation_sets import VOC_CLASSES, voc2012_root
+from ..data.voc import VOCMultiLabel
 from ..device import autocast, make_generator, pick_device
 from . import training as _training
 from .imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
@@ -102,7 +102,6 @@ __all__ = [
     "RECIPE",
     "TRAIN_COMMAND",
     "CheckpointMissing",
-    "VOCMultiLabel",
     "build_model",
     "recipe_config",
     "train_voc_multilabel",
@@ -140,122 +139,6 @@ RECIPE: dict[str, Any] = {
 
 class CheckpointMissing(ArtefactMissing):
     """The trained multi-label VGG-19 is not in checkpoints/ nor in the cache."""
-
-
-# --------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------
-
-
-def _read_ids(path: Path) -> list[str]:
-    return [ln.strip().split()[0] for ln in path.read_text().splitlines() if ln.strip()]
-
-
-def _train_items(voc: Path, sbd_root: Path | None, image_set: str) -> list[tuple[Path, Path]]:
-    """``(image, mask)`` paths: VOC seg ``image_set`` (+ SBD train/val minus VOC val, de-duplicated)."""
-    seg = voc / "ImageSets" / "Segmentation"
-    split_file = seg / f"{image_set}.txt"
-    if not split_file.is_file():
-        raise ArtefactMissing(
-            f"{split_file} does not exist.\nGet VOC 2012 with: python -m visxai fetch voc2012"
-        )
-    ids = _read_ids(split_file)
-    items = [(voc / "JPEGImages" / f"{i}.jpg", voc / "SegmentationClass" / f"{i}.png") for i in ids]
-    if sbd_root is not None:
-        sbd_root = Path(sbd_root)
-        lists = [sbd_root / "train.txt", sbd_root / "val.txt"]
-        if not lists[0].is_file() or not (sbd_root / "cls").is_dir():
-            raise ArtefactMissing(
-                f"{sbd_root} is not SBD's benchmark_RELEASE/dataset folder (needs train.txt, img/, cls/); "
-                "SBD: http://home.bharathh.info/pubs/codes/SBD/download.html"
-            )
-        val_file = seg / "val.txt"
-        exclude = set(ids) | (set(_read_ids(val_file)) if val_file.is_file() else set())
-        seen: set[str] = set()
-        for lst in lists:
-            for i in _read_ids(lst) if lst.is_file() else []:
-                if i not in exclude and i not in seen:
-                    seen.add(i)
-                    items.append((sbd_root / "img" / f"{i}.jpg", sbd_root / "cls" / f"{i}.mat"))
-    return items
-
-
-def _open_mask(path: Path):
-    from PIL import Image
-
-    if path.suffix == ".mat":  # SBD: GTcls.Segmentation, uint8 class ids (0..20)
-        from scipy import io
-
-        seg = io.loadmat(str(path), struct_as_record=False, squeeze_me=True)["GTcls"].Segmentation
-        return Image.fromarray(np.asarray(seg, dtype=np.uint8))
-    return Image.open(path)
-
-
-def _labels_of(mask: torch.Tensor) -> torch.Tensor:
-    """20-dim multi-hot of the classes 1..20 present in ``mask`` (0 background, 255 ignore)."""
-    present = torch.zeros(NUM_CLASSES + 1, dtype=torch.bool)
-    ids = mask.unique()
-    ids = ids[(ids != VOC_IGNORE) & (ids <= NUM_CLASSES)]
-    present[ids.long()] = True
-    return present[1:].float()
-
-
-class VOCMultiLabel(Dataset):
-    """VOC 2012 (+ SBD) images with 20 multi-hot labels taken from the segmentation mask.
-
-    ``train=True``: the authors' augmentation (joint ``Resize(resize)``, ``RandomCrop(crop)``,
-    horizontal flip; labels from the augmented mask). ``train=False``: the Table 3b input, the
-    whole image resized to ``crop x crop`` (bilinear, mask nearest), exactly as
-    :func:`~visxai.data.segmentation_sets.load_voc2012_segmentation`. Images are normalised
-    with the ImageNet mean/std. Items: ``(x float32 [3,crop,crop], y float32 [20])``.
-    """
-
-    def __init__(
-        self,
-        root: str | Path | None = None,
-        image_set: str = "train",
-        train: bool = True,
-        sbd_root: str | Path | None = None,
-        resize: int = 321,
-        crop: int = 224,
-        flip: bool = True,
-    ) -> None:
-        if image_set not in ("train", "val", "trainval"):
-            raise ValueError(f"image_set must be 'train', 'val' or 'trainval', got {image_set!r}")
-        if crop < 1 or resize < crop:
-            raise ValueError(f"need 1 <= crop <= resize, got crop={crop}, resize={resize}")
-        self.voc = voc2012_root(root) / "VOCdevkit" / "VOC2012"
-        self.items = _train_items(self.voc, sbd_root, image_set)
-        self.train, self.resize, self.crop, self.flip = train, resize, crop, flip
-        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        if train:
-            from torchvision.transforms import v2
-
-            self._aug = v2.Compose(
-                [v2.Resize(resize, antialias=True), v2.RandomCrop(crop)]
-                + ([v2.RandomHorizontalFlip()] if flip else [])
-            )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image
-
-        img_path, mask_path = self.items[i]
-        img, mask = Image.open(img_path).convert("RGB"), _open_mask(mask_path)
-        if self.train:
-            from torchvision import tv_tensors
-            from torchvision.transforms.v2 import functional as F
-
-            x = tv_tensors.Image(F.pil_to_tensor(img))
-            m = tv_tensors.Mask(torch.from_numpy(np.array(mask, dtype=np.uint8)))
-            x, m = self._aug(x, m)
-            x = x.float().div(255.0)
-        else:
-            x, m = _resize_pair(img, mask, self.crop)
-        return (x - self._mean) / self._std, _labels_of(m.as_subclass(torch.Tensor))
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,9 +303,9 @@ def train_voc_multilabel(
     if _training.find_checkpoint(MODEL_NAME, cfg) is None:  # fail fast, before building VGG-19
         voc2012_root(root)  # ArtefactMissing: python -m visxai fetch voc2012
         if cfg.get("init") == "vgg19-imagenet":
-            from .imagenet_classifiers import TORCHVISION_SPECS, _torchvision_weights_file
+            from .imagenet_classifiers import TORCHVISION_SPECS, torchvision_weights_file
 
-            _torchvision_weights_file(
+            torchvision_weights_file(
                 TORCHVISION_SPECS["vgg19"]
             )  # ArtefactMissing: ... fetch vgg19-imagenet
 
@@ -485,7 +368,7 @@ def _missing_message(configs: list[dict[str, Any]]) -> str:
 
     names = ", ".join(_training.checkpoint_name(MODEL_NAME, c) for c in configs)
     lines = [
-        f"The trained multi-label VGG-19 ({names}) is in neither checkpoints/ nor {_training._cache_dir()}.",
+        f"The trained multi-label VGG-19 ({names}) is in neither checkpoints/ nor {_training.model_cache_dir()}.",
         f"Train it once on a GPU (about {RECIPE['epochs']} epochs of VOC 2012 train) with:",
         f"    {TRAIN_COMMAND} [--sbd-root PATH/benchmark_RELEASE/dataset]",
     ]
@@ -494,7 +377,7 @@ def _missing_message(configs: list[dict[str, Any]]) -> str:
         lines.append(
             f"It needs the artefacts {', '.join(need)}: python -m visxai fetch {' '.join(need)}"
         )
-    others = sorted(_training._cache_dir().glob(f"{MODEL_NAME}-*.safetensors"))
+    others = sorted(_training.model_cache_dir().glob(f"{MODEL_NAME}-*.safetensors"))
     if others:
         lines.append(
             "Checkpoints with other settings exist (load them with "
