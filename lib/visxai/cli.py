@@ -191,7 +191,8 @@ TRAINABLE = ("vgg19-voc-multilabel",)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a paper-profile model once (cached by its config hash); see visxai.models.voc_multilabel."""
+    """Train a paper-profile model once (cached by its config hash); see
+    visxai.models.voc_multilabel."""
     from .data import ArtefactMissing
     from .models import voc_multilabel as vml
 
@@ -217,7 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if overrides:
         print(
             "non-default settings: load_model() looks for the default recipe; load this one with "
-            f"visxai.models.voc_multilabel.load_voc_multilabel(recipe_config(sbd={cfg['sbd']}, **{overrides}))"
+            "visxai.models.voc_multilabel.load_voc_multilabel("
+            f"recipe_config(sbd={cfg['sbd']}, **{overrides}))"
         )
     return 0
 
