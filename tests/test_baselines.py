@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from visxai.methods import baselines
-from visxai.methods.explain import CLASS_AGNOSTIC, METHODS, explain
+from visxai.methods.explain import explain
+from visxai.methods.registry import METHODS, get_method
 
 torch.set_num_threads(1)
 
@@ -64,7 +65,7 @@ def test_contrastive_methods_are_class_specific(x: torch.Tensor) -> None:
     for method in ("clrp", "sglrp", "agf"):
         m = explain(model, xx, [0, 4], method=method)
         assert not torch.allclose(m[0], m[1], atol=1e-6), method
-    assert "clrp" not in CLASS_AGNOSTIC and "lrp" in CLASS_AGNOSTIC
+    assert get_method("clrp").class_specific and not get_method("lrp").class_specific
 
 
 def test_meaningful_perturbation_deletes_evidence(x: torch.Tensor) -> None:
