@@ -1,19 +1,17 @@
-"""Segmentation test of explanations (Gur et al., AAAI 2021, Table 3 and Fig. 4).
+"""Segmentation test of explanations (notebook 02 / AGF: Gur et al., AAAI 2021, Table 3 and
+Fig. 4).
 
 An explanation is turned into a foreground/background segmentation and compared with a
 ground-truth mask by pixel accuracy and mean average precision (mAP), as in the benchmark of
-Nam et al. (2019) used by the paper:
+Nam et al. (2019) used by the paper. The caller says whether a map is signed (a fact of the
+method: notebook 02 passes ``visxai.methods.registry.Method.signed``):
 
 * **signed maps** (Gradient SHAP, LRP-alpha-beta, RAP, CLRP, SGLRP, AGF): the positive part is
   the object, i.e. foreground = ``map > 0``;
-* **unsigned maps** (SmoothGrad, FullGrad, Grad-CAM, LRP, Meaningful Perturbation): thresholded
-  at their mean, i.e. foreground = ``map > mean(map)`` (the authors subtract the mean and then
-  use the same ``> 0`` rule, which is the same thing);
-* **Integrated Gradients**: the paper's text lists it with the signed maps, but the authors'
-  ``imagenet_seg_eval.py`` takes ``|IG|`` and subtracts the mean, and our IG baseline
-  (:func:`visxai.methods.baselines.integrated_gradients`) returns ``|IG|`` as well, so it is
-  treated as unsigned (mean threshold); with the positive part an ``|IG|`` map would call every
-  pixel foreground;
+* **unsigned maps** (SmoothGrad, FullGrad, Grad-CAM, LRP, Meaningful Perturbation, and
+  Integrated Gradients, whose maps are ``|IG|`` as in the authors' ``imagenet_seg_eval.py``):
+  thresholded at their mean, i.e. foreground = ``map > mean(map)`` (the authors subtract the
+  mean and then use the same ``> 0`` rule, which is the same thing);
 * pixel accuracy is accumulated over the whole set (correct pixels / labelled pixels, ignoring
   pixels marked ``ignore_index`` such as VOC's 255 boundary);
 * AP per image follows the authors' ``utils/metrices.py``: scikit-learn's
@@ -45,7 +43,8 @@ __all__ = [
     "segmentation_scores",
 ]
 
-# canonical names (lower case, no punctuation), as the paper sorts them in the segmentation section
+# Kept only until notebook 02 reads ``Method.signed`` from the method registry: the method-name
+# tables of the AGF paper's segmentation section (canonical names: lower case, no punctuation)
 SIGNED_METHODS = frozenset(
     {
         "agf",
