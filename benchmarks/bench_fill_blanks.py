@@ -36,7 +36,7 @@ def passes_per_second(
     x[..., :4, :] = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fb.expected_update(x, 0, min_correct=batch, max_masks=batch, seed=0)  # warm-up
+        fb.replace(min_correct=batch, max_masks=batch).expected_update(x, 0)  # warm-up
     best = 0.0
     for r in range(repeats):
         if device.type == "cuda":
@@ -45,7 +45,7 @@ def passes_per_second(
         # N* > masks cannot be reached within max_masks=masks: exactly `masks` passes are timed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = fb.expected_update(x, 0, min_correct=masks, max_masks=masks, seed=r)
+            res = fb.replace(min_correct=masks, max_masks=masks, seed=r).expected_update(x, 0)
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = max(best, res.n_sampled / (time.perf_counter() - t0))
@@ -66,7 +66,8 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-        f"masks/measurement={args.masks} load average (1/5/15 min)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} "
+        f"masks/measurement={args.masks} "
+        f"load average (1/5/15 min)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} "
         f"cpus={os.cpu_count()}"
     )
     print(f"{'model':<14} {'layout':<14} {'batch':>6} {'passes/s':>10}")

@@ -100,7 +100,8 @@ def test_threshold_only_blank_pixels_and_binary(model: nn.Module, images: torch.
     soft = threshold(delta, keep, None)  # the non-binarised variant (4.6)
     blank_vals = soft[keep.expand_as(soft) == 0]
     assert blank_vals.min() >= 0 and blank_vals.max() <= 1
-    # normalisation keeps the sign: 1 exactly where the update is largest and positive, 0 where it is <= 0
+    # normalisation keeps the sign: 1 exactly where the update is largest and positive,
+    # 0 where it is <= 0
     d_blank = delta[keep.expand_as(delta) == 0]
     assert torch.equal(blank_vals == 0, d_blank <= 0)
     # binarised: ink only where the update is positive
@@ -143,22 +144,22 @@ def test_small_gamma_update_lowers_loss(model: nn.Module, images: torch.Tensor) 
 
 # ------------------------------------------------------------------------------ 4.1 expected
 def test_expected_update_counts_and_determinism(model: nn.Module, images: torch.Tensor) -> None:
-    fb = FillInTheBlanks(model, device="cpu", batch_size=64)
+    fb = FillInTheBlanks(model, device="cpu", batch_size=64, min_correct=150, seed=7)
     y = int(model(images[:1]).argmax())
-    a = fb.expected_update(images[0], y, min_correct=150, seed=7, snapshots=(50,))
-    b = fb.expected_update(images[0], y, min_correct=150, seed=7)
-    c = fb.expected_update(images[0], y, min_correct=150, seed=8)
+    a = fb.expected_update(images[0], y, snapshots=(50,))
+    b = fb.expected_update(images[0], y)
+    c = fb.replace(seed=8).expected_update(images[0], y)
     assert a.n_correct == 151  # N* > min_correct, stopped at the first mask that makes it so
     assert a.n_sampled >= a.n_correct and 0 < a.correct_rate <= 1
     assert torch.equal(a.mean, b.mean)  # same seed, same output
     assert not torch.equal(a.mean, c.mean)
     # same masks whatever the batch size (one sequential random stream), up to float rounding
-    other = FillInTheBlanks(model, device="cpu", batch_size=23).expected_update(
-        images[0], y, min_correct=150, seed=7
-    )
+    other = FillInTheBlanks(
+        model, device="cpu", batch_size=23, min_correct=150, seed=7
+    ).expected_update(images[0], y)
     assert other.n_sampled == a.n_sampled and torch.allclose(other.mean, a.mean, atol=1e-6)
     # the snapshot equals a run that stops at that count
-    d = fb.expected_update(images[0], y, min_correct=50, seed=7)
+    d = fb.replace(min_correct=50).expected_update(images[0], y)
     assert torch.allclose(a.snapshots[50], d.mean, atol=1e-6)
     proto = fb.expected_prototype(a)
     assert proto.shape == (1, 28, 28) and set(proto.unique().tolist()) <= {0.0, 1.0}
@@ -173,11 +174,12 @@ def test_expected_update_counts_and_determinism(model: nn.Module, images: torch.
 
 
 def test_expected_update_is_mean_of_blank_updates(model: nn.Module, images: torch.Tensor) -> None:
-    """Eq. 5: per pixel, the mean of M~_i(Delta x_i) over the correct masks in which it was blank."""
-    fb = FillInTheBlanks(model, device="cpu", batch_size=1000)
+    """Eq. 5: per pixel, the mean of M~_i(Delta x_i) over the correct masks in which it was
+    blank."""
+    fb = FillInTheBlanks(model, device="cpu", batch_size=1000, min_correct=30, seed=3)
     x = images[1:2]
     y = int(model(x).argmax())
-    e = fb.expected_update(x, y, min_correct=30, seed=3)
+    e = fb.expected_update(x, y)
     keep = patch_masks(e.n_sampled, generator=make_generator(3))
     delta, logits = fb.update(
         x.expand(e.n_sampled, -1, -1, -1), keep, torch.full((e.n_sampled,), y)
@@ -189,21 +191,23 @@ def test_expected_update_is_mean_of_blank_updates(model: nn.Module, images: torc
 
 
 def test_expected_update_warns_when_never_correct(model: nn.Module, images: torch.Tensor) -> None:
-    fb = FillInTheBlanks(model, device="cpu", batch_size=32)
+    fb = FillInTheBlanks(
+        model, device="cpu", batch_size=32, min_correct=10_000, max_masks=64, seed=0
+    )
     y = int(model(images[:1]).argmax())
     wrong = (y + 1) % 10
     with torch.no_grad():
         keep = patch_masks(64, generator=make_generator(0))
         assert (model(apply_mask(images[:1], keep)).argmax(1) == wrong).float().mean() < 0.5
     with pytest.warns(RuntimeWarning, match="classified"):
-        e = fb.expected_update(images[0], wrong, min_correct=10_000, max_masks=64, seed=0)
+        e = fb.expected_update(images[0], wrong)
     assert e.n_sampled == 64 and e.n_correct < 10_001
 
 
 # ---------------------------------------------------------------------------- 4.2 progressive
 def test_progressive_fill(model: nn.Module, images: torch.Tensor) -> None:
-    fb = FillInTheBlanks(model, device="cpu")
-    res = fb.progressive(images, k=4, patch=2, seed=0)
+    fb = FillInTheBlanks(model, device="cpu", k=4, patch=2, seed=0)
+    res = fb.progressive(images)
     assert res.fills.shape == (4, 4, 1, 28, 28) and res.predictions.shape == (4, 4)
     assert torch.equal(
         res.predicted_region[:, -1], torch.ones(4, 1, 28, 28)
@@ -224,9 +228,9 @@ def test_progressive_fill(model: nn.Module, images: torch.Tensor) -> None:
         expected = model(apply_mask(prev, res.keeps[:, i])).argmax(1)
         assert torch.equal(res.predictions[:, i], expected)
         prev = res.fills[:, i]
-    again = fb.progressive(images, k=4, patch=2, seed=0)
+    again = fb.progressive(images)
     assert torch.equal(again.fills, res.fills)
-    labelled = fb.progressive(images, k=4, target="label", labels=[1, 1, 1, 1], seed=0)
+    labelled = fb.replace(progressive_target="label").progressive(images, labels=[1, 1, 1, 1])
     assert labelled.fills.shape == res.fills.shape
 
 
@@ -234,9 +238,9 @@ def test_progressive_fill(model: nn.Module, images: torch.Tensor) -> None:
 def test_second_order_bfgs_lowers_loss_on_blank_pixels(
     model: nn.Module, images: torch.Tensor
 ) -> None:
-    fb = FillInTheBlanks(model, device="cpu")
+    fb = FillInTheBlanks(model, device="cpu", bfgs_iterations=5)
     keep = patch_masks(1, generator=make_generator(2))[0]
-    res = fb.second_order_update(images[0], keep, max_iter=5)
+    res = fb.second_order_update(images[0], keep)
     assert res.loss_end < res.loss_start
     assert torch.all(res.delta[keep.expand_as(res.delta) == 1] == 0)
     assert res.delta.abs().sum() > 0 and 1 <= res.n_iter <= 5
@@ -319,3 +323,199 @@ def test_prototype_scores_bootstrap_over_images() -> None:
     assert all((v.value, v.lo, v.hi) == (100.0, 100.0, 100.0) for v in perfect.values())
     # the same data give the same interval (seeded resampling)
     assert prototype_scores(y, p) == est
+
+
+# ------------------------------------------------------------- the parameter set, in one place
+def test_constructor_holds_parameters_and_replace_copies(model: nn.Module) -> None:
+    fb = FillInTheBlanks(model, device="cpu", ratio=0.5, patch=4, k=2, min_correct=7, seed=3)
+    other = fb.replace(ratio=0.25, seed=4)
+    assert (other.ratio, other.seed, other.patch, other.k, other.min_correct) == (0.25, 4, 4, 2, 7)
+    assert (fb.ratio, fb.seed) == (0.5, 3)  # the original is unchanged
+    assert other.model is fb.model and other.device == fb.device  # the model is shared
+    with pytest.raises(TypeError, match="unknown"):
+        fb.replace(device="cpu")
+    for bad in ({"ratio": 1.0}, {"patch": 0}, {"k": 0}, {"binarize": "mean"}, {"min_correct": -1}):
+        with pytest.raises(ValueError):
+            fb.replace(**bad)
+    with pytest.raises(ValueError, match="progressive_target"):
+        FillInTheBlanks(model, device="cpu", progressive_target="true")
+
+
+def test_default_mask_limit_is_twenty_times_target() -> None:
+    """max_masks=None stops after 20 * (min_correct + 1) masks (what the docstring says)."""
+    never = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    with torch.no_grad():
+        never[1].weight.zero_()
+        never[1].bias.copy_(torch.arange(10, 0, -1).float())  # always predicts class 0
+    fb = FillInTheBlanks(never, device="cpu", min_correct=3, batch_size=16)
+    assert fb.mask_limit() == 80 and fb.replace(max_masks=5).mask_limit() == 5
+    with pytest.warns(RuntimeWarning, match="classified"):
+        e = fb.expected_update(torch.rand(1, 28, 28), 1)
+    assert (e.n_sampled, e.n_correct) == (80, 0)
+
+
+def test_parameters_change_the_masks(model: nn.Module, images: torch.Tensor) -> None:
+    fb = FillInTheBlanks(model, device="cpu", k=2, patch=7, seed=1)
+    res = fb.progressive(images[:2])
+    assert res.keeps.shape[1] == 2 and torch.equal(
+        res.keeps, partition_masks(2, (28, 28), 7, n=2, generator=make_generator(1))
+    )
+    y = int(model(images[:1]).argmax())
+    e = fb.replace(ratio=0.5, patch=7, min_correct=3).expected_update(images[0], y)
+    assert e.keep is not None and float((1 - e.keep).mean()) == blank_fraction(0.5, (28, 28), 7)
+
+
+# ------------------------------------------------------------------ notebook 04's protocols
+def _tiny_study(min_correct: int = 5):
+    """A Study of linear models on noise images labelled with the model's own predictions."""
+    from types import SimpleNamespace
+
+    from visxai.methods import fill_blanks as fib
+
+    g = make_generator(5)
+    templates = (torch.rand(10, 28 * 28, generator=g) > 0.5).float()
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).eval()
+    with torch.no_grad():
+        lin[1].weight.copy_((templates - 0.5) / 20)
+        lin[1].bias.zero_()
+        c = torch.arange(300) % 10
+        x = (0.6 * templates[c] + 0.4 * torch.rand(300, 28 * 28, generator=g)).view(-1, 1, 28, 28)
+        y = lin(x).argmax(1)
+    assert len(y.unique()) == 10  # every class occurs
+    s = fib.NotebookSettings(
+        "offline", "10k", "lin-a", "fmnist-lin", "lin-b", fig2_min_correct=min_correct,
+        check_min_correct=min_correct, table_per_class=2, table_min_correct=3, fig5_images=2,
+        fig4_min_correct=3, max_masks_factor=3, batch_size=64,
+    )  # fmt: skip
+    names = [s.fig_model, s.table_model, s.fmnist_model]
+    methods = {n: FillInTheBlanks(lin, device="cpu", min_correct=min_correct) for n in names}
+    loaded = {n: SimpleNamespace(model=lin, labels=[str(c) for c in range(10)]) for n in names}
+    preds = {n: methods[n].predict(x) for n in names}
+    data = {"mnist": (x, y), "fashion-mnist": (x, y)}
+    return fib.Study(s, torch.device("cpu"), data, loaded, methods, preds)
+
+
+def test_notebook_settings() -> None:
+    from visxai.methods.fill_blanks import notebook_settings
+
+    off, paper = notebook_settings("offline", 10_000), notebook_settings("paper", 10_000)
+    assert off.check_min_correct == 10_000 and off.fig2_min_correct < 10_000  # the reduced N*
+    assert paper.fig2_min_correct == paper.table_min_correct == 10_000
+    assert paper.table_per_class is None and off.profile == "offline"
+    with pytest.raises(ValueError, match="profile"):
+        notebook_settings("laptop")
+
+
+def test_table_images_and_stack_seeds() -> None:
+    from visxai.methods.fill_blanks import stack_seeds, table_images
+
+    y = torch.tensor([0, 1, 0, 1, 0, 1, 2])
+    p = torch.tensor([0, 1, 1, 1, 0, 0, 2])
+    tidx, ok = table_images(p, y, 1)
+    assert ok.tolist() == [0, 1, 3, 4, 6] and tidx.tolist() == [0, 1, 6]  # first correct per class
+    assert torch.equal(table_images(p, y, None)[0], ok)
+    per_seed = [{"a": (y[:3], p[:3])}, {"a": (y[:3], y[:3])}]
+    lab, pr = stack_seeds(per_seed)["a"]
+    assert lab.shape == pr.shape == (3, 2) and (pr[:, 1] == lab[:, 1]).all()
+
+
+def test_masked_accuracy_and_single_fill() -> None:
+    from visxai.methods import fill_blanks as fib
+
+    st = _tiny_study()
+    acc = fib.masked_accuracy(st)
+    assert set(acc) == set(st.methods)
+    for m in acc.values():
+        assert m.clean.value == 1.0 and m.n_images == 300  # labels are the model's predictions
+        assert m.drop.value == pytest.approx(m.clean.value - m.masked.value)
+    case = fib.single_fill(st, label=4)
+    assert int(st.data["mnist"][1][case.index]) == 4
+    kept = case.keep.expand_as(case.x).bool()
+    assert torch.equal(case.filled[kept], case.x[kept]) and torch.all(case.t[kept] == 0)
+
+
+def test_expected_panels_and_convergence() -> None:
+    from visxai.methods import fill_blanks as fib
+
+    st = _tiny_study()
+    panels = fib.expected_panels(st, progress=False)
+    p = panels["MNIST"]
+    assert len(p.indices) == 10 and all(e.n_correct <= 6 for e in p.estimates)
+    assert all(int(st.data["mnist"][1][i]) == c for c, i in enumerate(p.indices))
+    table = fib.expected_table(st, panels)
+    assert len(table) == 20 and (table["N*"] == [e.n_correct for e in p.estimates] * 2).all()
+    # check and figure at the same N*: the snapshot is the final estimate
+    cos, iou = fib.convergence_check(st, panels, label=3, progress=False)
+    assert cos == pytest.approx(1.0) and iou == pytest.approx(1.0)
+
+
+def test_table1_and_verdicts() -> None:
+    from visxai.methods import fill_blanks as fib
+    from visxai.scorecard import Scorecard
+
+    st = _tiny_study()
+    t1 = fib.table1(st, seeds=(0, 1), progress=False)
+    assert t1.n_images == 20 and t1.control.endswith("(control)")
+    tm = st.settings.table_model
+    assert set(t1.pairs) == {tm, t1.control, st.settings.fig_model}
+    assert fib.PROGRESSIVE_ALL in t1.pairs[tm] and fib.PROGRESSIVE_ALL not in t1.pairs[t1.control]
+    lab, pr = t1.pairs[tm][fib.RANDOM]
+    tidx, _ = fib.table_images(st.predictions[tm], st.data["mnist"][1], 2)
+    assert lab.shape == (20, 2) and (lab == st.data["mnist"][1][tidx].numpy()[:, None]).all()
+    assert len(t1.frame()) == sum(len(m) for m in t1.pairs.values())
+    sc = Scorecard("test")
+    stab = fib.table1_verdicts(t1, sc)
+    assert len(stab) == 9 and all(len(v) == 2 for v in stab.values())
+    assert len(sc.rows) == 10  # 6 paper cells, the ordering, 3 controls
+    assert t1.values()["metric"].nunique() == 3
+
+
+def test_ordering_verdicts() -> None:
+    import numpy as np
+
+    from visxai.methods import fill_blanks as fib
+
+    y = np.repeat(np.arange(10), 5)[:, None].repeat(2, 1)
+    wrong = (y + 1) % 10
+    verdicts, pooled = fib.ordering({fib.RANDOM: (y, y), fib.PROGRESSIVE: (y, wrong)})
+    assert verdicts == ["holds", "holds"] and pooled.value == 100.0
+    verdicts, _ = fib.ordering({fib.RANDOM: (y, wrong), fib.PROGRESSIVE: (y, y)})
+    assert "holds" not in verdicts
+
+
+def test_sweep_orders_and_binarisation() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from visxai.methods import fill_blanks as fib
+
+    st = _tiny_study()
+    sweep = fib.mask_sweep(st, label=2, ratios=(0.1, 0.5), patches=(1, 7), progress=False)
+    assert sweep.rates.shape == (2, 2)
+    assert sweep.rates.iloc[1, 1] == sweep.estimates[0.5, 7].correct_rate
+    assert isinstance(sweep.rate_falls(), tuple)
+    cmp = fib.first_vs_second_order(st)
+    assert len(cmp.stats) == 2 and (cmp.stats["loss BFGS"] <= cmp.stats["loss start"]).all()
+    assert cmp.check_lines()[-1].endswith("yes")
+    panels = fib.expected_panels(st, progress=False)
+    b = fib.binarisation_comparison(st, panels, classes=(0, 3))
+    for j, c in enumerate((0, 3)):  # M(x) + T(E[dx]): binary on the blanks of the first mask
+        blank = panels["MNIST"].estimates[c].keep == 0
+        assert set(b.random_fills["binarised"][j][blank].unique().tolist()) <= {0.0, 1.0}
+    assert set(b.progressive["binarised"].image.unique().tolist()) <= {0.0, 1.0}
+    soft = b.progressive["not binarised"].image
+    assert soft.min() >= 0 and soft.max() <= 1
+    assert list(b.predictions) == [
+        "random, binarised", "random, not binarised",
+        "progressive, binarised", "progressive, not binarised",
+    ]  # fmt: skip
+    figs = [
+        fib.plot_single_fill(st, fib.single_fill(st, label=1)),
+        fib.plot_expected(st, panels),
+        fib.plot_mask_sweep(st, sweep),
+        fib.plot_orders(st, cmp),
+        fib.plot_binarisation(st, b),
+        fib.plot_fill_panel(st, 0, 0.25, 2, 0),
+    ]
+    assert [len(f.axes) for f in figs] == [5, 80, 4, 3, 8, 3]  # Fig. 5: one example
+    assert fib.plot_fill_panel(st, 0, 0.001, 2, 0) is None  # no whole patch blanked
