@@ -45,7 +45,8 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     names = args.models or list(list_models())
     print(
-        f"device={device} threads={args.threads} batch={args.batch} channels_last={args.channels_last}"
+        f"device={device} threads={args.threads} batch={args.batch} "
+        f"channels_last={args.channels_last}"
     )
     print("| model | params (M) | input | fwd ms/img | fwd+grad ms/img |")
     print("|---|---:|---|---:|---:|")

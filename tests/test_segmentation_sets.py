@@ -1,4 +1,5 @@
-"""Paper-profile segmentation loaders on tiny fake files (no network): layout, shapes, values, errors."""
+"""Paper-profile segmentation loaders on tiny fake files (no network): layout, shapes, values,
+errors."""
 
 from __future__ import annotations
 
@@ -173,7 +174,8 @@ def test_eval_data_choices_for_the_paper_sets(tmp_path, monkeypatch):
 
 
 def test_eval_data_imagenet_val_reads_the_imagefolder_layout(tmp_path, monkeypatch):
-    """``eval_data("imagenet-val")`` (Table 2/4 paper profile, torchrun): the committed subset's first n
+    """``eval_data("imagenet-val")`` (Table 2/4 paper profile, torchrun): the committed subset's
+    first n
     images through ``loaded.preprocess``, labels = index of the wnid folder in sorted order."""
     from types import SimpleNamespace
 

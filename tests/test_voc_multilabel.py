@@ -1,4 +1,5 @@
-"""The VOC multi-label recipe (AGF Table 3b) on a tiny fake VOCdevkit: data, training, cache, loading, errors."""
+"""The VOC multi-label recipe (AGF Table 3b) on a tiny fake VOCdevkit: data, training, cache,
+loading, errors."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def _save_mask(mask: np.ndarray, path: Path) -> None:
 
 
 def _fake_voc(root: Path, splits: dict[str, list[str]]) -> dict[str, int]:
-    """VOCdevkit/VOC2012 with red "cat" and blue "dog" images (whole-image masks, a boundary line)."""
+    """VOCdevkit/VOC2012 with red "cat" and blue "dog" images (whole-image masks, a boundary
+    line)."""
     base = root / "VOCdevkit" / "VOC2012"
     for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (base / d).mkdir(parents=True, exist_ok=True)
@@ -115,7 +117,8 @@ def test_dataset_labels_augmentation_and_eval_inputs(voc):
     assert x.shape == (3, 16, 16) and x.dtype == torch.float32 and y.shape == (20,)
     assert y.nonzero().flatten().tolist() == [CAT]  # 0 and 255 are not labels
     assert ds[1][1].nonzero().flatten().tolist() == [DOG]
-    # eval inputs are exactly Table 3b's: load_voc2012_segmentation, normalised with ImageNet mean/std
+    # eval inputs are exactly Table 3b's: load_voc2012_segmentation, normalised with ImageNet
+    # mean/std
     ev = VOCMultiLabel(voc, "val", train=False, resize=16, crop=16)
     imgs, labels, _ = load_voc2012_segmentation("val", root=voc, size=16)
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)

@@ -1,12 +1,13 @@
-"""Write the tiny SimCLRv2 checkpoint that tests/test_simclrv2.py converts (run once, needs TensorFlow).
+"""Write the tiny SimCLRv2 checkpoint that tests/test_simclrv2.py converts (run once, needs
+TensorFlow).
 
 Not run by CI. It builds the SimCLRv2 authors' own TF1 ResNet (``resnet.py`` and
 ``model_util.py`` of google-research/simclr, passed by path, not copied here) at depth 50 with
 width multiplier 1/16 (so the fixture is ~1 MB), fills every variable, BN statistics included,
 with seeded random values, saves it the way the released checkpoints are laid out
 (``ema_model/base_model/...``, ``ema_model/head_contrastive/...``, plus non-EMA copies with other
-values, a few ``/Momentum`` slots and ``global_step``), and records TensorFlow's own outputs (backbone
-features and projection) for a fixed 40x40 input (odd sizes after the stem, so TF's SAME
+values, a few ``/Momentum`` slots and ``global_step``), and records TensorFlow's own outputs
+(backbone features and projection) for a fixed 40x40 input (odd sizes after the stem, so TF's SAME
 max-pool padding matters), inference mode::
 
     python -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu tf_keras absl-py

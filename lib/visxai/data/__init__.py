@@ -2,10 +2,11 @@
 
 Public API::
 
-    load_mnist(split="train"|"test", subset="10k"|"full") -> (images [N,1,28,28] float32 in [0,1], labels int64)
-    load_fashion_mnist(split)                           -> same, 60,000 / 10,000
+    load_mnist(split="train"|"test", subset="10k"|"full")
+        -> (images [N,1,28,28] float32 in [0,1], labels int64)
+    load_fashion_mnist(split) -> same, 60,000 / 10,000
     load_photo(name) -> PIL.Image (RGB);  list_photos() -> names
-    artefact_path(name, file) -> Path in the cache, or raises ArtefactMissing (with the fetch command)
+    artefact_path(name, file) -> Path in the cache, or raises ArtefactMissing (fetch command)
     fetch(name), verify(name), load_manifest(name), manifest_files(name), offline_set()
     imagenet_val_subset(), imagenet_val_root()  (paper profile; user-provided ImageNet)
 

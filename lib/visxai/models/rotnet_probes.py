@@ -5,8 +5,8 @@ AlexNet (RotNet) a supervised linear classifier is trained on the frozen, pooled
 and AGF explains the network "block 1..k + linear probe". Deeper blocks should give more
 semantic maps (better segmentation, Fig. 4b).
 
-Here the backbone is the project's :class:`~visxai.models.selfsup_miniatures.RotNet` and the probes are
-multi-label linear classifiers for the synthetic set's Fashion-MNIST classes (BCE), trained on
+Here the backbone is the project's :class:`~visxai.models.selfsup_miniatures.RotNet` and the probes
+are multi-label linear classifiers for the synthetic set's Fashion-MNIST classes (BCE), trained on
 ``AdaptiveAvgPool2d(pool)`` features of the frozen blocks. :class:`ProbedModel` is an ordinary
 ``nn.Module`` (the frozen trunk, the pooling, the linear layer), so every explanation method
 runs on it unchanged. Written by hand: a probe is one linear layer; training uses
@@ -28,7 +28,8 @@ __all__ = ["ProbedModel", "PROBE_CONFIG", "train_probe", "load_probes"]
 
 
 class ProbedModel(nn.Module):
-    """Blocks ``0..k`` of a backbone (frozen copies), ``AdaptiveAvgPool2d(pool)``, ``Flatten``, ``Linear``."""
+    """Blocks ``0..k`` of a backbone (frozen copies), ``AdaptiveAvgPool2d(pool)``, ``Flatten``,
+    ``Linear``."""
 
     def __init__(
         self, trunk: nn.Sequential, channels: int, num_classes: int = 10, pool: int = 4

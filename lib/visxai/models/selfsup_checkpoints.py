@@ -93,7 +93,8 @@ RESIZE = 256
 
 # ------------------------------------------------------------------------------------ models
 class SCANResNet50(nn.Module):
-    """SCAN's ``ClusteringModel`` with one head: torchvision ResNet-50 (``fc`` = Identity) + ``head``."""
+    """SCAN's ``ClusteringModel`` with one head: torchvision ResNet-50 (``fc`` = Identity) +
+    ``head``."""
 
     def __init__(self, num_clusters: int = 1000) -> None:
         super().__init__()
@@ -188,7 +189,8 @@ _ALEXNET_POOL_AFTER = (True, True, False, False, True)
 
 
 class AsanoAlexNet(nn.Module):
-    """The AlexNet with BatchNorm of yukimasano/linear-probes (``alexnet.py``, ``bn=True``) + ``head``.
+    """The AlexNet with BatchNorm of yukimasano/linear-probes (``alexnet.py``, ``bn=True``) +
+    ``head``.
 
     ``features`` (indices as the authors': conv 0/4/8/11/14, BN 1/5/9/12/15, max-pools 3/7/17),
     ``classifier`` = Dropout, Linear(C5*6*6, hidden), ReLU, Dropout, Linear(hidden, hidden), ReLU;
@@ -330,7 +332,8 @@ def _fill_bn_counters(state: dict[str, torch.Tensor], module: nn.Module) -> dict
 
 
 def _state_of(ckpt: Any, what: str) -> dict[str, Any]:
-    """The (``module.``-stripped) state dict inside a checkpoint, or ``ValueError`` naming ``what`` was expected."""
+    """The (``module.``-stripped) state dict inside a checkpoint, or ``ValueError`` naming ``what``
+    was expected."""
     if not isinstance(ckpt, Mapping):
         raise ValueError(f"not a {what} checkpoint: expected a dict, got {type(ckpt).__name__}")
     state = _find_state(ckpt)
@@ -359,7 +362,8 @@ def _looks_like(state: Mapping[str, Any]) -> str:
 def scan_state(
     ckpt: Mapping[str, Any], head: int | None = None
 ) -> tuple[dict[str, torch.Tensor], int]:
-    """Map SCAN's ``{'model': ..., 'head': k}`` onto :class:`SCANResNet50` (head ``head``, default ``k``).
+    """Map SCAN's ``{'model': ..., 'head': k}`` onto :class:`SCANResNet50` (head ``head``, default
+    ``k``).
 
     Returns ``(state_dict, head index)``. ``ValueError`` if the file is not a SCAN clustering
     checkpoint (e.g. the MoCo pretext model or a plain classifier) or the head does not exist.
@@ -377,8 +381,10 @@ def scan_state(
     )
     if not heads or not any(k.startswith("backbone.") for k in state):
         raise ValueError(
-            f"not a SCAN clustering checkpoint ('backbone.*' + 'cluster_head.N.*' expected): this looks like "
-            f"{_looks_like(state)}. Use the ImageNet 'SCAN (ResNet50)' file (python -m visxai fetch scan-r50-imagenet)"
+            "not a SCAN clustering checkpoint ('backbone.*' + 'cluster_head.N.*' expected): this "
+            "looks like "
+            f"{_looks_like(state)}. Use the ImageNet 'SCAN (ResNet50)' file (python -m visxai "
+            "fetch scan-r50-imagenet)"
         )
     if head is None:
         head = int(ckpt.get("head", heads[0])) if "model" in ckpt else heads[0]
@@ -396,11 +402,12 @@ def scan_state(
 
 
 def sela_state(ckpt: Mapping[str, Any], head: int = 0) -> dict[str, torch.Tensor]:
-    """Map SeLa's ``resnet-10x3k.pth`` (pre-activation ResNet-50, ``top_layerN``) onto :class:`SeLaResNet50`.
+    """Map SeLa's ``resnet-10x3k.pth`` (pre-activation ResNet-50, ``top_layerN``) onto
+    :class:`SeLaResNet50`.
 
-    Accepts the plain state dict (the release), ``{'state_dict': ...}`` (a training checkpoint) and a
-    ``module.`` prefix. ``ValueError`` for torchvision-style or v1 (BN after the stem) ResNets, AlexNets,
-    or a missing head.
+    Accepts the plain state dict (the release), ``{'state_dict': ...}`` (a training checkpoint) and
+    a ``module.`` prefix. ``ValueError`` for torchvision-style or v1 (BN after the stem) ResNets,
+    AlexNets, or a missing head.
     """
     state = _state_of(ckpt, "SeLa")
     w0 = state.get("features.0.weight")
@@ -412,7 +419,8 @@ def sela_state(ckpt: Mapping[str, Any], head: int = 0) -> dict[str, torch.Tensor
     ):
         raise ValueError(
             "not SeLa's pre-activation ResNet-50 (resnetv2: 'features.0' 7x7 conv without BN, "
-            f"'features.2.0.bn1.*'): this looks like {_looks_like(state)}. Use resnet-10x3k.pth from "
+            f"'features.2.0.bn1.*'): this looks like {_looks_like(state)}. Use resnet-10x3k.pth "
+            "from "
             "pretrained.zip (python -m visxai fetch sela-r50-imagenet)"
         )
     heads = sorted(
@@ -438,7 +446,8 @@ def sela_state(ckpt: Mapping[str, Any], head: int = 0) -> dict[str, torch.Tensor
 
 
 def rotnet_state(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Map a linear-probes AlexNet checkpoint with a 4-way rotation ``top_layer`` onto :class:`AsanoAlexNet`.
+    """Map a linear-probes AlexNet checkpoint with a 4-way rotation ``top_layer`` onto
+    :class:`AsanoAlexNet`.
 
     Accepts ``{'state_dict': ...}`` (what linear-probes reads) or the plain state dict, with or
     without ``module.``. ``ValueError`` for a Sobel (DeepCluster) or multi-head (SeLa) AlexNet, a
@@ -451,7 +460,8 @@ def rotnet_state(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         )
     if any(re.fullmatch(r"top_layer\d+\.weight", k) for k in state):
         raise ValueError(
-            "this AlexNet has several heads top_layer0..N (a SeLa model such as alexnet-10x3k-wRot.pth), "
+            "this AlexNet has several heads top_layer0..N (a SeLa model such as "
+            "alexnet-10x3k-wRot.pth), "
             "not the RotNet with one 4-way rotation head"
         )
     needed = [
@@ -463,12 +473,14 @@ def rotnet_state(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     ]
     if any(k not in state for k in needed):
         raise ValueError(
-            f"not the linear-probes AlexNet with BN + rotation head (needs {needed}): this looks like "
+            f"not the linear-probes AlexNet with BN + rotation head (needs {needed}): this looks "
+            "like "
             f"{_looks_like(state)} (python -m visxai fetch rotnet-alexnet-imagenet)"
         )
     if state["top_layer.weight"].shape[0] != 4:
         raise ValueError(
-            f"RotNet's head predicts 4 rotations; this top_layer has {state['top_layer.weight'].shape[0]} outputs"
+            "RotNet's head predicts 4 rotations; this top_layer has "
+            f"{state['top_layer.weight'].shape[0]} outputs"
         )
     out = {k: v for k, v in state.items() if k.startswith(("features.", "classifier."))}
     out["head.weight"] = state["top_layer.weight"]
@@ -531,7 +543,8 @@ def _read_sela(path: Path) -> Any:
 def selfsup_preprocess(
     mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
 ) -> Callable[[Any], torch.Tensor]:
-    """PIL image -> normalised [3, 224, 224] tensor (Resize 256, CenterCrop 224, the authors' eval transform)."""
+    """PIL image -> normalised [3, 224, 224] tensor (Resize 256, CenterCrop 224, the authors' eval
+    transform)."""
     from torchvision import transforms as T
 
     from ..transforms import to_rgb
@@ -596,7 +609,8 @@ def load_paper_selfsup(
 
     if name not in PAPER_SELFSUP_ARTEFACTS:
         raise ValueError(
-            f"unknown paper self-supervised model {name!r}; choose from {sorted(PAPER_SELFSUP_ARTEFACTS)}"
+            f"unknown paper self-supervised model {name!r}; choose from "
+            f"{sorted(PAPER_SELFSUP_ARTEFACTS)}"
         )
     art, file = PAPER_SELFSUP_ARTEFACTS[name]
     path = artefact_path(art, file)

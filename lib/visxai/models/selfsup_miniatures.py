@@ -63,7 +63,8 @@ def _check(x: torch.Tensor) -> None:
 
 
 class RotNet(nn.Module):
-    """Rotation-prediction network: 4 conv blocks (64 -> 16 -> 8 -> 8 -> 8), pooled features, MLP, 4-way head."""
+    """Rotation-prediction network: 4 conv blocks (64 -> 16 -> 8 -> 8 -> 8), pooled features, MLP,
+    4-way head."""
 
     def __init__(self, width: int = 16, hidden: int = 128, num_rotations: int = 4) -> None:
         super().__init__()
@@ -93,7 +94,8 @@ class RotNet(nn.Module):
 
 
 class MultiLabelCNN(nn.Module):
-    """VGG-style multi-label classifier: conv blocks, global average pooling, one logit per class."""
+    """VGG-style multi-label classifier: conv blocks, global average pooling, one logit per
+    class."""
 
     def __init__(self, num_classes: int = 10, width: int = 16) -> None:
         super().__init__()
@@ -122,7 +124,8 @@ class MultiLabelCNN(nn.Module):
 
 
 def rotate(x: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
-    """Rotate each image of ``x`` [B,C,H,W] by ``k*90`` degrees counter-clockwise (per image if ``k`` is a tensor)."""
+    """Rotate each image of ``x`` [B,C,H,W] by ``k*90`` degrees counter-clockwise (per image if
+    ``k`` is a tensor)."""
     if isinstance(k, int):
         return torch.rot90(x, k % 4, dims=(2, 3))
     k = torch.as_tensor(k).long() % 4

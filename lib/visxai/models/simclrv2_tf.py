@@ -1,4 +1,5 @@
-"""SimCLRv2 ResNets (Chen et al., NeurIPS 2020) in PyTorch, converted from the authors' TensorFlow checkpoints.
+"""SimCLRv2 ResNets (Chen et al., NeurIPS 2020) in PyTorch, converted from the authors' TensorFlow
+checkpoints.
 
 Pixel Invariance explains SimCLRv2 ResNet-50 1x and 2x (``r50_1x_sk0``, ``r50_2x_sk0``) through
 their 3-layer projection heads. The weights exist only as TensorFlow checkpoints; the paper's
@@ -10,8 +11,8 @@ is read by :class:`visxai.data.tf_checkpoint.TFCheckpoint` (no TensorFlow) and m
 * ResNet v1 with bottleneck blocks, stride on the 3x3 convolution, every width times the width
   multiplier (stem 64w channels, output 2048w), BN eps 1e-5, no selective kernels (``sk0``);
 * the stem's max-pool uses TensorFlow's ``SAME`` padding (pad right/bottom only for even sizes),
-  not ``nn.MaxPool2d(3, 2, padding=1)`` as the Separius port (and so the Pixel Invariance code) does;
-  the two differ on the first row and column of every even-sized feature map;
+  not ``nn.MaxPool2d(3, 2, padding=1)`` as the Separius port (and so the Pixel Invariance code)
+  does; the two differ on the first row and column of every even-sized feature map;
 * images are in [0, 1] RGB, not normalised (SimCLR's preprocessing);
 * the contrastive head ``head_contrastive/nl_{0,1,2}``: dense (no bias) + BN (+ ReLU) twice, then
   dense + BN without a learned bias (``center=False``: its bias is fixed at zero).
@@ -58,7 +59,8 @@ def _bn(c: int) -> nn.BatchNorm2d:
 
 
 class TFSameMaxPool(nn.Module):
-    """3x3 / stride-2 max pool with TensorFlow's ``SAME`` padding (the extra pixel goes right/bottom)."""
+    """3x3 / stride-2 max pool with TensorFlow's ``SAME`` padding (the extra pixel goes
+    right/bottom)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
@@ -93,7 +95,8 @@ class Bottleneck(nn.Module):
 
 
 class SimCLRv2ResNet(nn.Module):
-    """SimCLRv2's ResNet v1 trunk; ``width`` multiplies every channel count; output [N, 2048 * width]."""
+    """SimCLRv2's ResNet v1 trunk; ``width`` multiplies every channel count; output [N, 2048 *
+    width]."""
 
     def __init__(self, depth: int = 50, width: float = 1) -> None:
         super().__init__()
@@ -120,7 +123,8 @@ class SimCLRv2ResNet(nn.Module):
 
 
 class ContrastiveHead(nn.Sequential):
-    """``head_contrastive``: (dense + BN + ReLU) x 2, dense + BN (bias fixed at 0, TF ``center=False``)."""
+    """``head_contrastive``: (dense + BN + ReLU) x 2, dense + BN (bias fixed at 0, TF
+    ``center=False``)."""
 
     def __init__(self, dim: int, out_dim: int = 128) -> None:
         layers: list[nn.Module] = []
@@ -179,7 +183,8 @@ def simclrv2_state(
             else ""
         )
         raise ValueError(
-            f"no '{base}/conv2d*/kernel' variables in {ckpt.prefix}: not a SimCLRv2 checkpoint{hint}; top-level scopes: {scopes}"
+            f"no '{base}/conv2d*/kernel' variables in {ckpt.prefix}: not a SimCLRv2 "
+            f"checkpoint{hint}; top-level scopes: {scopes}"
         )
     depth = next((d for d, n in DEPTHS.items() if 1 + 3 * sum(n) + 4 == len(convs)), None)
     if depth is None:
@@ -206,7 +211,8 @@ def simclrv2_state(
         target = target if target is not None else names[module]._buffers[param]
         if tuple(value.shape) != tuple(target.shape):
             raise ValueError(
-                f"{module}.{param}: checkpoint shape {tuple(value.shape)} != model shape {tuple(target.shape)}"
+                f"{module}.{param}: checkpoint shape {tuple(value.shape)} != model shape "
+                f"{tuple(target.shape)}"
             )
         state[f"{module}.{param}"] = value.float()
 
@@ -225,7 +231,8 @@ def simclrv2_state(
         key = f"{head}/nl_{i}/dense/kernel"
         if key not in ckpt:
             raise ValueError(
-                f"{key} missing in {ckpt.prefix}: Pixel Invariance needs the 3-layer projection head"
+                f"{key} missing in {ckpt.prefix}: Pixel Invariance needs the 3-layer projection "
+                "head"
             )
         put(f"head.{lin}", "weight", ckpt[key].t())
         put_bn(f"head.{bn}", f"{head}/nl_{i}/batch_normalization", center=i < 2)
@@ -233,7 +240,8 @@ def simclrv2_state(
 
 
 def load_simclrv2(path: str | Path, ema: bool = True) -> SimCLRv2:
-    """Read the TF checkpoint at ``path`` (prefix, ``.index`` file or its folder) into :class:`SimCLRv2`, eval mode."""
+    """Read the TF checkpoint at ``path`` (prefix, ``.index`` file or its folder) into
+    :class:`SimCLRv2`, eval mode."""
     state, depth, width = simclrv2_state(TFCheckpoint(path), ema=ema)
     model = SimCLRv2(depth, width, state["head.7.weight"].shape[0])
     model.load_state_dict(state, strict=True)

@@ -5,8 +5,8 @@ Written by hand because they are the papers' toy models, not published architect
 * :class:`SmallCNN3`: the "three-layer CNN" of *Fill in the Blanks* (Sec. 4): three
   conv-ReLU-maxpool stages and one linear layer.
 * :class:`SmallResNet`: the "ResNet5" of *Fill in the Blanks* (Table 1): a 3x3 stem and two
-  torchvision :class:`~torchvision.models.resnet.BasicBlock` residual blocks (5 convolutions), global
-  average pooling and one linear layer. Using torchvision's ``BasicBlock`` (not a copy) lets
+  torchvision :class:`~torchvision.models.resnet.BasicBlock` residual blocks (5 convolutions),
+  global average pooling and one linear layer. Using torchvision's ``BasicBlock`` (not a copy) lets
   zennit's ``ResNetCanonizer`` / the AGF residual handling recognise the skip connection.
 * :class:`SmallVGG`: a VGG-style stack (conv-ReLU-conv-ReLU-maxpool twice) with a two-layer
   classifier.
@@ -63,7 +63,8 @@ class SmallCNN3(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """ "ResNet5": conv3x3-BN-ReLU-maxpool stem (28 -> 14), BasicBlock(w), BasicBlock(2w, stride 2), GAP, linear."""
+    """ "ResNet5": conv3x3-BN-ReLU-maxpool stem (28 -> 14), BasicBlock(w), BasicBlock(2w, stride 2),
+    GAP, linear."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> None:
         super().__init__()
@@ -99,7 +100,8 @@ class SmallResNet(nn.Module):
 
 
 class SmallVGG(nn.Module):
-    """VGG-style: conv-ReLU-maxpool (28 -> 14), conv-ReLU-conv-ReLU-maxpool (-> 7), Linear-ReLU-Dropout-Linear."""
+    """VGG-style: conv-ReLU-maxpool (28 -> 14), conv-ReLU-conv-ReLU-maxpool (-> 7),
+    Linear-ReLU-Dropout-Linear."""
 
     def __init__(
         self, in_channels: int = 1, num_classes: int = 10, width: int = 16, hidden: int = 128

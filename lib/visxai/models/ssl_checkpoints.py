@@ -35,7 +35,8 @@ PAPER_SSL_ARTEFACTS = {
 
 
 def simsiam_projector(dim: int = 2048) -> nn.Sequential:
-    """SimSiam's projector (facebookresearch/simsiam builder.py): 2048-2048-2048, BN+ReLU between, final BN without affine."""
+    """SimSiam's projector (facebookresearch/simsiam builder.py): 2048-2048-2048, BN+ReLU between,
+    final BN without affine."""
     return nn.Sequential(
         nn.Linear(2048, 2048, bias=False),
         nn.BatchNorm1d(2048),
@@ -49,8 +50,9 @@ def simsiam_projector(dim: int = 2048) -> nn.Sequential:
 
 
 def simsiam_state(ckpt: dict) -> dict[str, torch.Tensor]:
-    """Map the authors' checkpoint (``ckpt['state_dict']``: ``module.encoder.*`` incl. the projector as
-    ``fc``, ``module.predictor.*``) onto a torchvision ResNet-50 whose ``fc`` is :func:`simsiam_projector`.
+    """Map the authors' checkpoint (``ckpt['state_dict']``: ``module.encoder.*`` incl. the projector
+    as ``fc``, ``module.predictor.*``) onto a torchvision ResNet-50 whose ``fc`` is
+    :func:`simsiam_projector`.
 
     Raises ``ValueError`` for a linear-classification checkpoint (no ``module.encoder.`` keys).
     """
@@ -62,14 +64,17 @@ def simsiam_state(ckpt: dict) -> dict[str, torch.Tensor]:
     }
     if not any(k.startswith("fc.") for k in out):
         raise ValueError(
-            "this SimSiam file has no 'module.encoder.fc.*' projector keys: Pixel Invariance needs the pre-training "
-            "checkpoint_0099.pth.tar (python -m visxai fetch simsiam-r50), not a linear-evaluation checkpoint"
+            "this SimSiam file has no 'module.encoder.fc.*' projector keys: Pixel Invariance needs "
+            "the pre-training "
+            "checkpoint_0099.pth.tar (python -m visxai fetch simsiam-r50), not a linear-evaluation "
+            "checkpoint"
         )
     return out
 
 
 def barlow_twins_projector(dim: int = 8192) -> nn.Sequential:
-    """Barlow Twins' projector (facebookresearch/barlowtwins main.py): 2048-8192-8192-8192, BN+ReLU between."""
+    """Barlow Twins' projector (facebookresearch/barlowtwins main.py): 2048-8192-8192-8192, BN+ReLU
+    between."""
     return nn.Sequential(
         nn.Linear(2048, dim, bias=False),
         nn.BatchNorm1d(dim),
@@ -82,8 +87,9 @@ def barlow_twins_projector(dim: int = 8192) -> nn.Sequential:
 
 
 def barlow_twins_state(ckpt: dict) -> dict[str, torch.Tensor]:
-    """Map the authors' checkpoint (``ckpt['model']``: ``module.backbone.*``, ``module.projector.*``)
-    onto a torchvision ResNet-50 whose ``fc`` is :func:`barlow_twins_projector`.
+    """Map the authors' checkpoint (``ckpt['model']``: ``module.backbone.*``,
+    ``module.projector.*``) onto a torchvision ResNet-50 whose ``fc`` is
+    :func:`barlow_twins_projector`.
 
     Raises ``ValueError`` for the backbone-only release (``resnet50.pth``), which has no projector.
     """
@@ -91,8 +97,10 @@ def barlow_twins_state(ckpt: dict) -> dict[str, torch.Tensor]:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if not any(k.startswith("projector.") for k in state):
         raise ValueError(
-            "this Barlow Twins file has no projector ('projector.*' keys): Pixel Invariance needs the full "
-            "checkpoint.pth of the release (python -m visxai fetch barlowtwins-r50), not resnet50.pth"
+            "this Barlow Twins file has no projector ('projector.*' keys): Pixel Invariance needs "
+            "the full "
+            "checkpoint.pth of the release (python -m visxai fetch barlowtwins-r50), not "
+            "resnet50.pth"
         )
     out = {
         k.removeprefix("backbone."): v
@@ -150,10 +158,11 @@ def build_paper_ssl(name: str, pretrained: bool = True) -> tuple[nn.Module, tupl
 
 
 def load_paper_ssl(name: str, device: str | torch.device = "cpu") -> tuple[nn.Module, tuple, tuple]:
-    """The paper profile's ResNet-50 + projection head for ``name`` (keys of :data:`PAPER_SSL_ARTEFACTS`).
+    """The paper profile's ResNet-50 + projection head for ``name`` (keys of
+    :data:`PAPER_SSL_ARTEFACTS`).
 
-    Returns (model mapping normalised images to projection outputs, mean, std). Missing weights raise
-    ``visxai.data.ArtefactMissing`` naming ``python -m visxai fetch NAME``.
+    Returns (model mapping normalised images to projection outputs, mean, std). Missing weights
+    raise ``visxai.data.ArtefactMissing`` naming ``python -m visxai fetch NAME``.
 
     * SimCLRv2 1x / 2x: the authors' TensorFlow checkpoint, read without TensorFlow and mapped onto
       :class:`visxai.models.simclrv2_tf.SimCLRv2` (EMA weights, as the Pixel Invariance authors'

@@ -1,10 +1,12 @@
-"""Small self-supervised models for notebook 01 (Pixel Invariance): SimCLRv2 1x / 2x, Barlow Twins, SimSiam.
+"""Offline miniatures of the self-supervised models of notebook 01 / Pixel Invariance: SimCLRv2
+1x / 2x, Barlow Twins, SimSiam (the paper's own ResNet-50s: :mod:`visxai.models.ssl_checkpoints`).
 
 The paper explains four ResNet-50s (SimCLRv2 1x and 2x, Barlow Twins, SimSiam) whose weights are
 ``paper`` artefacts. Offline, the project trains the same four objectives on ONE small backbone:
 
-* data: random crops of the offline photos (:func:`visxai.data.list_photos`) at 32x32 RGB (this 2-core CPU trains each model in about 1-3 minutes at that size). Not
-  Fashion-MNIST: the paper's augmentations are colour jitter and grayscale, which are meaningless
+* data: random crops of the offline photos (:func:`visxai.data.list_photos`) at 32x32 RGB (this
+  2-core CPU trains each model in about 1-3 minutes at that size). Not Fashion-MNIST: the paper's
+  augmentations are colour jitter and grayscale, which are meaningless
   on grayscale 28x28 images, and Fig. 2 / Table I are computed on natural RGB photos. The
   evaluation photos of the notebook (:data:`EVAL_PHOTOS`) are held out of training.
 * backbone: a 4-stage ResNet of torchvision ``BasicBlock``s (widths w, 2w, 4w, 4w; stride-2 stem),

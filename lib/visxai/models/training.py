@@ -87,7 +87,8 @@ class ChecksumMismatch(RuntimeError):
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Run a block with Python, NumPy and torch (CPU) seeded with ``seed``, restoring the caller's RNG states.
+    """Run a block with Python, NumPy and torch (CPU) seeded with ``seed``, restoring the caller's
+    RNG states.
 
     So that building or training a model inside a notebook does not shift the notebook's own
     random stream (loading a committed checkpoint and training one leave the same state behind).
@@ -309,7 +310,8 @@ def _read_checksums(folder: Path) -> dict[str, str]:
 
 
 def _record_checksum(folder: Path, filename: str, digest: str) -> None:
-    """Add/replace one line of ``CHECKSUMS`` (sha256sum format), under a lock (parallel trainers)."""
+    """Add/replace one line of ``CHECKSUMS`` (sha256sum format), under a lock (parallel
+    trainers)."""
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -343,7 +345,8 @@ def _atomic_write_bytes(path: Path, blob: bytes) -> None:
 def save_checkpoint(
     model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Save ``model.state_dict()`` as safetensors, atomically; ``metadata`` values stored as JSON."""
+    """Save ``model.state_dict()`` as safetensors, atomically; ``metadata`` values stored as
+    JSON."""
     from safetensors.torch import save
 
     path = Path(path)
@@ -356,7 +359,8 @@ def save_checkpoint(
 
 
 def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
-    """Load a ``.safetensors`` (or ``.pt``/``.pth`` with ``weights_only=True``) state dict into ``model``."""
+    """Load a ``.safetensors`` (or ``.pt``/``.pth`` with ``weights_only=True``) state dict into
+    ``model``."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -408,7 +412,8 @@ def find_checkpoint(name: str, config: Mapping[str, Any]) -> Path | None:
         if expected is not None and sha256_file(committed) != expected:
             raise ChecksumMismatch(
                 f"{committed} has sha256 {sha256_file(committed)} but checkpoints/{CHECKSUMS_FILE} "
-                f"says {expected}; restore it with `git checkout -- checkpoints/{committed.name}` or delete it to retrain"
+                f"says {expected}; restore it with `git checkout -- checkpoints/{committed.name}` "
+                "or delete it to retrain"
             )
         return committed
     cached_file = model_cache_dir() / fname
@@ -424,7 +429,8 @@ def cached(
     commit: bool | None = None,
     strict: bool = True,
 ) -> nn.Module:
-    """Return ``build()`` with trained weights, training with ``train(model)`` only if no checkpoint exists.
+    """Return ``build()`` with trained weights, training with ``train(model)`` only if no checkpoint
+    exists.
 
     See the module docstring for the lookup order and file naming. ``cached(config, build=...,
     train=...)`` (config first) is accepted too; the name is then ``config["name"]`` or ``"model"``.

@@ -59,7 +59,8 @@ Public API::
     train_voc_multilabel(config=None, root=None, sbd_root=None, device="auto", num_workers=None,
                          progress=True, commit=False) -> (model, checkpoint path, metrics)
     load_voc_multilabel(config=None, device="cpu") -> nn.Module   (raises CheckpointMissing)
-    loaded_voc_multilabel(pretrained=True)     -> LoadedModel  (``load_model("vgg19-voc-multilabel")``)
+    loaded_voc_multilabel(pretrained=True)
+        -> LoadedModel  (``load_model("vgg19-voc-multilabel")``)
     voc_multilabel_map(model, split="val", n=None, root=None, ...) -> {"mAP", "ap", ...}
     visxai.data.voc.VOCMultiLabel(root, image_set, train=..., ...)  the training data (Dataset)
     CheckpointMissing(ArtefactMissing)
@@ -147,7 +148,8 @@ class CheckpointMissing(ArtefactMissing):
 
 
 class _TinyVGG(nn.Module):
-    """Stand-in with VGG's layout (``features``, ``avgpool``, ``classifier[-1]``), for fast tests."""
+    """Stand-in with VGG's layout (``features``, ``avgpool``, ``classifier[-1]``), for fast
+    tests."""
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
@@ -211,7 +213,8 @@ def recipe_config(sbd: bool = False, **overrides: Any) -> dict[str, Any]:
 
 
 def _lr_at(config: Mapping[str, Any], epoch: int) -> float:
-    """The authors' StepLR as called at the start of each epoch: ``lr * gamma ** ((epoch + 1) // step)``."""
+    """The authors' StepLR as called at the start of each epoch: ``lr * gamma ** ((epoch + 1) //
+    step)``."""
     return float(config["lr"]) * float(config["lr_gamma"]) ** (
         (epoch + 1) // int(config["lr_step"])
     )
@@ -284,10 +287,12 @@ def train_voc_multilabel(
     commit: bool = False,
     evaluate: bool = True,
 ) -> tuple[nn.Module, Path, dict[str, Any]]:
-    """Train (once per config) the multi-label classifier; returns ``(model on CPU, checkpoint, metadata)``.
+    """Train (once per config) the multi-label classifier; returns ``(model on CPU, checkpoint,
+    metadata)``.
 
     ``config`` defaults to ``recipe_config(sbd=sbd_root is not None)``; a config with ``sbd``
-    true needs ``sbd_root``. The checkpoint is ``<cache>/models/vgg19-voc-multilabel-<hash>.safetensors``
+    true needs ``sbd_root``. The checkpoint is
+    ``<cache>/models/vgg19-voc-multilabel-<hash>.safetensors``
     (:func:`~visxai.models.training.cached`); an existing one is loaded, not retrained. With
     ``evaluate`` the VOC ``val`` mAP is stored in its metadata (``metrics.val_mAP``).
     """
@@ -322,7 +327,8 @@ def train_voc_multilabel(
         bs = int(cfg["batch_size"])
         if len(ds) < bs:
             raise ValueError(
-                f"{len(ds)} training images < batch size {bs} (the last incomplete batch is dropped)"
+                f"{len(ds)} training images < batch size {bs} (the last incomplete batch is "
+                "dropped)"
             )
         _init_from_imagenet(model, cfg)
         if dev.type == "cuda":  # dropout on the GPU (still not bit-exact there: cuDNN kernels)
@@ -368,7 +374,8 @@ def _missing_message(configs: list[dict[str, Any]]) -> str:
 
     names = ", ".join(_training.checkpoint_name(MODEL_NAME, c) for c in configs)
     lines = [
-        f"The trained multi-label VGG-19 ({names}) is in neither checkpoints/ nor {_training.model_cache_dir()}.",
+        f"The trained multi-label VGG-19 ({names}) is in neither checkpoints/ nor "
+        f"{_training.model_cache_dir()}.",
         f"Train it once on a GPU (about {RECIPE['epochs']} epochs of VOC 2012 train) with:",
         f"    {TRAIN_COMMAND} [--sbd-root PATH/benchmark_RELEASE/dataset]",
     ]
@@ -478,7 +485,8 @@ def loaded_voc_multilabel(pretrained: bool = True) -> LoadedModel:
 def predict_voc(
     model: nn.Module, loader: DataLoader, device: torch.device, progress: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits [N,20] float32 on CPU, labels [N,20])`` over ``loader`` (eval mode, autocast on CUDA)."""
+    """``(logits [N,20] float32 on CPU, labels [N,20])`` over ``loader`` (eval mode, autocast on
+    CUDA)."""
     was = model.training
     model.eval().to(device)
     out, ys = [], []
@@ -501,7 +509,8 @@ def voc_multilabel_map(
     num_workers: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Mean average precision over the 20 VOC classes on ``split`` (first ``n`` images), Table 3b inputs.
+    """Mean average precision over the 20 VOC classes on ``split`` (first ``n`` images), Table 3b
+    inputs.
 
     Returns ``{"mAP", "ap": {class: AP}, "n_images", "n_classes", "accuracy@0.5" (per label),
     "exact_match@0.5"}``. Classes without a positive image are left out of the mean (their AP

@@ -550,7 +550,8 @@ for _n, _spec in _imnet.TORCHVISION_SPECS.items():
     _register(
         _n,
         _load_torchvision,
-        f"torchvision {_TORCHVISION_TITLES[_n]}, ImageNet (the papers' classifier, notebooks 01-03)",
+        f"torchvision {_TORCHVISION_TITLES[_n]}, ImageNet (the papers' classifier, notebooks "
+        "01-03)",
         "imagenet",
         ("paper",),
         (_spec.artefact,),
