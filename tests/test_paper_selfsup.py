@@ -21,7 +21,10 @@ import torch.nn.functional as F
 
 from visxai.data import ArtefactMissing
 from visxai.methods.agf_selfsupervised import explain_ssl, latent_bank, penultimate_split
+from visxai.models import load_model
 from visxai.models import selfsup_checkpoints as P
+
+NAMES = {"scan": "scan-r50", "sela": "sela-r50", "rotnet": "rotnet-alexnet"}
 
 torch.set_num_threads(1)
 GEN = torch.Generator().manual_seed(0)
@@ -234,11 +237,14 @@ def _same(model: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
 
 # ------------------------------------------------------------------------------------ tests
 def test_scan_loads_strictly_with_the_authors_best_head(cache):
-    m = P.load_paper_selfsup("scan")
-    assert m.head_index == 3 and isinstance(
-        m.head_index, int
-    )  # ckpt['head'] (numpy.int64) is honoured
-    assert (m.num_classes, m.feature_dim, m.input_size) == (K_SCAN, 2048, 224)
+    m = load_model(NAMES["scan"], "paper")
+    # ckpt['head'] (numpy.int64) is honoured
+    assert m.info["head_index"] == 3 and isinstance(m.info["head_index"], int)
+    assert (m.info["num_classes"], m.info["feature_dim"], m.input_size) == (
+        K_SCAN,
+        2048,
+        (224, 224),
+    )
     assert m.mean == (0.485, 0.456, 0.406) and m.std == (0.229, 0.224, 0.225)
     src = cache["scan"]["model"]
     _same(
@@ -259,17 +265,17 @@ def test_scan_loads_strictly_with_the_authors_best_head(cache):
     x = _images(2, 64)
     with torch.no_grad():
         z = m.embed(x)
-        assert z.shape == (2, 2048) and m.logits(x).shape == (2, K_SCAN)
+        assert z.shape == (2, 2048) and m.model(x).shape == (2, K_SCAN)
         torch.testing.assert_close(z, ref.eval()(x))
         torch.testing.assert_close(
-            m.logits(x), F.linear(z, src["cluster_head.3.weight"], src["cluster_head.3.bias"])
+            m.model(x), F.linear(z, src["cluster_head.3.weight"], src["cluster_head.3.bias"])
         )
-    assert P.load_paper_selfsup("scan", head=0).head_index == 0
+    assert load_model(NAMES["scan"], "paper", head=0).info["head_index"] == 0
 
 
 def test_sela_matches_the_authors_preact_forward_head0(cache):
-    m = P.load_paper_selfsup("sela")
-    assert (m.head_index, m.num_classes, m.feature_dim) == (0, K_SELA, 2048)
+    m = load_model(NAMES["sela"], "paper")
+    assert (m.info["head_index"], m.info["num_classes"], m.info["feature_dim"]) == (0, K_SELA, 2048)
     src = cache["sela"]
     _same(
         m.model,
@@ -282,14 +288,18 @@ def test_sela_matches_the_authors_preact_forward_head0(cache):
     x = _images(2, 64)
     with torch.no_grad():
         assert m.embed(x).shape == (2, 2048)
-        torch.testing.assert_close(m.logits(x), sela_reference(src, x, 0), rtol=1e-4, atol=1e-5)
-    m7 = P.load_paper_selfsup("sela", head=7)
+        torch.testing.assert_close(m.model(x), sela_reference(src, x, 0), rtol=1e-4, atol=1e-5)
+    m7 = load_model(NAMES["sela"], "paper", head=7)
     assert torch.equal(m7.head.weight, src["top_layer7.weight"])
 
 
 def test_rotnet_matches_the_authors_alexnet_and_exposes_probe_blocks(cache):
-    m = P.load_paper_selfsup("rotnet")
-    assert (m.head_index, m.num_classes, m.feature_dim) == (None, 4, ROT_HIDDEN)
+    m = load_model(NAMES["rotnet"], "paper")
+    assert (m.info["head_index"], m.info["num_classes"], m.info["feature_dim"]) == (
+        None,
+        4,
+        ROT_HIDDEN,
+    )
     src = cache["rotnet"]
     _same(
         m.model,
@@ -302,7 +312,7 @@ def test_rotnet_matches_the_authors_alexnet_and_exposes_probe_blocks(cache):
     x = _images(2, 224)
     with torch.no_grad():
         assert m.embed(x).shape == (2, ROT_HIDDEN)
-        torch.testing.assert_close(m.logits(x), alexnet_reference(src, x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(m.model(x), alexnet_reference(src, x), rtol=1e-4, atol=1e-5)
         blocks = m.model.blocks
         assert len(blocks) == 5 and blocks(x).shape == (2, ROT_WIDTHS[-1], 6, 6)
     assert set(m.model.state_dict()) == {
@@ -312,17 +322,17 @@ def test_rotnet_matches_the_authors_alexnet_and_exposes_probe_blocks(cache):
 
 @pytest.mark.parametrize("name,size", [("scan", 64), ("sela", 64), ("rotnet", 224)])
 def test_algorithm2_runs_with_agf(cache, name, size):
-    m = P.load_paper_selfsup(name)
+    m = load_model(NAMES[name], "paper")
     embed, head = penultimate_split(m.model)
     assert head is m.head
     x, ref = _images(1, size), _images(3, size)
     with torch.no_grad():
         torch.testing.assert_close(embed(x), m.embed(x))
     bank = latent_bank(embed, ref)
-    assert bank.shape == (3, m.feature_dim)
+    assert bank.shape == (3, m.info["feature_dim"])
     maps, tg = explain_ssl(m.model, x, bank, variant="delta", method="agf")
     assert maps.shape == (1, size, size) and torch.isfinite(maps).all() and maps.abs().sum() > 0
-    assert 0 <= int(tg.target) < m.num_classes and 0 <= int(tg.neighbour) < 3
+    assert 0 <= int(tg.target) < m.info["num_classes"] and 0 <= int(tg.neighbour) < 3
     with torch.no_grad():  # line 5-6 of Alg. 2: t = argmax phi_tau(L_I - L_N)
         assert int(tg.target) == int(m.head(m.embed(x) - bank[tg.neighbour]).argmax())
 
@@ -331,7 +341,7 @@ def test_missing_weights_name_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
     for name, (art, _) in P.PAPER_SELFSUP_ARTEFACTS.items():
         with pytest.raises(ArtefactMissing, match=f"python -m visxai fetch {art}"):
-            P.load_paper_selfsup(name)
+            load_model(NAMES[name], "paper")
 
 
 def test_wrong_files_give_clear_errors(cache, tmp_path, monkeypatch):
@@ -373,18 +383,18 @@ def test_wrong_files_give_clear_errors(cache, tmp_path, monkeypatch):
         (cache["root"] / "scan-r50-imagenet" / "scan_imagenet_resnet50.pth.tar").read_bytes()
     )
     with pytest.raises(ValueError, match="looks like a SCAN clustering model"):
-        P.load_paper_selfsup("rotnet")
+        load_model(NAMES["rotnet"], "paper")
     (tmp_path / "scan-r50-imagenet").mkdir()
     (tmp_path / "scan-r50-imagenet" / "scan_imagenet_resnet50.pth.tar").write_bytes(
         b"<!DOCTYPE html><html>Google Drive - Virus scan warning</html>"
     )
     with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
-        P.load_paper_selfsup("scan")
+        load_model(NAMES["scan"], "paper")
     (tmp_path / "sela-r50-imagenet").mkdir()
     with zipfile.ZipFile(tmp_path / "sela-r50-imagenet" / "pretrained.zip", "w") as zf:
         zf.writestr("alexnet-10x3k-wRot.pth", b"x")
     with pytest.raises(ValueError, match="no resnet-10x3k.pth"):
-        P.load_paper_selfsup("sela")
+        load_model(NAMES["sela"], "paper")
 
 
 def test_weights_only_still_refuses_arbitrary_objects(tmp_path):

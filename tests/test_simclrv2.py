@@ -111,19 +111,22 @@ def test_wrong_files_give_clear_errors(tmp_path):
         TFCheckpoint(tmp_path)  # a folder with two *.index files
 
 
-def test_load_paper_ssl_reads_the_cached_tensorflow_checkpoint(tmp_path, monkeypatch, expected):
+def test_load_model_reads_the_cached_tensorflow_checkpoint(tmp_path, monkeypatch, expected):
     from visxai.data import ArtefactMissing
-    from visxai.models.ssl_checkpoints import load_paper_ssl
+    from visxai.models import load_model
 
     monkeypatch.setenv("VISXAI_DATA", str(tmp_path))
     with pytest.raises(ArtefactMissing, match="python -m visxai fetch simclrv2-r50-1x"):
-        load_paper_ssl("simclrv2-1x")
+        load_model("simclrv2-r50-1x", "paper")
     (tmp_path / "simclrv2-r50-1x").mkdir()
     for f in FIXTURE.glob("model.ckpt-250228.*"):
         shutil.copy(f, tmp_path / "simclrv2-r50-1x" / f.name)
-    net, mean, std = load_paper_ssl("simclrv2-1x")
+    lm = load_model("simclrv2-r50-1x", "paper")
+    net, mean, std = lm.model, lm.mean, lm.std
     assert isinstance(net, SimCLRv2) and not net.training
     assert (mean, std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # SimCLR takes [0, 1] images
+    x = torch.from_numpy(expected["images"])
     with torch.no_grad():
-        out = net(torch.from_numpy(expected["images"]))
+        out = net(x)
+        torch.testing.assert_close(lm.head(lm.embed(x)), out)
     np.testing.assert_allclose(out.numpy(), expected["projection"], rtol=1e-4, atol=1e-3)
