@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_models.py [--models efficientnet-lite0 mnist-cnn3 ...]
         [--batch 8] [--repeats 3] [--threads 2] [--device cpu] [--channels-last]
 
-The paper models use random weights (``pretrained=False``): the cost does not depend on them.
+Models that need an artefact use random weights (``pretrained=False``): the cost does not depend
+on them.
 Parameters are frozen, so the backward pass computes the gradient to the input only (as the
 attribution methods do).
 """
@@ -43,7 +44,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    names = args.models or list(list_models())
+    entries = list_models()
+    names = args.models or list(entries)
     print(
         f"device={device} threads={args.threads} batch={args.batch} "
         f"channels_last={args.channels_last}"
@@ -53,7 +55,7 @@ def main() -> None:
     for name in names:
         lm = load_model(
             name,
-            pretrained=name.startswith(("efficientnet", "mnist", "fmnist")),
+            pretrained=entries[name].offline,
             device=str(device),
         )
         model = freeze(lm.model)
