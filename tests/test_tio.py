@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
+from visxai.methods import tio
 from visxai.methods.tio import (
     GradientAscent,
     TransformationInvariantOptimizer,
@@ -190,7 +193,7 @@ def test_replicate_seeds_and_starts_are_deterministic_and_small() -> None:
 
 
 class _BatchSizeSensitive(nn.Module):
-    """Adds a tiny term that depends on the batch size (like a kernel whose blocking changes with N)."""
+    """Adds a tiny term that depends on the batch size (a kernel whose blocking changes with N)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -265,3 +268,161 @@ def test_replicate_estimate_covers_and_shrinks() -> None:
     assert (again.lo, again.hi) == (e_small.lo, e_small.hi)
     one = replicate_estimate(lambda i: 3.0, 1)
     assert (one.value, one.lo, one.hi) == (3.0, 3.0, 3.0)
+
+
+# --- notebook 03's protocol: settings, replicate jobs, studies, reports ---
+
+CLS = {"soccer ball": 0, "Persian cat": 1, "laptop": 2, "goldfish": 3}
+
+
+def _jobs(fig2_levels=(0, 50, 90)) -> tio.ReplicateJobs:
+    return tio.ReplicateJobs.build(
+        CLS, [0, 30, 50, 60, 90], fig2_levels, 2, 4, fig2_classes=("soccer ball", "Persian cat")
+    )
+
+
+def test_profiles_change_only_configuration() -> None:
+    off, paper = tio.PROFILES["offline"], tio.PROFILES["paper"]
+    assert set(off.__dataclass_fields__) == set(paper.__dataclass_fields__)
+    assert off.replicates <= off.replicates_sweep and paper.fig2_levels is None
+    assert off.grass == paper.grass and off.screened == paper.screened
+
+
+def test_replicate_jobs_order_and_indices() -> None:
+    jobs = _jobs()
+    # the sweep class at every level x 4 replicates; other classes at black x 2; Fig. 2 levels
+    assert len(jobs) == 5 * 4 + 3 * 2 + 2 * 2
+    assert jobs.jobs[:5] == [("soccer ball", g, 0) for g in [0, 30, 50, 60, 90]]
+    assert jobs.jobs[20:23] == [("Persian cat", 0, 0), ("laptop", 0, 0), ("goldfish", 0, 0)]
+    assert jobs.jobs[-2:] == [("Persian cat", 50, 1), ("Persian cat", 90, 1)]
+    assert len(set(jobs.jobs)) == len(jobs)  # every job once
+    for i, j in enumerate(jobs.jobs):
+        assert jobs.index(*j) == i
+    ids = jobs.ids("Persian cat", [0, 50, 90], [1, 0])
+    assert ids.shape == (2, 3) and [jobs.jobs[k] for k in ids[0]][1] == ("Persian cat", 50, 1)
+    black = jobs.black_starts(["laptop", "soccer ball"])
+    assert [jobs.jobs[k] for k in black] == [
+        ("laptop", 0, 0),
+        ("soccer ball", 0, 0),
+        ("laptop", 0, 1),
+        ("soccer ball", 0, 1),
+    ]
+    assert jobs.targets.tolist() == [CLS[c] for c, _, _ in jobs.jobs]
+    # replicate units partition the replicates of every class
+    assert jobs.class_replicates("soccer ball", [0]) == [0, 2]
+    assert sorted(jobs.class_replicates("soccer ball", [0, 1])) == [0, 1, 2, 3]
+    assert jobs.class_replicates("laptop", [1, 1]) == [1, 1]
+    assert jobs.levels_of("laptop") == [0, 50, 90] and jobs.levels_of("soccer ball")[1] == 30
+    # no fig2 levels: the whole sweep for the other Fig. 2 classes too
+    assert _jobs(None).levels_of("Persian cat") == [0, 30, 50, 60, 90]
+    with pytest.raises(KeyError):
+        jobs.index("laptop", 50, 0)
+
+
+def test_replicate_jobs_starts_are_the_replicate_starts() -> None:
+    jobs = _jobs()
+    seeds = replicate_seeds(1, 4)
+    starts, clean = jobs.starts(8, seeds, 0.5), jobs.clean(8)
+    for k in [0, 7, 25]:
+        c, g, r = jobs.jobs[k]
+        assert torch.equal(starts[k], replicate_starts(gray_images([g], 8), seeds[r], 0.5)[0])
+        assert torch.equal(clean[k], gray_images([g], 8)[0])
+    assert (starts - clean).abs().max() <= 0.5
+
+
+def test_replace_and_for_model_keep_every_other_parameter() -> None:
+    model = _tiny_cnn(3)
+    lm = SimpleNamespace(model=model, mean=(0.5,) * 3, std=(0.5,) * 3)
+    opt = TransformationInvariantOptimizer.for_model(
+        lm, 0.45, 10.0, 3, 6.0, 12, batch_size=2, progress=False
+    )
+    assert (opt.q_target, opt.n_rotations, opt.lr, opt.max_steps_per_round) == (0.45, 3, 6.0, 12)
+    other = opt.replace(angle=90.0, n_rotations=2)
+    assert (other.angle, other.n_rotations, other.lr, other.batch_size) == (90.0, 2, 6.0, 2)
+    assert other.model is opt.model and opt.n_rotations == 3  # the original is unchanged
+    x, t = gray_images([40, 200], 16), torch.tensor([1, 4])
+    same = opt.replace().optimize(x, t)
+    assert torch.equal(same.images, opt.optimize(x, t).images)
+    moved = opt.replace(model=SimpleNamespace(model=_tiny_cnn(4), mean=lm.mean, std=lm.std))
+    assert moved.model is not opt.model and moved.q_target == 0.45
+    with pytest.raises(TypeError, match="unknown"):
+        opt.replace(learning_rate=1.0)
+
+
+def _fake_result(images: torch.Tensor, steps: torch.Tensor | None = None) -> tio.TIOResult:
+    n = len(images)
+    zeros = torch.zeros(n, dtype=torch.long)
+    steps = zeros if steps is None else steps
+    return tio.TIOResult(images, zeros, torch.ones(n), steps, zeros, zeros)
+
+
+def test_gray_change_study_finds_the_planted_minimum() -> None:
+    jobs = _jobs()
+    clean = jobs.clean(16)
+    # every output is its start plus a change that is smallest at gray 50: |g - 50| + 1
+    change = torch.tensor([abs(g - 50) + 1.0 for _, g, _ in jobs.jobs]).view(-1, 1, 1, 1)
+    st = tio.gray_change_study(
+        jobs, _fake_result(clean + change), clean, ("soccer ball", "Persian cat")
+    )
+    assert (st.whole.value, st.whole.lo, st.whole.hi) == (50.0, 50.0, 50.0)
+    assert st.disc.value == 50.0 and st.v_whole == st.v_disc == "agrees"
+    assert st.dist_127.value == 77.0 and st.v_127 == "holds"
+    assert st.argmins().to_dict("list") == {"whole": [50, 50], "disc": [50, 50]}
+    curves = st.curves()
+    assert set(curves.replicates) == {4, 2}  # 4 sweep replicates, 2 of the other class
+    assert st.report().splitlines()[0].endswith(": agrees")
+    assert list(st.claims().values()) == ["agrees", "agrees", "holds"]
+
+
+def test_entropy_study_statistics_match_their_definitions() -> None:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    levels = [0, 10, 60, 120, 250]
+    jobs = tio.ReplicateJobs.build(CLS, levels, None, 2, 4)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand((len(jobs), 3, 24, 24), generator=g) * 255
+    st = tio.entropy_study(jobs, _fake_result(images), window=5)
+    assert st.entropy.shape == st.second_order.shape == (4, 5)
+    lv = np.array(levels)
+    assert st.rho.value == pytest.approx(spearmanr(lv, st.entropy.mean(0)).statistic)
+    assert st.rise.value == pytest.approx((st.second_order[:, 0] - st.second_order[:, 1]).mean())
+    assert st.v_rise == "inconclusive" or abs(st.rise.value) > tio.RISE_MARGIN
+    assert set(st.claims()) >= {"Fig. 4: rise at the black start"}
+    assert len(st.report_peak().splitlines()) == 3 and len(st.run_argmax()) == 4
+
+
+def test_inversion_study_counts_only_runs_top1_before() -> None:
+    jobs = _jobs()
+    lm = SimpleNamespace(model=_Constant(), mean=(0.5,) * 3, std=(0.5,) * 3)
+    st = tio.inversion_study(lm, jobs, _fake_result(jobs.clean(8)), ["soccer ball", "laptop"])
+    # the constant model says class 0 whatever the image: the soccer ball (0) is top-1 before and
+    # after the inversion, the laptop never: the fraction lost is over the soccer ball runs only
+    assert st.table.top1_before.tolist() == [True, False, True, False]
+    assert (st.lost.value, st.lost.n) == (0.0, 2) and st.verdict == "differs"
+
+
+def test_high_frequency_comparison_gives_each_classic_run_the_same_steps() -> None:
+    jobs = _jobs()
+    model = _tiny_cnn(5)
+    opt = TransformationInvariantOptimizer(model, TO_INPUT, 0.4, 10.0, 2, 6.0, 10, batch_size=4)
+    starts = jobs.starts(16, replicate_seeds(0, 4), 0.5)
+    res = opt.optimize(starts, jobs.targets)
+    cmp = tio.compare_high_frequency(opt, jobs, starts, res, ("soccer ball", "laptop"), False)
+    idx = jobs.black_starts(("soccer ball", "laptop"))
+    assert torch.equal(cmp.classic.steps, res.steps[idx])
+    assert torch.equal(cmp.rotation_images, res.images[idx]) and len(cmp.table) == 4
+    assert cmp.report().endswith("pairs: 4")
+
+
+def test_run_report_states_counts_and_checks() -> None:
+    jobs = _jobs()
+    res = _fake_result(jobs.clean(8))
+    res.rounds[:] = 3
+    lines = tio.run_report(jobs, res, 0.9, 3).splitlines()
+    assert (
+        lines[0]
+        == "runs: 30 (4 replicates x 5 soccer-ball levels, 2 replicates of every other start)"
+    )
+    assert lines[1].endswith("True") and lines[2].endswith("True")
+    assert lines[3].endswith("CI inside [0.4, 0.9]: False")  # every q_C is 1 > 0.9
