@@ -45,6 +45,8 @@ SEGMENTATION_CASES = ("synthetic", "voc2012", "imagenet-seg")
 SSL_CASES = ("rotnet-synthetic", "scan", "sela", "rotnet")
 _SSL_DESC = {"rotnet-synthetic": "RotNet (synthetic)", "scan": "SCAN", "sela": "SeLa"}
 _SSL_DESC["rotnet"] = "RotNet"
+#: the paper's self-supervised checkpoints by case name (visxai.models.load_model names)
+_PAPER_SSL = {"scan": "scan-r50", "sela": "sela-r50", "rotnet": "rotnet-alexnet"}
 
 
 @dataclass
@@ -215,14 +217,13 @@ def _segmentation_case(
         labels, masks_all, desc = list(loaded.labels), VOCMasks(m_all), "PASCAL VOC 2012 val"
     elif name == "synthetic":  # offline: the project's multi-label CNN on the synthetic set
         from ..data.synthetic import make_synthetic
-        from ..models import FASHION_MNIST_LABELS
-        from ..models.selfsup_miniatures import load_multilabel
 
         if pool is None:
             pool = make_synthetic(n, seed=seed, split="test")
         sub = pool.subset(slice(0, n))
-        model, norm, model_name = load_multilabel().to(device).eval(), None, "multi-label CNN"
-        labels, desc = list(FASHION_MNIST_LABELS), "synthetic set"
+        loaded = load_model("synthetic-multilabel", profile=profile, device=str(device))
+        model, norm, model_name = loaded.model, None, "multi-label CNN"
+        labels, desc = list(loaded.labels), "synthetic set"
         x_all, y_all, masks_all = sub.images, sub.labels, sub
     else:
         raise ValueError(f"unknown Table 3 data set {name!r}: {' | '.join(SEGMENTATION_CASES)}")
@@ -258,13 +259,15 @@ def _ssl_case(
     bank_start: int,
 ) -> EvalCase:
     from ..methods.agf_selfsupervised import latent_bank, penultimate_split
+    from ..models import load_model
 
     if name == "rotnet-synthetic":  # offline: the project's RotNet; the rotation is the SSL label
         from ..data.synthetic import make_synthetic
-        from ..models.selfsup_miniatures import load_rotnet, rotate
+        from ..models.selfsup_miniatures import rotate
 
         test = pool if pool is not None else make_synthetic(n, seed=seed, split="test")
-        rot = load_rotnet().to(device).eval()
+        loaded = load_model("synthetic-rotnet", profile=profile, device=str(device))
+        rot = loaded.model
         g = torch.Generator().manual_seed(seed)
         train = make_synthetic(bank_size, seed=seed, split="train")
         k_bank = torch.randint(0, 4, (len(train),), generator=g)
@@ -285,17 +288,15 @@ def _ssl_case(
             note=note,
             bank=latent_bank(embed, bank_images),
             bank_images=bank_images,
+            loaded=loaded,
         )
     if name not in SSL_CASES:
         raise ValueError(f"unknown self-supervised case {name!r}: {' | '.join(SSL_CASES)}")
     # paper: the authors' checkpoints (ArtefactMissing names the fetch command)
     from ..data.segmentation_sets import load_imagenet_segmentation
-    from ..layers import Normalizer
-    from ..models import load_model
-    from ..models.selfsup_checkpoints import load_paper_selfsup
 
-    sm = load_paper_selfsup(name, device=device)
-    norm = Normalizer(sm.mean, sm.std)
+    sm = load_model(_PAPER_SSL[name], profile=profile, device=str(device))
+    norm = sm.normalize
     x, fg = load_imagenet_segmentation(n)
     embed, _ = penultimate_split(sm.model)
     reader = load_model("vgg19", profile=profile)  # its preprocessing reads the validation images
@@ -309,7 +310,8 @@ def _ssl_case(
         device=device,
     )
     note = (
-        f"{sm.num_classes} classes (head {sm.head_index}), {len(x)} ImageNet-Segmentation "
+        f"{sm.model.head.out_features} classes (head {sm.info.get('head_index')}), {len(x)} "
+        "ImageNet-Segmentation "
         f"images, bank {len(bank)}"
     )
     return EvalCase(
@@ -321,6 +323,7 @@ def _ssl_case(
         *_held(x, None, fg),
         note=note,
         bank=bank,
+        loaded=sm,
     )
 
 
