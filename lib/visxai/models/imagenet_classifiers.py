@@ -153,7 +153,7 @@ def torchvision_weights_file(spec: TorchvisionSpec) -> tuple[Path, object]:
     file name tells which Weights member (V1/V2) it is, and so which preprocessing preset applies.
     Raises ``visxai.data.ArtefactMissing`` (naming ``python -m visxai fetch NAME``) when absent.
     """
-    from visxai import data as vdata
+    from .. import data as vdata
 
     members = _weights_members(spec)
     candidates = [m.url.rsplit("/", 1)[-1] for m in members]

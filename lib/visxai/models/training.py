@@ -56,8 +56,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from visxai.device import make_generator
-from visxai.paths import checkpoints_dir, data_dir
+from ..device import make_generator
+from ..paths import checkpoints_dir, data_dir
 
 __all__ = [
     "train_classifier",

@@ -176,7 +176,7 @@ def small_model_config(name: str) -> dict[str, Any]:
 
 
 def _load_split(dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from visxai import data as vdata
+    from .. import data as vdata
 
     loader = {"mnist-10k": "load_mnist", "fashion-mnist": "load_fashion_mnist"}[dataset]
     x, y = getattr(vdata, loader)(split)
