@@ -1,4 +1,4 @@
-"""Seconds per image of Pixel Invariance (B augments) vs the time of B batched forward passes.
+"""Seconds per image of Pixel Invariance (notebook 01; B augments) vs B batched forward passes.
 
     .venv/bin/python benchmarks/bench_pixel_invariance.py [--b 1000] [--device auto] [--threads 1]
 
@@ -72,7 +72,8 @@ def main() -> None:
         t_all = time.perf_counter() - t
         print(
             f"{name:20s} {t_fwd:14.2f} {t_all:14.2f} {t_all / t_fwd:7.2f}  "
-            f"augment {t_aug:.2f}s, forward+flatten {t_prep - t_aug:.2f}s, NMF+surrogate {t_all - t_prep:.2f}s"
+            f"augment {t_aug:.2f}s, forward+flatten {t_prep - t_aug:.2f}s, "
+            f"NMF+surrogate {t_all - t_prep:.2f}s"
         )
 
 

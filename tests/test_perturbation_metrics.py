@@ -1,4 +1,5 @@
-"""Insertion / Deletion (RISE) and Average Drop / Increase in Confidence (Grad-CAM++): known values."""
+"""Insertion / Deletion (RISE) and Average Drop / Increase in Confidence (Grad-CAM++): known
+values."""
 
 from __future__ import annotations
 

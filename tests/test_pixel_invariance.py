@@ -1,4 +1,5 @@
-"""Pixel Invariance: planted invariance, augment equivalence with torchvision, NMF, Eq. 2 terms, seeds."""
+"""Pixel Invariance (notebook 01): planted invariance, augment equivalence with torchvision, NMF,
+Eq. 2 terms, seeds, Table I with its controls and verdicts."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from visxai.methods.pixel_invariance import (
-    AugmentConfig,
-    InvarianceAugment,
     PixelInvariance,
     SurrogateConfig,
     display_heatmap,
@@ -20,6 +19,7 @@ from visxai.methods.pixel_invariance import (
     train_surrogate,
     weights_to_heatmap,
 )
+from visxai.transforms import AugmentConfig, InvarianceAugment
 
 S = 16
 REGION = (slice(3, 9), slice(7, 14))
@@ -227,8 +227,9 @@ def test_barlow_twins_checkpoint_maps_strictly_onto_resnet50():
 
 
 def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch):
-    """The authors' checkpoint layout (module.encoder.* with the projector as fc, module.predictor.*,
-    optimizer state) loads strictly with weights_only=True from the artefact cache."""
+    """The authors' checkpoint layout (module.encoder.* with the projector as fc,
+    module.predictor.*, optimizer state) loads strictly with weights_only=True from the artefact
+    cache."""
     from torchvision.models import resnet50
 
     from visxai.models.ssl_checkpoints import load_paper_ssl, simsiam_projector, simsiam_state
@@ -326,16 +327,9 @@ def test_invariance_table_runs_both_controls_deterministically() -> None:
     ).eval()
     models = {"m": (model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))}
     images = {"a": _image(0), "b": _image(1)}
-    kw = dict(
-        seeds=(0, 1),
-        n_transforms=3,
-        n_augments=32,
-        surrogate_size=8,
-        epochs=5,
-        device="cpu",
-        progress=False,
-    )
-    frame, maps = invariance_table(models, images, **kw)
+    pi = PixelInvariance(model, n_augments=32, surrogate_size=8, epochs=5, device="cpu")
+    kw = dict(seeds=(0, 1), n_transforms=3, progress=False)
+    frame, maps = invariance_table(pi, models, images, **kw)
     assert len(frame) == 2 * 2 * 2 * 2  # weights x saliency x images x seeds
     assert set(frame.weights) == {"trained", "randomised"} and set(frame.saliency) == {
         "heatmap",
@@ -344,7 +338,7 @@ def test_invariance_table_runs_both_controls_deterministically() -> None:
     assert set(maps) == {
         ("m", w, n, s) for w in ("trained", "randomised") for n in images for s in (0, 1)
     }
-    again, _ = invariance_table(models, images, **kw)
+    again, _ = invariance_table(pi, models, images, **kw)
     cols = ["insertion", "deletion", "full", "masked", "increase", "rank_corr"]
     pd_frame = frame[cols].to_numpy(float)
     np.testing.assert_array_equal(pd_frame, again[cols].to_numpy(float))  # same seeds, same numbers
@@ -353,15 +347,28 @@ def test_invariance_table_runs_both_controls_deterministically() -> None:
     r = frame[(frame.weights == "randomised") & (frame.saliency == "heatmap")]
     assert not np.allclose(t.full.to_numpy(), r.full.to_numpy())
     assert float(t.rank_corr.abs().max()) < 0.999
-    # the random map is scored on the same transformations as the heatmap: the unperturbed score is shared
+    # the random map is scored on the same transformations as the heatmap: the unperturbed score
+    # is shared
     rm = frame[(frame.weights == "trained") & (frame.saliency == "random map")]
     np.testing.assert_array_equal(t.full.to_numpy(), rm.full.to_numpy())
     # the seed enters the augments and the transformations
     assert not np.array_equal(
         t[t.seed == 0].insertion.to_numpy(), t[t.seed == 1].insertion.to_numpy()
     )
-    only, _ = invariance_table(models, images, controls=False, **kw)
+    only, kept = invariance_table(
+        pi, models, images, controls=False, keep_images=["b"], keep_seeds=[1], **kw
+    )
     assert set(only.weights) == {"trained"} and set(only.saliency) == {"heatmap"}
+    assert set(kept) == {("m", "trained", "b", 1)}
+    # each (model, seed) is explained by explainer.replace(model=..., seed=s): the same heatmap
+    direct = pi.replace(seed=1)(images["b"]).heatmap
+    assert torch.equal(kept[("m", "trained", "b", 1)].heatmap, direct)
+    np.testing.assert_array_equal(
+        only[["insertion", "deletion"]].to_numpy(float),
+        frame[(frame.weights == "trained") & (frame.saliency == "heatmap")][
+            ["insertion", "deletion"]
+        ].to_numpy(float),
+    )  # the controls do not change the trained model's numbers
 
 
 def test_evaluate_drop_and_increase_are_per_transformation_pair() -> None:
@@ -394,3 +401,154 @@ def test_evaluate_drop_and_increase_are_per_transformation_pair() -> None:
     assert evaluate(pi, img, hm, n_transforms=6, seed=7)["insertion"] == pytest.approx(
         ev["insertion"]
     )
+
+
+def test_replace_changes_only_the_named_parameters_and_fit_takes_only_data() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
+    pi = PixelInvariance(model, n_augments=32, surrogate_size=8, epochs=10, device="cpu", seed=3)
+    data = pi.prepare(_image())
+    same = pi.replace()
+    assert same is not pi and same.params == pi.params
+    torch.testing.assert_close(same.fit(data).heatmap, pi.fit(data).heatmap, atol=0, rtol=0)
+    other = pi.replace(alpha=0.0, n_components=2)
+    assert other.surrogate.alpha == 0.0 and other.n_components == 2 and pi.surrogate.alpha == 2.0
+    assert other.seed == 3 and other.n_augments == 32  # the rest is kept
+    assert not torch.equal(other.fit(data).nmf_target, pi.fit(data).nmf_target)
+    with pytest.raises(TypeError, match="unknown"):
+        pi.replace(alhpa=1.0)
+    with pytest.raises(TypeError):
+        pi.fit(data, alpha=1.0)  # hyper-parameters belong to the constructor
+
+
+def _table1_frame(gap: float, control_gap: float, seeds=(0, 1, 2), n_images: int = 10):
+    """A frame with both controls: the claim's models score ``gap`` better on every metric (on
+    trained weights) and ``control_gap`` better on randomised weights; heatmaps beat random
+    maps by 0.1 on Insertion / Deletion."""
+    import pandas as pd
+
+    from visxai.methods.pixel_invariance import CLAIM_BETTER, PAPER_TABLE1
+
+    g = np.random.default_rng(0)
+    base = g.uniform(0.3, 0.6, size=n_images)
+    recs = []
+    for s in seeds:
+        for row in PAPER_TABLE1:
+            for weights, d in (("trained", gap), ("randomised", control_gap)):
+                up = d if row in CLAIM_BETTER else 0.0
+                for saliency, r in (("heatmap", 0.1), ("random map", 0.0)):
+                    for i, b in enumerate(base):
+                        recs.append(
+                            dict(model=row, weights=weights, saliency=saliency, image=f"im{i}")
+                            | dict(seed=s, insertion=b + up + r, deletion=b - up - r)
+                            | dict(drop=b - up, increase=b + up, rank_corr=0.25)
+                        )
+    return pd.DataFrame.from_records(recs)
+
+
+def test_table1_report_verdicts_follow_the_planted_differences(monkeypatch) -> None:
+    from visxai import stats
+    from visxai.methods.pixel_invariance import PAPER_TABLE1, TABLE1_METRICS, table1_report
+    from visxai.scorecard import Scorecard
+
+    monkeypatch.setattr(stats, "N_RESAMPLES", 199)  # a few hundred bootstraps: keep them short
+
+    rows = list(PAPER_TABLE1)
+    rep = table1_report(_table1_frame(gap=0.05, control_gap=0.0), rows, (0, 1, 2))
+    assert rep.seeds == (0, 1, 2) and rep.rows == tuple(rows)
+    for m in TABLE1_METRICS:
+        assert rep.claim[m][None].value == pytest.approx(0.05)  # signed: > 0 = claim
+        assert rep.control[m][None].value == pytest.approx(0.0)
+        assert rep.claim_verdicts[m] == ["holds"] * 3
+    assert rep.overall == ["holds"] * 3
+    for key, vs in rep.random_verdicts.items():
+        assert key[1] in ("Insertion", "Deletion") and vs == ["uninformative"] * 3  # same gap
+    e = rep.estimates[("SimSiam", "heatmap", "Insertion", None)]
+    assert (
+        e.n == 10
+        and e.seeds == 3
+        and rep.estimates[("SimSiam", "heatmap", "Insertion", 1)].seeds == 1
+    )
+    assert rep.rank_corr["SimSiam"].value == pytest.approx(0.25)
+    assert rep.table().shape == (4 * 3, 1 + 4) and len(rep.long()) == 4 * 3 * 4
+    # the same gap on the randomised models makes the claim uninformative
+    ctl = table1_report(_table1_frame(0.05, 0.05, seeds=(0,)), rows, (0,))
+    assert all(v == ["uninformative"] for v in ctl.claim_verdicts.values())
+    assert ctl.overall == ["uninformative"]
+    # the reverse gap fails (the control, a zero difference, also "fails" the margin: a control
+    # that goes the other way is needed for an informative "fails")
+    assert table1_report(_table1_frame(-0.05, 0.0, (0,)), rows, (0,)).overall == ["uninformative"]
+    rev = table1_report(_table1_frame(-0.05, 0.05, seeds=(0,)), rows, (0,))
+    assert rev.overall == ["fails"]
+    text = rep.claim_lines()
+    assert "  all four   holds / holds / holds" in text and text.count("->") == 5 + 8
+    assert "final verdicts: {'uninformative': 8, 'holds': 5}" in rep.stability_text()
+    assert len(rep.plot_table1().axes) == 4 and len(rep.plot_claim().axes) == 2
+    sc = Scorecard("01_test")
+    rep.add_to(sc, "synthetic")
+    assert len(sc.rows) == 4 * 4 + 4 * 2 + 1 + 4 * 2 + 4
+    assert {r.verdict for r in sc.rows if r.item.startswith("claim")} == {"holds"}
+
+
+def test_mean_curve_averages_the_selected_rows() -> None:
+    import pandas as pd
+
+    from visxai.methods.pixel_invariance import mean_curve
+
+    frame = pd.DataFrame.from_records(
+        [
+            dict(
+                model="m", weights="trained", saliency="heatmap", insertion_curve=np.array([0, 2.0])
+            ),
+            dict(
+                model="m", weights="trained", saliency="heatmap", insertion_curve=np.array([2, 4.0])
+            ),
+            dict(model="m", weights="trained", saliency="random map", insertion_curve=np.ones(2)),
+        ]
+    )
+    np.testing.assert_array_equal(mean_curve(frame, "m", "insertion_curve"), [1.0, 3.0])
+    with pytest.raises(ValueError):
+        mean_curve(frame, "m", "insertion_curve", weights="randomised")
+
+
+def test_run_table1_keeps_fig2_heatmaps_and_leaves_the_classifier_out_of_the_frame() -> None:
+    from visxai.methods.pixel_invariance import InvarianceCase, invariance_case, run_table1
+
+    torch.manual_seed(7)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
+    entry = (model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    images = {"a": _image(0), "b": _image(1)}
+    case = InvarianceCase(
+        profile="offline",
+        models={"m": entry},
+        images=images,
+        shown=("a",),
+        size=S,
+        surrogate_size=8,
+        n_augments=16,
+        description="test",
+        classifier={"c": entry},
+        classifier_images={"a": _image(0)},
+        classifier_size=S,
+        classifier_augments=8,
+    )
+    pi = PixelInvariance(model, n_augments=16, surrogate_size=8, epochs=3, device="cpu")
+    frame, maps = run_table1(pi, case, seeds=(3, 4), n_transforms=2, progress=False)
+    assert (
+        set(frame.model) == {"m"} and set(frame.seed) == {3, 4} and set(frame.image) == {"a", "b"}
+    )
+    assert set(maps) == {
+        ("m", "trained", "a", 3),
+        ("m", "randomised", "a", 3),
+        ("c", "trained", "a", 3),
+    }
+    assert "B=16, seeds (3, 4)" in case.summary(
+        (3, 4)
+    ) and "c: 16x16, 1 photos, B=8" in case.summary((3, 4))
+    assert case.setting((3, 4)).startswith("offline: test, 16px, 2 photos, B=16, seeds (3, 4)")
+    with pytest.raises(ValueError, match="profile"):
+        invariance_case("laptop")

@@ -7,7 +7,8 @@ image; as in Grad-CAM++ and in Sammani et al.'s evaluation code)::
     Average Drop         = mean_i max(0, Y_i - O_i) / Y_i      (lower is better)
     Increase in Conf.    = mean_i 1[O_i > Y_i]                 (higher is better)
 
-Grad-CAM++ reports percentages; Sammani et al. (Table I) report fractions, as these functions do.
+Grad-CAM++ reports percentages; Sammani et al. (notebook 01 / Pixel Invariance, Table I) report
+fractions, as these functions do.
 The score is any :data:`visxai.metrics.perturbation.ScoreFn` (class probability or Pixel
 Invariance's similarity score). An image whose full-image score is <= 0 has no defined drop
 (a cosine similarity can be negative): it is left out of the Average Drop (NaN per image, the mean

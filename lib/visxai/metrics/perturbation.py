@@ -1,7 +1,7 @@
 """Insertion and Deletion games (Petsiuk et al., RISE, BMVC 2018) with a generic score function.
 
 ``score_fn`` maps a batch of model-input images [N,C,H,W] to one score per image [N]: a class
-probability (:class:`ClassScore`) or Pixel Invariance's similarity score
+probability (:class:`ClassScore`) or Pixel Invariance's (notebook 01) similarity score
 (:class:`SimilarityScore`: cosine similarity of the model's outputs for the perturbed image and
 for each of ``T`` random transformations of the original image, averaged over the ``T``; the
 paper uses T = 10).
@@ -114,7 +114,8 @@ def perturbation_curve(
     by those of ``finish``, for ``k = 0 .. ceil(H*W/step)`` (RISE's loop, vectorised)."""
     if start.dim() != 3 or start.shape != finish.shape:
         raise ValueError(
-            f"start and finish must be the same [C, H, W]; got {tuple(start.shape)}, {tuple(finish.shape)}"
+            "start and finish must be the same [C, H, W]; "
+            f"got {tuple(start.shape)}, {tuple(finish.shape)}"
         )
     c, h, w = start.shape
     step = default_step(h, w) if step is None else int(step)
@@ -144,7 +145,8 @@ def insertion(
     substrate: torch.Tensor | None = None,
     batch_size: int = 64,
 ) -> PerturbationResult:
-    """Insertion game: from the blurred image, add the most salient pixels first (higher AUC = better)."""
+    """Insertion game: from the blurred image, add the most salient pixels first (higher AUC =
+    better)."""
     start = blur(image) if substrate is None else substrate
     curve = perturbation_curve(score_fn, start, image, saliency, step, batch_size)
     return PerturbationResult(curve, auc(curve))
@@ -158,7 +160,8 @@ def deletion(
     substrate: torch.Tensor | None = None,
     batch_size: int = 64,
 ) -> PerturbationResult:
-    """Deletion game: from the image, replace the most salient pixels by zeros first (lower AUC = better)."""
+    """Deletion game: from the image, replace the most salient pixels by zeros first (lower AUC =
+    better)."""
     finish = torch.zeros_like(image) if substrate is None else substrate
     curve = perturbation_curve(score_fn, image, finish, saliency, step, batch_size)
     return PerturbationResult(curve, auc(curve))
