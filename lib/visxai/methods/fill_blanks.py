@@ -1,5 +1,5 @@
-"""Fill in the blanks: how would a classifier fill in a masked image? (Fill in the blanks:
-Rethinking Interpretability in vision, 2024.)
+"""Notebook 04 / Fill in the blanks: how would a classifier fill in a masked image? (Fill in the
+blanks: Rethinking Interpretability in vision, 2024.)
 
 A binary mask ``M`` blanks a ratio ``eta`` of the image in ``patch x patch`` blocks; the model
 predicts the class of the masked image (Eq. 1), the input-space gradient step gives the update
@@ -60,6 +60,18 @@ Conventions (the paper has no public code; where it is silent we decided, and sa
   thousands of times); :func:`prototype_scores` attaches 95% CIs by resampling images (each image
   with its prototypes of every seed, so that seeds are not counted as independent images).
 
+The method is :class:`FillInTheBlanks`: its constructor takes the whole parameter set (``gamma``,
+``binarize``, ``ratio``, ``patch``, ``k``, ``min_correct``, ``max_masks``, ``seed``, ...), its
+methods only the data, and :meth:`FillInTheBlanks.replace` gives a copy with other parameters.
+
+Notebook 04's protocols live here too, below the method: the sample sizes of each profile
+(:func:`notebook_settings`), the test sets, models and methods (:func:`load_study`), one
+function per figure case (:func:`single_fill`, :func:`expected_panels`,
+:func:`progressive_examples`, :func:`mask_sweep`, :func:`first_vs_second_order`,
+:func:`binarisation_comparison`), Table 1 over mask seeds with its controls (:func:`table1`) and
+its verdicts and scorecard rows (:func:`table1_verdicts`), and the figures (``plot_*``). The
+notebook configures, calls them, plots and explains.
+
 Written by hand, and why: the masks, ``T`` and the sampling loop are the paper's own method and
 exist in no library (Captum's occlusion/feature-ablation baselines replace regions by a
 baseline and score them, they do not fill them in); the gradient is plain ``torch.autograd``;
@@ -90,6 +102,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from ..models import LoadedModel
     from ..scorecard import Scorecard
 
 __all__ = [
@@ -901,7 +914,7 @@ class Study:
     settings: NotebookSettings
     device: torch.device
     data: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    loaded: dict[str, object]  # model name -> visxai.models.LoadedModel
+    loaded: dict[str, LoadedModel]
     methods: dict[str, FillInTheBlanks]
     predictions: dict[str, torch.Tensor]
 
@@ -911,7 +924,7 @@ class Study:
 
     def labels(self, name: str) -> list[str]:
         """The class names of model ``name``."""
-        return list(self.loaded[name].labels)  # type: ignore[attr-defined]
+        return list(self.loaded[name].labels)
 
 
 def load_study(
