@@ -41,7 +41,6 @@ from torchvision.ops import roi_align
 from ..device import make_generator, seed_everything
 from . import training as _training
 from .imagenet_classifiers import IMAGENET_MEAN, IMAGENET_STD
-from .ssl_checkpoints import load_paper_ssl  # noqa: F401  (re-export until notebook 01 uses load_model)
 
 __all__ = [
     "OBJECTIVES",
