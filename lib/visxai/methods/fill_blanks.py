@@ -432,8 +432,6 @@ class FillInTheBlanks:
         batch_size: int = 256,
         channels_last: bool = False,
     ) -> None:
-        self.device = pick_device(device)
-        self.model = model.eval().to(self.device)
         self.gamma = gamma
         self.binarize = binarize
         self.ratio = ratio
@@ -445,7 +443,9 @@ class FillInTheBlanks:
         self.progressive_target = progressive_target
         self.bfgs_iterations = bfgs_iterations
         self.batch_size = batch_size
-        self._validate()
+        self._validate()  # before the model moves
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
