@@ -36,7 +36,7 @@ PAPER_ORDER = [
     "agf",
 ]
 SLOW = {"fullgrad", "smoothgrad", "gradient_shap", "meaningful_perturbation"}
-CLASS_AGNOSTIC = {"integrated_gradients", "smoothgrad", "lrp", "lrp_ab", "fullgrad", "rap"}
+TABLE1_AGNOSTIC = {"integrated_gradients", "smoothgrad", "lrp", "lrp_ab", "fullgrad", "rap"}
 
 
 def tiny_cnn() -> nn.Module:
@@ -110,7 +110,7 @@ def test_registry_matches_notebook_02_tables() -> None:
     assert method_names()[-1] == "agf"
     assert set(method_names(cost="slow")) == SLOW
     assert set(method_names(cost="fast")) == set(METHODS) - SLOW
-    assert set(method_names(class_specific=False)) == CLASS_AGNOSTIC
+    assert set(method_names(class_specific=False)) == TABLE1_AGNOSTIC
     signed = {"gradient_shap", "lrp_ab", "rap", "clrp", "sglrp", "agf", "gradient"}
     assert set(method_names(signed=True)) == signed
     # filters combine, and keep the registry order

@@ -3,9 +3,8 @@
 
 The methods live in the registry (:mod:`visxai.methods.registry`): ``explain`` is
 ``get_method(method).explainer(model, **kw)(x, target)``. ``METHODS`` is the registry's dict
-(name -> :class:`~visxai.methods.registry.Method`). ``METHOD_LABELS`` (name -> display label) and
-``CLASS_AGNOSTIC`` (the methods the AGF paper's Table 1 calls class agnostic) are derived from it
-and kept only until their last callers read the registry.
+(name -> :class:`~visxai.methods.registry.Method`): labels, signed / class-specific facts and cost
+tiers are read there.
 """
 
 from __future__ import annotations
@@ -16,10 +15,6 @@ from torch import nn
 from ..targets import Target
 from .registry import METHODS, get_method
 
-METHOD_LABELS: dict[str, str] = {m.name: m.label for m in METHODS.values()}
-
-CLASS_AGNOSTIC = frozenset(m.name for m in METHODS.values() if not m.class_specific)
-
 
 def explain(
     model: nn.Module, x: torch.Tensor, target: Target = None, method: str = "agf", **kw
@@ -29,4 +24,4 @@ def explain(
     return get_method(method).explainer(model, **kw)(x, target)
 
 
-__all__ = ["CLASS_AGNOSTIC", "METHODS", "METHOD_LABELS", "explain"]
+__all__ = ["METHODS", "explain"]

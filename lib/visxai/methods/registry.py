@@ -19,9 +19,9 @@ and what the rest of the project needs to know about it:
     (:func:`visxai.metrics.segmentation.segment`). Integrated Gradients is unsigned: the paper's
     text lists it with the signed maps, but the authors' ``imagenet_seg_eval.py`` takes ``|IG|``
     and subtracts the mean, and our baseline returns ``|IG|`` too (with the positive part every
-    pixel would be foreground). ``gradient`` (gradient x input) is signed: the library's
-    segmentation tables (``metrics/segmentation.py``) decided it, where notebook 02's former
-    ``SIGNED`` set left it out (the notebook never segmented that method);
+    pixel would be foreground). ``gradient`` (gradient x input) is signed: the method-name tables
+    that ``metrics/segmentation.py`` held before the registry decided it, where notebook 02's
+    former ``SIGNED`` set left it out (the notebook never segmented that method);
 ``class_specific``
     per the AGF paper's Table 1 (False: the paper calls the method class agnostic). Gradient SHAP,
     Meaningful Perturbation and gradient x input are not in Table 1 and count as class specific

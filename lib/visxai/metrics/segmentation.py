@@ -35,67 +35,10 @@ import torch
 from sklearn.metrics import average_precision_score
 
 __all__ = [
-    "SIGNED_METHODS",
-    "UNSIGNED_METHODS",
-    "is_signed",
     "segment",
     "SegmentationScores",
     "segmentation_scores",
 ]
-
-# Kept only until notebook 02 reads ``Method.signed`` from the method registry: the method-name
-# tables of the AGF paper's segmentation section (canonical names: lower case, no punctuation)
-SIGNED_METHODS = frozenset(
-    {
-        "agf",
-        "ours",
-        "gradientshap",
-        "gradshap",
-        "lrpab",
-        "lrpalphabeta",
-        "lrpalpha2beta1",
-        "lrpa2b1",
-        "rap",
-        "clrp",
-        "sglrp",
-        "inputxgradient",
-        "gradient",
-    }
-)
-UNSIGNED_METHODS = frozenset(
-    {
-        "integratedgradients",
-        "intgrad",
-        "ig",
-        "smoothgrad",
-        "fullgrad",
-        "gradcam",
-        "lrp",
-        "lrpepsilon",
-        "meaningfulperturbation",
-        "mp",
-        "saliency",
-    }
-)
-
-
-def _canon(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def is_signed(method: str) -> bool:
-    """Whether the paper treats ``method``'s maps as signed (positive part) or unsigned (mean
-    threshold).
-
-    Names are matched case- and punctuation-insensitively (``"lrp-alpha2beta1"``, ``"Grad-CAM"``);
-    AGF's ablation variants (``"agf-..."``) count as AGF. Unknown names raise ``KeyError``.
-    """
-    c = _canon(method)
-    if c.startswith("agf") or c in SIGNED_METHODS:
-        return True
-    if c in UNSIGNED_METHODS:
-        return False
-    raise KeyError(f"unknown method {method!r}: pass signed=True/False explicitly")
 
 
 def _as_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
