@@ -31,7 +31,9 @@ TASK = textwrap.dedent(
         y = torch.randint(0, 3, (22,), generator=g)
         masks = (torch.rand(22, 8, 8, generator=g) > 0.5).long()
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3)).eval()
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3)
+        ).eval()
         fail_at = int(os.environ.get("FAIL_AT_CHUNK", "-1"))
 
         def fn(idx):
@@ -45,7 +47,8 @@ TASK = textwrap.dedent(
             maps = (xb.grad * xb).sum(1).detach()
             curve = negative_perturbation(model, x[idx], maps, y[idx], batch_size=3)
             seg = segmentation_scores(maps, masks[idx], signed=True)
-            return {"correct": torch.from_numpy(curve.correct), "pred": torch.from_numpy(curve.predictions),
+            return {"correct": torch.from_numpy(curve.correct),
+                    "pred": torch.from_numpy(curve.predictions),
                     "ap": torch.from_numpy(seg.ap), "maps": maps}
         return fn
 
@@ -53,7 +56,8 @@ TASK = textwrap.dedent(
         out, log_dir = sys.argv[1], sys.argv[2]
         ctx = init_distributed("cpu")
         try:
-            res = run_sharded(make_task(log_dir), 22, out, chunk_size=4, fingerprint={"task": "tiny"}, ctx=ctx, progress=False)
+            res = run_sharded(make_task(log_dir), 22, out, chunk_size=4,
+                              fingerprint={"task": "tiny"}, ctx=ctx, progress=False)
             if ctx.is_main:
                 torch.save(res, Path(out) / "gathered.pt")
         finally:
@@ -231,7 +235,8 @@ def test_chunk_files_are_byte_stable(tmp_path):
     for k in range(5):  # a fresh interpreter each time: safetensors' hash order varies per process
         path = tmp_path / f"c{k}.safetensors"
         code = (
-            "import sys, torch; from pathlib import Path; from visxai.distributed import _save_chunk; "
+            "import sys, torch; from pathlib import Path; "
+            "from visxai.distributed import _save_chunk; "
             "_save_chunk(Path(sys.argv[1]), {'b': torch.arange(4), 'a': torch.ones(4, 2)}, 0, 4)"
         )
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=120)
@@ -252,7 +257,8 @@ def test_the_readme_offline_command_runs_under_torchrun_and_matches_one_process(
         in readme
     )
     assert re.search(
-        r"--model fmnist-vgg --method agf --data fashion-mnist --num-images \d+ --explain predicted",
+        r"--model fmnist-vgg --method agf --data fashion-mnist --num-images \d+ "
+        r"--explain predicted",
         readme,
     )
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")

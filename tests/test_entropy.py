@@ -25,7 +25,8 @@ from visxai.metrics.entropy import (
 
 
 def _reference_pairs(g: np.ndarray) -> list[tuple[int, int]]:
-    """Independent loop implementation of the (i, j) pairs: j = floor(mean of the 3x3, edges replicated)."""
+    """Independent loop implementation of the (i, j) pairs: j = floor(mean of the 3x3, edges
+    replicated)."""
     h, w = g.shape
     out = []
     for y in range(h):

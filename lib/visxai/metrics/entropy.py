@@ -1,4 +1,5 @@
-"""Gray conversion, 2D entropy, entropy maps and second-order entropy (Li et al., TIO paper, Sec. 2.2).
+"""Gray conversion, 2D entropy, entropy maps and second-order entropy (notebook 03 / TIO, Li et
+al., Sec. 2.2).
 
 * :func:`bt601_gray` -- Eq. (3): ``V_gray = int(0.3 R + 0.59 G + 0.11 B)``. Pixel values are first
   rounded to integers 0..255 (as saving the optimised image as 8-bit would) and Eq. (3) is then
@@ -66,7 +67,8 @@ def _check_range(x: torch.Tensor, name: str) -> None:
 
 
 def bt601_gray(rgb: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Eq. (3): RGB ``[..., 3, H, W]`` in [0, 255] -> integer gray ``[..., H, W]`` (int64, 0..255)."""
+    """Eq. (3): RGB ``[..., 3, H, W]`` in [0, 255] -> integer gray ``[..., H, W]`` (int64,
+    0..255)."""
     x = _as_tensor(rgb)
     if x.dim() < 3 or x.shape[-3] != 3:
         raise ValueError(
@@ -91,7 +93,8 @@ def _check_gray(gray: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def neighbourhood_mean(gray: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """``j`` of the pair (i, j): floor of the mean of the 3 x 3 neighbourhood, borders replicated."""
+    """``j`` of the pair (i, j): floor of the mean of the 3 x 3 neighbourhood, borders
+    replicated."""
     g = _check_gray(gray)
     p = F.pad(g[None, None].double(), (1, 1, 1, 1), mode="replicate")
     s = F.avg_pool2d(p, 3, stride=1, divisor_override=1)[0, 0]
@@ -122,13 +125,15 @@ def _entropy_of_rows(codes: torch.Tensor) -> torch.Tensor:
 
 
 def entropy_2d(gray: torch.Tensor | np.ndarray) -> float:
-    """Eqs. (1)-(2): the 2D entropy (bits) of a whole gray image [H, W] with integer values 0..255."""
+    """Eqs. (1)-(2): the 2D entropy (bits) of a whole gray image [H, W] with integer values
+    0..255."""
     codes = _pair_codes(gray).flatten()[None]
     return float(_entropy_of_rows(codes)[0])
 
 
 def entropy_map(gray: torch.Tensor | np.ndarray, window: int = 9) -> torch.Tensor:
-    """Local 2D entropy (bits) at every pixel over a ``window x window`` square (Fig. 3(c)); float64 [H, W]."""
+    """Local 2D entropy (bits) at every pixel over a ``window x window`` square (Fig. 3(c));
+    float64 [H, W]."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd integer, got {window}")
     codes = _pair_codes(gray)
@@ -146,7 +151,8 @@ def quantize_entropy(emap: torch.Tensor, window: int = 9) -> torch.Tensor:
 
 
 def second_order_entropy(gray: torch.Tensor | np.ndarray, window: int = 9) -> torch.Tensor:
-    """Fig. 3(d): the 2D-entropy map of the (quantised) 2D-entropy map of ``gray``; float64 [H, W]."""
+    """Fig. 3(d): the 2D-entropy map of the (quantised) 2D-entropy map of ``gray``; float64
+    [H, W]."""
     return entropy_map(quantize_entropy(entropy_map(gray, window), window), window)
 
 
@@ -163,7 +169,8 @@ def disc_mask(size: int | tuple[int, int], radius: float = 1.0) -> torch.Tensor:
 def average_gray_change(
     result: torch.Tensor, start: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Fig. 2: mean ``|gray(result) - gray(start)|`` per image (Eq. 3 gray), optionally inside ``mask``.
+    """Fig. 2: mean ``|gray(result) - gray(start)|`` per image (Eq. 3 gray), optionally inside
+    ``mask``.
 
     ``result`` and ``start`` are RGB ``[B, 3, H, W]`` (or ``[3, H, W]``) in [0, 255]; returns [B].
     """

@@ -1,4 +1,4 @@
-"""Negative perturbation test (Gur et al., AAAI 2021, Table 2 and Fig. 3).
+"""Negative perturbation test (notebook 02 / AGF: Gur et al., AAAI 2021, Table 2 and Fig. 3).
 
 The test removes an increasing fraction of the pixels, **from the least to the most relevant**
 according to an attribution map, and records the classifier's accuracy after each step. A good
@@ -90,7 +90,8 @@ class PerturbationCurve:
         return int(self.correct.shape[0])
 
     def subset(self, idx: slice | np.ndarray | Sequence[int]) -> PerturbationCurve:
-        """The curve of a subset of the images (e.g. ``slice(0, 100)`` to compare on the same images)."""
+        """The curve of a subset of the images (e.g. ``slice(0, 100)`` to compare on the same
+        images)."""
         return PerturbationCurve(self.fractions.copy(), self.correct[idx], self.predictions[idx])
 
     @staticmethod
@@ -139,7 +140,8 @@ def _check_maps(images: torch.Tensor, attributions: torch.Tensor) -> None:
         )
     if not isinstance(attributions, torch.Tensor) or attributions.dim() != 3:
         raise ValueError(
-            f"attributions must be a tensor [B,H,W], got {tuple(getattr(attributions, 'shape', ()))}"
+            "attributions must be a tensor [B,H,W], got "
+            f"{tuple(getattr(attributions, 'shape', ()))}"
         )
     b, _, h, w = images.shape
     if tuple(attributions.shape) != (b, h, w):
@@ -181,7 +183,8 @@ def perturb(
     fill: float = 0.0,
     most_relevant_first: bool = False,
 ) -> torch.Tensor:
-    """The perturbed images ``[B, F, C, H, W]``: removed pixels set to ``fill`` (0 = black) in all channels."""
+    """The perturbed images ``[B, F, C, H, W]``: removed pixels set to ``fill`` (0 = black) in all
+    channels."""
     _check_maps(images, attributions)
     masks = removal_masks(attributions.to(images.device), fractions, most_relevant_first)
     out = images[:, None].expand(-1, masks.shape[1], -1, -1, -1).clone()
@@ -214,8 +217,10 @@ def negative_perturbation(
     fr = _check_fractions(fractions)
     if images.min() < -1e-6 or images.max() > 1 + 1e-6:
         raise ValueError(
-            f"images must be in [0,1] before normalisation (removed pixels are set to {fill}, i.e. black), "
-            f"got range [{float(images.min()):.3f}, {float(images.max()):.3f}]; pass `normalize` separately"
+            "images must be in [0,1] before normalisation (removed pixels are set to "
+            f"{fill}, i.e. black), "
+            f"got range [{float(images.min()):.3f}, {float(images.max()):.3f}]; "
+            "pass `normalize` separately"
         )
     labels = torch.as_tensor(labels)
     if (
@@ -224,7 +229,8 @@ def negative_perturbation(
         or labels.dtype not in (torch.int64, torch.int32)
     ):
         raise ValueError(
-            f"labels must be an integer tensor [N={len(images)}], got {labels.dtype} {tuple(labels.shape)}"
+            f"labels must be an integer tensor [N={len(images)}], got {labels.dtype} "
+            f"{tuple(labels.shape)}"
         )
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     norm = normalize if normalize is not None else (lambda t: t)
