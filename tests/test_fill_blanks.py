@@ -370,7 +370,7 @@ def _tiny_study(min_correct: int = 5):
     """A Study of linear models on noise images labelled with the model's own predictions."""
     from types import SimpleNamespace
 
-    from visxai.methods import fill_blanks as fib
+    from visxai.evaluation import fill_blanks as fib
 
     g = make_generator(5)
     templates = (torch.rand(10, 28 * 28, generator=g) > 0.5).float()
@@ -396,7 +396,7 @@ def _tiny_study(min_correct: int = 5):
 
 
 def test_notebook_settings() -> None:
-    from visxai.methods.fill_blanks import notebook_settings
+    from visxai.evaluation.fill_blanks import notebook_settings
 
     off, paper = notebook_settings("offline", 10_000), notebook_settings("paper", 10_000)
     assert off.check_min_correct == 10_000 and off.fig2_min_correct < 10_000  # the reduced N*
@@ -407,7 +407,7 @@ def test_notebook_settings() -> None:
 
 
 def test_table_images_and_stack_seeds() -> None:
-    from visxai.methods.fill_blanks import stack_seeds, table_images
+    from visxai.evaluation.fill_blanks import stack_seeds, table_images
 
     y = torch.tensor([0, 1, 0, 1, 0, 1, 2])
     p = torch.tensor([0, 1, 1, 1, 0, 0, 2])
@@ -420,7 +420,7 @@ def test_table_images_and_stack_seeds() -> None:
 
 
 def test_masked_accuracy_and_single_fill() -> None:
-    from visxai.methods import fill_blanks as fib
+    from visxai.evaluation import fill_blanks as fib
 
     st = _tiny_study()
     acc = fib.masked_accuracy(st)
@@ -435,7 +435,7 @@ def test_masked_accuracy_and_single_fill() -> None:
 
 
 def test_expected_panels_and_convergence() -> None:
-    from visxai.methods import fill_blanks as fib
+    from visxai.evaluation import fill_blanks as fib
 
     st = _tiny_study()
     panels = fib.expected_panels(st, progress=False)
@@ -450,7 +450,7 @@ def test_expected_panels_and_convergence() -> None:
 
 
 def test_table1_and_verdicts() -> None:
-    from visxai.methods import fill_blanks as fib
+    from visxai.evaluation import fill_blanks as fib
     from visxai.scorecard import Scorecard
 
     st = _tiny_study()
@@ -473,7 +473,7 @@ def test_table1_and_verdicts() -> None:
 def test_ordering_verdicts() -> None:
     import numpy as np
 
-    from visxai.methods import fill_blanks as fib
+    from visxai.evaluation import fill_blanks as fib
 
     y = np.repeat(np.arange(10), 5)[:, None].repeat(2, 1)
     wrong = (y + 1) % 10
@@ -487,7 +487,7 @@ def test_sweep_orders_and_binarisation() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from visxai.methods import fill_blanks as fib
+    from visxai.evaluation import fill_blanks as fib
 
     st = _tiny_study()
     sweep = fib.mask_sweep(st, label=2, ratios=(0.1, 0.5), patches=(1, 7), progress=False)

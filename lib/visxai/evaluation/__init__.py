@@ -4,7 +4,8 @@ notebook and torchrun.
 * :mod:`.protocols`: explain in chunks, negative perturbation (Table 2 / Fig. 3), segmentation
   (Table 3), pooled ratios and paired comparisons with their verdicts;
 * :mod:`.cases`: :func:`eval_case` (model, images, targets, masks of one protocol's case);
-* :mod:`.agf_tables`: the notebook's tables and "AGF first" claims built from those pieces.
+* :mod:`.agf_tables`: the notebook's tables and "AGF first" claims built from those pieces;
+* :mod:`.fill_blanks`: notebook 04's protocols (profiles, Table 1 over mask seeds, figures).
 
 ``eval_data`` (the data sets read by index) lives in :mod:`visxai.data.eval_sets` and is
 re-exported here.

@@ -1,0 +1,1138 @@
+"""Notebook 04 / Fill in the Blanks: its protocols and figures.
+
+They stand on :mod:`visxai.methods.fill_blanks`.
+
+The sample sizes of each profile (:func:`notebook_settings`), the test sets, models and methods
+(:func:`load_study`), one function per figure case (:func:`single_fill`, :func:`expected_panels`,
+:func:`progressive_examples`, :func:`mask_sweep`, :func:`first_vs_second_order`,
+:func:`binarisation_comparison`), Table 1 over mask seeds with its controls (:func:`table1`), its
+verdicts and scorecard rows (:func:`table1_verdicts`), and the figures (``plot_*``). The notebook
+configures, calls these functions, plots and explains; the method itself (masks, Eq. 1-5, the
+progressive fill, BFGS) is :class:`visxai.methods.fill_blanks.FillInTheBlanks`, re-exported here so
+that the notebook needs one import.
+
+Written by hand: the protocol glue (loops over images and seeds, tables, figures); the statistics
+are :mod:`visxai.stats` (scipy's bootstrap), the figures matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..device import make_generator, pick_device
+from ..methods.fill_blanks import (
+    SCORE_NAMES,
+    Binarize,
+    ExpectedUpdate,
+    FillInTheBlanks,
+    ProgressiveFill,
+    apply_mask,
+    blank_fraction,
+    fill,
+    patch_masks,
+    prototype_scores,
+    threshold,
+)
+from ..stats import Estimate, estimate, paired_difference
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from ..models import LoadedModel
+    from ..scorecard import Scorecard
+
+__all__ = [
+    "TABLE1_PAPER",
+    "TABLE1_TOL",
+    "FIG5_BANDS",
+    "NotebookSettings",
+    "notebook_settings",
+    "Study",
+    "load_study",
+    "masked_accuracy",
+    "single_fill",
+    "most_confident_per_class",
+    "expected_panels",
+    "expected_table",
+    "convergence_check",
+    "progressive_examples",
+    "describe_progressive",
+    "table_images",
+    "table1_seed",
+    "stack_seeds",
+    "Table1",
+    "table1",
+    "table1_setting",
+    "table1_verdicts",
+    "ordering",
+    "mask_sweep",
+    "first_vs_second_order",
+    "order_scorecard",
+    "binarisation_comparison",
+    "plot_single_fill",
+    "plot_expected",
+    "plot_progressive",
+    "plot_table1",
+    "plot_mask_sweep",
+    "plot_orders",
+    "plot_binarisation",
+    "plot_fill_panel",
+]
+
+
+# What follows is notebook 04's protocol (its profiles, its cases, the Table 1 loops and verdicts,
+# the figures): the notebook configures, calls these functions, plots and explains.
+
+#: Table 1 of the paper (ResNet5, MNIST): accuracy of f on its own prototypes [%]
+TABLE1_PAPER = {"random (4.1)": 99.0, "progressive (4.2)": 93.0}
+#: points: the paper gives neither a CI nor its number of images; 3 points is about one binomial
+#: s.e. of 95% on 50 images
+TABLE1_TOL = 3.0
+#: Fig. 5 bands, "nearly the same direction / fill": the median's 95% CI must lie inside
+FIG5_BANDS = {"cosine(dx1, dx2)": (0.9, 1.0), "IoU(T(dx1), T(dx2))": (0.5, 1.0)}
+
+
+@dataclass(frozen=True)
+class NotebookSettings:
+    """The sample sizes of notebook 04 for one profile (a profile changes only these numbers).
+
+    ``offline``: CPU, 2 cores, a few minutes: the same code on smaller samples (about 1,000-2,500
+    masked forward+backward passes per second there, ``benchmarks/bench_fill_blanks.py``).
+    ``paper``: a GPU, the paper's sample sizes (``N* > 10,000`` for every image), full MNIST.
+    """
+
+    profile: str
+    mnist_subset: str  # "10k": the real 10k subset (8000 train / 2000 test, fixed split); "full"
+    fig_model: str  # "a simple three-layered CNN" (Fig. 1-6)
+    fmnist_model: str  # "a ResNet model" on Fashion-MNIST (Fig. 2b)
+    table_model: str  # "ResNet5" (Table 1); the CNN3 rows are extra
+    fig2_min_correct: int  # N* of Fig. 2 (offline reduced from 10,000; the check compares)
+    check_min_correct: int  # N* of the convergence check of Fig. 2
+    table_per_class: int | None  # correctly classified test images per class (None: every one)
+    table_min_correct: int  # N* of Table 1 (offline reduced: 3 mask seeds x 3 models)
+    fig5_images: int  # images (2 per class offline) of the first- vs second-order comparison
+    fig4_min_correct: int  # N* of every cell of Fig. 4
+    max_masks_factor: int  # stop sampling after factor * (N* + 1) masks (rarely correct images)
+    batch_size: int  # measured best batch (benchmarks/bench_fill_blanks.py)
+
+
+def notebook_settings(profile: str, min_correct: int = 10_000) -> NotebookSettings:
+    """Notebook 04's :class:`NotebookSettings` for ``profile`` ("offline" or "paper");
+    ``min_correct`` is the paper's ``N* > 10,000`` (the notebook's parameter)."""
+    profiles = {
+        "offline": NotebookSettings(
+            "offline", "10k", "mnist-cnn3", "fmnist-resnet5", "mnist-resnet5",
+            fig2_min_correct=1_000, check_min_correct=min_correct, table_per_class=10,
+            table_min_correct=100, fig5_images=20, fig4_min_correct=100, max_masks_factor=3,
+            batch_size=1024,
+        ),
+        "paper": NotebookSettings(
+            "paper", "full", "mnist-cnn3", "fmnist-resnet5", "mnist-resnet5",
+            fig2_min_correct=min_correct, check_min_correct=min_correct, table_per_class=None,
+            table_min_correct=min_correct, fig5_images=100, fig4_min_correct=min_correct,
+            max_masks_factor=20, batch_size=8192,
+        ),
+    }  # fmt: skip
+    if profile not in profiles:
+        raise ValueError(f"profile must be one of {sorted(profiles)}, got {profile!r}")
+    return profiles[profile]
+
+
+@dataclass
+class Study:
+    """Notebook 04's test sets, models and one :class:`FillInTheBlanks` per model
+    (:func:`load_study`). ``data`` maps "mnist" / "fashion-mnist" to ``(images, labels)``;
+    ``predictions`` are each model's classes of its clean test images."""
+
+    settings: NotebookSettings
+    device: torch.device
+    data: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    loaded: dict[str, LoadedModel]
+    methods: dict[str, FillInTheBlanks]
+    predictions: dict[str, torch.Tensor]
+
+    def dataset(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test set of model ``name``: Fashion-MNIST for "fmnist-*", MNIST otherwise."""
+        return self.data["fashion-mnist" if name.startswith("fmnist") else "mnist"]
+
+    def labels(self, name: str) -> list[str]:
+        """The class names of model ``name``."""
+        return list(self.loaded[name].labels)
+
+
+def load_study(
+    settings: NotebookSettings,
+    *,
+    device: str | torch.device = "auto",
+    gamma: float = 1.0,
+    binarize: Binarize = "otsu",
+    ratio: float = 0.25,
+    patch: int = 2,
+    k: int = 4,
+    seed: int = 0,
+    bfgs_iterations: int = 10,
+) -> Study:
+    """Load notebook 04's test sets and its three models (figures, Table 1, Fashion-MNIST) and
+    build one :class:`FillInTheBlanks` per model from the notebook's parameters. Each method
+    samples ``N* > settings.fig2_min_correct`` masks (Fig. 2) up to ``max_masks_factor`` times as
+    many; the other figures :meth:`~FillInTheBlanks.replace` what they change. channels_last is
+    used for the three-layer CNN on a CPU only (measured faster there)."""
+    from ..data import load_fashion_mnist, load_mnist
+    from ..models import load_model
+
+    dev = pick_device(device)
+    data = {
+        "mnist": load_mnist("test", subset=settings.mnist_subset),
+        "fashion-mnist": load_fashion_mnist("test"),
+    }
+    names = [settings.fig_model, settings.table_model, settings.fmnist_model]
+    loaded = {n: load_model(n, profile=settings.profile) for n in names}
+    methods = {
+        n: FillInTheBlanks(
+            loaded[n].model,
+            gamma=gamma,
+            binarize=binarize,
+            ratio=ratio,
+            patch=patch,
+            k=k,
+            min_correct=settings.fig2_min_correct,
+            max_masks=settings.max_masks_factor * (settings.fig2_min_correct + 1),
+            seed=seed,
+            bfgs_iterations=bfgs_iterations,
+            device=dev,
+            batch_size=settings.batch_size,
+            channels_last=(n == "mnist-cnn3" and dev.type == "cpu"),
+        )
+        for n in names
+    }
+    study = Study(settings, dev, data, loaded, methods, {})
+    study.predictions = {n: methods[n].predict(study.dataset(n)[0]) for n in names}
+    return study
+
+
+# --------------------------------------------------------------- models and data: masked accuracy
+@dataclass(frozen=True)
+class MaskedAccuracy:
+    """Test accuracy of one model on its clean test images and on the same images under one
+    random mask each; ``drop`` is the paired difference clean - masked over the images."""
+
+    clean: Estimate
+    masked: Estimate
+    drop: Estimate
+    n_images: int
+
+    def summary(self, name: str) -> str:
+        return (
+            f"{name:<16} test accuracy {self.clean.fmt()} on {self.n_images} test images; "
+            f"on masked test images M(x): {self.masked.fmt()} (95% CIs over test images)"
+        )
+
+
+def masked_accuracy(study: Study) -> dict[str, MaskedAccuracy]:
+    """Per model, its accuracy on clean and on masked test images (one mask of the method's ratio
+    and patch per image, drawn from its seed): how often a masked image is "correct", which
+    section 4.1 relies on."""
+    out = {}
+    for n, f in study.methods.items():
+        x, y = study.dataset(n)
+        keep = patch_masks(len(x), x.shape[-2:], f.ratio, f.patch, generator=make_generator(f.seed))
+        ok_clean = (study.predictions[n] == y).double().numpy()
+        ok_masked = (f.predict(apply_mask(x, keep)) == y).double().numpy()
+        # paired over the same test images
+        drop = paired_difference(ok_clean, ok_masked)
+        out[n] = MaskedAccuracy(estimate(ok_clean), estimate(ok_masked), drop, len(y))
+    return out
+
+
+# ---------------------------------------------------------------------------------- Fig. 1
+@dataclass
+class SingleFill:
+    """Fig. 1: one test image ``x`` [1, C, H, W], one mask, its update and its fill."""
+
+    model: str
+    index: int
+    x: torch.Tensor
+    keep: torch.Tensor
+    delta: torch.Tensor
+    masked_prediction: int
+    t: torch.Tensor
+    filled: torch.Tensor
+    fill_prediction: int
+
+
+def single_fill(study: Study, label: int = 3) -> SingleFill:
+    """Fig. 1 (section 3.2): the first MNIST test image of class ``label`` that the figure model
+    classifies correctly, one random mask (the method's ratio, patch and seed), ``Delta x`` for
+    the class predicted for ``M(x)``, ``T`` and ``M(x) + T(Delta x)``."""
+    name = study.settings.fig_model
+    f = study.methods[name]
+    x_all, y_all = study.data["mnist"]
+    i = int(torch.nonzero((y_all == label) & (study.predictions[name] == label))[0])
+    x = x_all[i : i + 1]
+    keep = patch_masks(1, x.shape[-2:], f.ratio, f.patch, generator=make_generator(f.seed))
+    delta, logits = f.update(x, keep)  # target = predicted class of M(x)
+    t = f.threshold(delta.cpu(), keep)
+    filled = fill(x, keep, t)
+    pred = int(f.predict(filled)[0])
+    return SingleFill(name, i, x, keep, delta.cpu(), int(logits.argmax()), t, filled, pred)
+
+
+# ---------------------------------------------------------------------------------- Fig. 2
+@dataclass
+class ExpectedPanel:
+    """One panel of Fig. 2: per class, the test image ``indices[c]`` and its ``E[Delta x]``."""
+
+    model: str
+    x: torch.Tensor
+    indices: list[int]
+    estimates: list[ExpectedUpdate]
+
+
+def most_confident_per_class(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, first: int = 500, batch: int = 1000
+) -> list[int]:
+    """Per class ``0 .. max(y)``, the index of the test image (among the first ``first`` of that
+    class) whose softmax probability of its class is largest."""
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        prob = torch.cat(
+            [
+                torch.softmax(model(x[s : s + batch].to(dev)), 1).cpu()
+                for s in range(0, len(x), batch)
+            ]
+        )
+    out = []
+    for c in range(int(y.max()) + 1):
+        cand = torch.nonzero(y == c).flatten()[:first]
+        out.append(int(cand[prob[cand, c].argmax()]))
+    return out
+
+
+def expected_panels(study: Study, progress: bool = True) -> dict[str, ExpectedPanel]:
+    """Fig. 2 (section 4.1): for the most confident test image of each class, ``E[Delta x]`` over
+    random masks until ``N* > settings.fig2_min_correct`` (a) with the figure model on MNIST and
+    (b) with the Fashion-MNIST model."""
+    from tqdm.auto import tqdm
+
+    s = study.settings
+    out = {}
+    for panel, (name, key) in {
+        "MNIST": (s.fig_model, "mnist"),
+        "Fashion-MNIST": (s.fmnist_model, "fashion-mnist"),
+    }.items():
+        x, y = study.data[key]
+        f = study.methods[name]
+        idx = most_confident_per_class(f.model, x, y)
+        ests = [
+            f.expected_update(x[i], c, progress=f"{panel} class {c}" if progress else False)
+            for c, i in enumerate(tqdm(idx, desc=panel, disable=not progress))
+        ]
+        out[panel] = ExpectedPanel(name, x, idx, ests)
+    return out
+
+
+def expected_table(study: Study, panels: dict[str, ExpectedPanel]) -> pd.DataFrame:
+    """Fig. 2's numbers: per panel and class, the image, ``N*``, the masks sampled, the rate of
+    correct masks and whether ``f(M(x) + T(E[dx]))`` is the class."""
+    import pandas as pd
+
+    rows = []
+    for panel, p in panels.items():
+        f = study.methods[p.model]
+        for c, (i, e) in enumerate(zip(p.indices, p.estimates)):
+            proto = f.expected_fill(p.x[i], e)
+            rows.append(
+                {
+                    "data": panel,
+                    "model": p.model,
+                    "class": c,
+                    "test image": i,
+                    "N*": e.n_correct,
+                    "masks sampled": e.n_sampled,
+                    "correct rate": round(e.correct_rate, 3),
+                    "f(M(x)+T(E[dx])) == class": int(f.predict(proto[None])[0]) == c,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def convergence_check(
+    study: Study, panels: dict[str, ExpectedPanel], label: int = 3, progress: bool = True
+) -> tuple[float, float]:
+    """Fig. 2's sample-size check: one MNIST image to ``N* > settings.check_min_correct``,
+    compared with its own running estimate at ``settings.fig2_min_correct``. Returns the cosine
+    similarity of the two ``E[Delta x]`` and the IoU of their binarised whole-image prototypes."""
+    s = study.settings
+    p = panels["MNIST"]
+    f = study.methods[p.model].replace(min_correct=s.check_min_correct, max_masks=None)
+    chk = f.expected_update(
+        p.x[p.indices[label]],
+        label,
+        snapshots=(s.fig2_min_correct,),
+        progress="check" if progress else False,
+    )
+    small = chk.snapshots.get(s.fig2_min_correct, chk.mean).flatten()
+    cos = float(F.cosine_similarity(small, chk.mean.flatten(), dim=0))
+    ta = f.expected_prototype(small.view_as(chk.mean)).bool()
+    tb = f.expected_prototype(chk).bool()
+    iou = float((ta & tb).sum() / (ta | tb).sum().clamp_min(1))
+    return cos, iou
+
+
+# ---------------------------------------------------------------------------------- Fig. 3
+@dataclass
+class ProgressiveExample:
+    """Fig. 3: the progressive fill of one test image ``x`` [C, H, W] of class ``label``."""
+
+    model: str
+    x: torch.Tensor
+    label: int
+    result: ProgressiveFill
+    final_prediction: int
+
+
+def progressive_examples(
+    study: Study, examples: Sequence[tuple[str, int]] | None = None
+) -> list[ProgressiveExample]:
+    """Fig. 3 (section 4.2): for each ``(model, class)`` (default: the figure model's 3 and 7, the
+    Fashion-MNIST model's Ankle boot) the first correctly classified test image of that class,
+    filled progressively with the method's ``k`` masks."""
+    s = study.settings
+    if examples is None:
+        examples = [(s.fig_model, 3), (s.fig_model, 7), (s.fmnist_model, 9)]
+    out = []
+    for name, c in examples:
+        x, y = study.dataset(name)
+        f = study.methods[name]
+        i = int(torch.nonzero((y == c) & (study.predictions[name] == c))[0])
+        res = f.progressive(x[i : i + 1])
+        out.append(ProgressiveExample(name, x[i], c, res, int(f.predict(res.image)[0])))
+    return out
+
+
+def describe_progressive(study: Study, example: ProgressiveExample) -> str:
+    """One line: the predicted class of every step and of the final image."""
+    labels = study.labels(example.model)
+    steps = ", ".join(labels[int(p)] for p in example.result.predictions[0])
+    return (
+        f"{example.model} class {labels[example.label]}: predictions per step: {steps}; "
+        f"final image classified as {labels[example.final_prediction]}"
+    )
+
+
+# ------------------------------------------------------------------------------- Table 1
+RANDOM, PROGRESSIVE = "random (4.1)", "progressive (4.2)"
+WHOLE = "random, T(E[dx]) whole image (not in paper)"
+NOISE = "random-saliency fill, same masks (control)"
+PROGRESSIVE_ALL = "progressive (4.2), all correct test images (not in paper)"
+
+#: (labels [n], predictions [n]) per mechanism
+Pairs = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def table1_seed(f: FillInTheBlanks, x: torch.Tensor) -> tuple[Pairs, int]:
+    """One mask seed (``f.seed``) of Table 1 for the images ``x``: (label, prediction) of the
+    prototypes of every mechanism, and how many images stopped short of ``N* > f.min_correct``.
+
+    *random*: ``M(x) + T(E[dx])`` labelled ``y_hat = f(x)`` (the class the kept masks must predict;
+    the true label for correctly classified images); an image without any correct mask has no
+    ``M``: its prototype is ``T(E[dx])``. *progressive*: the fully filled image, labelled with the
+    prediction for ``M_1(x)``. Extra rows: ``T(E[dx])`` over the whole image, and a
+    random-saliency fill of the same blanks (uniform noise of seed ``f.seed`` through the same
+    ``T``: :func:`visxai.controls.random_saliency`)."""
+    from ..controls import random_saliency
+
+    lab = f.predict(x)
+    ests = [f.expected_update(x[j], int(lab[j])) for j in range(len(x))]
+    proto = torch.stack(
+        [
+            f.expected_fill(x[j], e) if e.keep is not None else f.expected_prototype(e)
+            for j, e in enumerate(ests)
+        ]
+    )
+    size = tuple(x.shape[-2:])
+    keeps = torch.stack([e.keep if e.keep is not None else torch.ones(1, *size) for e in ests])
+    noise = fill(
+        x, keeps, threshold(random_saliency((len(x), 1, *size), seed=f.seed), keeps, f.binarize)
+    )
+    prog = f.progressive(x)
+    pairs = {
+        RANDOM: (lab, f.predict(proto)),
+        PROGRESSIVE: (prog.first_prediction, f.predict(prog.image)),
+        WHOLE: (lab, f.predict(torch.stack([f.expected_prototype(e) for e in ests]))),
+        NOISE: (lab, f.predict(noise)),
+    }
+    return pairs, sum(e.n_correct <= f.min_correct for e in ests)
+
+
+def stack_seeds(per_seed: Sequence[Pairs]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{mechanism: (labels [n, seeds], predictions [n, seeds])}`` from per-seed results."""
+    return {
+        k: tuple(np.stack([d[k][j].numpy() for d in per_seed], 1) for j in (0, 1))
+        for k in per_seed[0]
+    }
+
+
+def table_images(
+    predictions: torch.Tensor, labels: torch.Tensor, per_class: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Table 1's images, every correctly classified image)``: indices of the first
+    ``per_class`` correctly classified test images of each class (None: all of them)."""
+    ok = torch.nonzero(predictions == labels).flatten()
+    if per_class is None:
+        return ok, ok
+    n_classes = int(labels.max()) + 1
+    return torch.cat([ok[labels[ok] == c][:per_class] for c in range(n_classes)]), ok
+
+
+@dataclass
+class Table1:
+    """Table 1 (section 4.3) for every run (model) and mechanism, over mask seeds ``seeds``:
+    ``pairs[run][mechanism] = (labels, predictions)``, each ``[n_images, n_seeds]``; ``short[run]``
+    per seed the number of images short of ``N*``; ``scores[run, mechanism]`` the
+    :func:`prototype_scores`. ``control`` names the run of the randomised table model."""
+
+    study: Study
+    seeds: tuple[int, ...]
+    control: str
+    n_images: int
+    pairs: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+    short: dict[str, list[int]]
+    scores: dict[tuple[str, str], dict[str, Estimate]]
+
+    def frame(self) -> pd.DataFrame:
+        """The printed table: value [95% CI] per run, mechanism and metric."""
+        import pandas as pd
+
+        rows = []
+        for (run, mech), sc_ in self.scores.items():
+            lab = self.pairs[run][mech][0]
+            rows.append(
+                {
+                    "Model f": run,
+                    "Masking Mechanism": mech,
+                    "n images": sc_["accuracy"].n,
+                    "seeds": lab.shape[1],
+                    **{k: v.fmt() for k, v in sc_.items()},
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def to_text(self) -> str:
+        """The printed table (:meth:`frame`) under its title, at most 60 characters a column."""
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 60, "display.width", 250):
+            table = self.frame().to_string(index=False)
+        return f"Table 1 [%], value [95% CI over images], masks of seeds {self.seeds}\n{table}"
+
+    def short_lines(self) -> list[str]:
+        """Per run, how many images stopped short of ``N*`` for each seed."""
+        s = self.study.settings
+        return [
+            f"{run}: images short of N* > {s.table_min_correct} (stopped at "
+            f"{s.max_masks_factor} x (N* + 1) masks), seeds {self.seeds}: {short} of "
+            f"{self.n_images}"
+            for run, short in self.short.items()
+        ]
+
+    def values(self) -> pd.DataFrame:
+        """One row per run, mechanism and metric with value, CI, n and seeds (figures' CSV)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "model": run,
+                    "mechanism": mech,
+                    "metric": k,
+                    "value": v.value,
+                    "ci_lo": v.lo,
+                    "ci_hi": v.hi,
+                    "n_images": v.n,
+                    "seeds": v.seeds,
+                }
+                for (run, mech), s_ in self.scores.items()
+                for k, v in s_.items()
+            ]
+        )
+
+
+def table1(study: Study, seeds: Sequence[int] = (0, 1, 2), progress: bool = True) -> Table1:
+    """Table 1 over mask seeds ``seeds`` for the table model (ResNet5), the same model with
+    re-initialised weights (the model-randomisation control, :func:`visxai.controls.
+    randomized_model` with seed 0: only the masks change with the seed) and the figure model
+    (CNN3, not in the paper), on ``settings.table_per_class`` correctly classified test images per
+    class with ``N* > settings.table_min_correct``. The trained models get an extra row:
+    progressive masking over every correctly classified test image."""
+    from tqdm.auto import tqdm
+
+    from ..controls import randomized_model
+
+    s = study.settings
+    tm, cm = s.table_model, s.fig_model
+    x_all, y_all = study.data["mnist"]
+    images = {m: table_images(study.predictions[m], y_all, s.table_per_class) for m in (tm, cm)}
+    control = f"{tm}, randomised weights (control)"
+    base = study.methods[tm]
+    fb_control = FillInTheBlanks(
+        randomized_model(base.model, seed=0),
+        gamma=base.gamma,
+        binarize=base.binarize,
+        ratio=base.ratio,
+        patch=base.patch,
+        k=base.k,
+        seed=base.seed,
+        bfgs_iterations=base.bfgs_iterations,
+        device=study.device,
+        batch_size=s.batch_size,
+    )
+    runs = {tm: study.methods[tm], control: fb_control, cm: study.methods[cm]}
+    pairs, short = {}, {}
+    for run, f_run in runs.items():
+        tidx, ok = images[cm if run == cm else tm]
+        per_seed, n_short = [], []
+        for sd in tqdm(seeds, desc=f"Table 1 {run}", disable=not progress):
+            f = f_run.replace(
+                min_correct=s.table_min_correct,
+                max_masks=s.max_masks_factor * (s.table_min_correct + 1),
+                seed=sd,
+            )
+            d, n = table1_seed(f, x_all[tidx])
+            if run != control:
+                prog_all = f.progressive(x_all[ok])
+                d[PROGRESSIVE_ALL] = (prog_all.first_prediction, f.predict(prog_all.image))
+            per_seed.append(d)
+            n_short.append(n)
+        pairs[run], short[run] = stack_seeds(per_seed), n_short
+    scores = {
+        (run, mech): prototype_scores(lab, pr)
+        for run, mechs in pairs.items()
+        for mech, (lab, pr) in mechs.items()
+    }
+    return Table1(study, tuple(seeds), control, len(images[tm][0]), pairs, short, scores)
+
+
+def table1_setting(t1: Table1) -> str:
+    """The scorecard's "setting" text of Table 1's rows."""
+    s, f = t1.study.settings, t1.study.methods[t1.study.settings.table_model]
+    per_class = "all" if s.table_per_class is None else s.table_per_class
+    return (
+        f"{s.profile}: {s.table_model} (ours, MNIST {s.mnist_subset}), {t1.n_images} correctly "
+        f"classified test images ({per_class}/class), eta={f.ratio}, patch {f.patch}, "
+        f"binarize={f.binarize}; 95% CI: bootstrap over images (each with its prototypes of mask "
+        f"seeds {', '.join(map(str, t1.seeds))})"
+    )
+
+
+def table1_verdicts(t1: Table1, scorecard: Scorecard) -> dict[str, list[str]]:
+    """Table 1's verdicts per mask seed, and its scorecard rows.
+
+    * Every paper cell (:data:`TABLE1_PAPER`, ResNet5): per seed, ``verdict_paper`` of the
+      seed's CI against the paper's value +- :data:`TABLE1_TOL` points.
+    * The ordering "random > progressive" (paper 99 - 93 = 6): per seed, a paired bootstrap of
+      the per-image difference of correctness on the same images (:func:`ordering`), for the
+      trained and the randomised model; the final verdict is ``verdict_controlled``.
+    * The controls' accuracies as ``observed`` rows.
+
+    Returns ``{claim: verdicts per seed}`` (the notebook's stability table) in print order.
+    """
+    from ..stats import verdict_controlled, verdict_over_seeds, verdict_paper
+
+    s = t1.study.settings
+    tm, k = s.table_model, t1.study.methods[s.table_model].k
+    setting = table1_setting(t1)
+    stability: dict[str, list[str]] = {}
+    for mech, pv in TABLE1_PAPER.items():
+        extra = (
+            f", N* > {s.table_min_correct} per image" if mech.startswith("random") else f", k={k}"
+        )
+        lab, pr = t1.pairs[tm][mech]
+        seeds_sc = [prototype_scores(lab[:, j], pr[:, j]) for j in range(lab.shape[1])]
+        for metric in SCORE_NAMES:
+            vs = [verdict_paper(s_[metric], pv, TABLE1_TOL) for s_ in seeds_sc]
+            item = f"Table 1, MNIST ResNet5, {mech}"
+            stability[f"{item}: {metric}"] = vs
+            scorecard.add(
+                item,
+                f"{metric} [%]",
+                pv,
+                t1.scores[tm, mech][metric],
+                f"{setting}{extra}; verdict: CI of every seed inside paper "
+                f"+- {TABLE1_TOL:g} points",
+                verdict_over_seeds(vs),
+                digits=1,
+            )
+    ord_v, ord_est = ordering(t1.pairs[tm])
+    ord_ctrl_v, ord_ctrl_est = ordering(t1.pairs[t1.control])
+    ord_final = [verdict_controlled(v, c) for v, c in zip(ord_v, ord_ctrl_v)]
+    stability["Table 1, ResNet5: random accuracy > progressive accuracy"] = ord_v
+    stability["Table 1, randomised ResNet5 (control): random accuracy > progressive accuracy"] = (
+        ord_ctrl_v
+    )
+    stability["Table 1, ResNet5: random > progressive, with the model-randomisation control"] = (
+        ord_final
+    )
+    scorecard.add(
+        "Table 1, ordering (ResNet5)",
+        "random accuracy - progressive accuracy [points], > 0",
+        "99 - 93 = 6",
+        ord_est,
+        f"{setting}; verdict per seed: paired bootstrap of the per-image difference over the same "
+        f"images, the same for every seed; control: the randomised ResNet5 gives "
+        f"{verdict_over_seeds(ord_ctrl_v)} ({ord_ctrl_est.fmt()} points)",
+        verdict_over_seeds(ord_final),
+    )
+    for run, mech, what in [
+        (t1.control, RANDOM, "control: randomised ResNet5, random (4.1)"),
+        (t1.control, PROGRESSIVE, "control: randomised ResNet5, progressive (4.2)"),
+        (tm, NOISE, "control: random-saliency fill (ResNet5)"),
+    ]:
+        scorecard.add(
+            f"Table 1, {what}",
+            "accuracy [%]",
+            "",
+            t1.scores[run, mech]["accuracy"],
+            setting + "; not in the paper",
+            "observed",
+        )
+    return stability
+
+
+def ordering(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[str], Estimate]:
+    """ "random > progressive" for one run: per seed, ``verdict_claim`` of the paired bootstrap of
+    correct(random) - correct(progressive) [points] over the same images; and the estimate
+    pooled over seeds (each image's mean over seeds)."""
+    from ..stats import verdict_claim
+
+    (lr, pr), (lp, pp) = pairs[RANDOM], pairs[PROGRESSIVE]
+    ok_r, ok_p = 100.0 * (lr == pr), 100.0 * (lp == pp)
+    per_seed = [paired_difference(ok_r[:, j], ok_p[:, j]) for j in range(ok_r.shape[1])]
+    pooled = paired_difference(ok_r.mean(1), ok_p.mean(1), seeds=ok_r.shape[1])
+    return [verdict_claim(d) for d in per_seed], pooled
+
+
+# ---------------------------------------------------------------------------------- Fig. 4
+@dataclass
+class MaskSweep:
+    """Fig. 4: ``E[Delta x]`` of one test image ``index`` per (ratio, patch), and the rate of
+    correctly classified masks (rows: ratios, columns: patch sizes)."""
+
+    index: int
+    label: int
+    estimates: dict[tuple[float, int], ExpectedUpdate]
+    rates: pd.DataFrame
+
+    def rate_falls(self) -> tuple[bool, bool]:
+        """Whether the rate of correct masks at the largest ratio is below that at the smallest,
+        for every patch size; and at the largest patch below the smallest, for every ratio."""
+        r = self.rates
+        return bool((r.iloc[-1] < r.iloc[0]).all()), bool((r.iloc[:, -1] < r.iloc[:, 0]).all())
+
+
+def mask_sweep(
+    study: Study,
+    label: int = 2,
+    ratios: Sequence[float] = (0.1, 0.25, 0.5, 0.75),
+    patches: Sequence[int] = (1, 2, 4, 7),
+    progress: bool = True,
+) -> MaskSweep:
+    """Fig. 4 (section 4.4): the first correctly classified MNIST test image of class ``label``,
+    ``E[Delta x]`` for every mask ratio x patch size with ``N* > settings.fig4_min_correct``
+    (at most ``10 * (N* + 1)`` masks per cell)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    s = study.settings
+    name = s.fig_model
+    x_all, y_all = study.data["mnist"]
+    i = int(torch.nonzero((y_all == label) & (study.predictions[name] == label))[0])
+    base = study.methods[name].replace(
+        min_correct=s.fig4_min_correct, max_masks=10 * (s.fig4_min_correct + 1)
+    )
+    ests = {}
+    for r in tqdm(ratios, desc="Fig. 4", disable=not progress):
+        for p in patches:
+            ests[r, p] = base.replace(ratio=r, patch=p).expected_update(x_all[i], label)
+    rates = pd.DataFrame(
+        [[ests[r, p].correct_rate for p in patches] for r in ratios],
+        index=[f"eta={r}" for r in ratios],
+        columns=[f"patch {p}" for p in patches],
+    )
+    return MaskSweep(i, label, ests, rates)
+
+
+# ---------------------------------------------------------------------------------- Fig. 5
+@dataclass
+class OrderComparison:
+    """Fig. 5: per image the losses, BFGS iterations, cosine of the two updates on the blanks and
+    IoU of their binarised fills (``stats``), the medians with 95% CIs over images
+    (``medians``), and four examples ``(index, class, keep, fill first-order, fill BFGS)``."""
+
+    stats: pd.DataFrame
+    medians: dict[str, Estimate]
+    examples: list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]]
+    bfgs_iterations: int
+
+    def check_lines(self) -> list[str]:
+        """The checked statements: each median's CI inside its :data:`FIG5_BANDS` band, BFGS
+        within its iterations and never above the starting loss."""
+        lines = []
+        for key, (lo, hi) in FIG5_BANDS.items():
+            e = self.medians[key]
+            inside = "yes" if lo <= e.lo and e.hi <= hi + 1e-9 else "no"
+            lines.append(f"median {key} over {e.n} images: 95% CI inside [{lo}, {hi}]: {inside}")
+        st, it = self.stats, self.bfgs_iterations
+        within = "yes" if (st["BFGS iterations"] <= it).all() else "no"
+        lower = "yes" if (st["loss BFGS"] <= st["loss start"]).all() else "no"
+        lines.append(f"BFGS stopped within {it} iterations on every image: {within}")
+        lines.append(f"BFGS loss <= starting loss on every image: {lower}")
+        return lines
+
+
+def first_vs_second_order(study: Study, n_images: int | None = None) -> OrderComparison:
+    """Fig. 5 (section 4.5): on ``n_images`` MNIST test images (image j: the (j // 10)-th
+    correctly classified one of class j % 10, one mask of seed ``seed + j``) the gradient update
+    ``Delta x_1`` against the BFGS update ``Delta x_2`` of the figure model, both through the same
+    ``T``. An agreement measurement of two update rules, reported with medians over images."""
+    import pandas as pd
+
+    name = study.settings.fig_model
+    f = study.methods[name]
+    n = study.settings.fig5_images if n_images is None else n_images
+    x_all, y_all = study.data["mnist"]
+    examples, rec = [], []
+    for j in range(n):
+        c = j % 10
+        i = int(torch.nonzero((y_all == c) & (study.predictions[name] == c))[j // 10])
+        xi = x_all[i : i + 1]
+        keep = patch_masks(1, xi.shape[-2:], f.ratio, f.patch, generator=make_generator(f.seed + j))
+        d1 = f.update(xi, keep)[0].cpu()
+        so = f.second_order_update(x_all[i], keep[0])
+        d2 = so.delta[None]
+        t_1, t_2 = f.threshold(d1, keep), f.threshold(d2, keep)
+        bl = (1 - keep).bool().expand_as(d1)
+        b1, b2 = t_1.bool(), t_2.bool()
+        rec.append(
+            {
+                "image": i,
+                "class": c,
+                "loss start": so.loss_start,
+                "loss BFGS": so.loss_end,
+                "BFGS iterations": so.n_iter,
+                "cosine(dx1, dx2)": float(F.cosine_similarity(d1[bl], d2[bl], dim=0)),
+                "IoU(T(dx1), T(dx2))": float((b1 & b2).sum() / (b1 | b2).sum().clamp_min(1)),
+            }
+        )
+        if j < 10 and c in (0, 3, 5, 8):
+            examples.append((i, c, keep, fill(xi, keep, t_1), fill(xi, keep, t_2)))
+    stats = pd.DataFrame(rec)
+    medians = {k: estimate(stats[k], statistic="median") for k in FIG5_BANDS}
+    return OrderComparison(stats, medians, examples, f.bfgs_iterations)
+
+
+def order_scorecard(study: Study, comparison: OrderComparison, scorecard: Scorecard) -> None:
+    """Fig. 5's two ``observed`` scorecard rows (median cosine and IoU, CIs over images)."""
+    s = study.settings
+    setting = (
+        f"{s.profile}: {s.fig_model}, {len(comparison.stats)} images (2/class), one mask each, "
+        f"BFGS <= {comparison.bfgs_iterations} iterations; 95% CI: bootstrap over images"
+    )
+    item = "Fig. 5, first- vs second-order (CNN3)"
+    scorecard.add(
+        item,
+        "median cosine(dx1, dx2) on the blanks",
+        "",
+        comparison.medians["cosine(dx1, dx2)"],
+        setting,
+        "observed",
+    )
+    scorecard.add(
+        item,
+        "median IoU of T(dx1), T(dx2)",
+        "",
+        comparison.medians["IoU(T(dx1), T(dx2))"],
+        setting,
+        "observed",
+    )
+
+
+# ---------------------------------------------------------------------------------- Fig. 6
+@dataclass
+class BinarisationComparison:
+    """Fig. 6: the fills of ``classes`` (random masking: ``E[Delta x]`` of Fig. 2; progressive)
+    binarised and not, and their predicted classes per variant (``predictions``)."""
+
+    classes: list[int]
+    random_fills: dict[str, torch.Tensor]  # "binarised" / "not binarised": [n, C, H, W]
+    progressive: dict[str, ProgressiveFill]
+    predictions: dict[str, torch.Tensor]
+
+    def kept_class(self, variant: str) -> int:
+        """How many fills of ``variant`` are classified as their class."""
+        return int((self.predictions[variant] == torch.tensor(self.classes)).sum())
+
+
+def binarisation_comparison(
+    study: Study, panels: dict[str, ExpectedPanel], classes: Sequence[int] = (0, 3, 5, 8)
+) -> BinarisationComparison:
+    """Fig. 6 (section 4.6): binarised ``T`` against ``binarize=None`` for random masking (the
+    MNIST ``E[Delta x]`` of Fig. 2) and progressive masking of the same images."""
+    p = panels["MNIST"]
+    f = study.methods[p.model]
+    soft = f.replace(binarize=None)
+    xs = p.x[[p.indices[c] for c in classes]]
+    random_fills = {
+        v: torch.stack([g.expected_fill(p.x[p.indices[c]], p.estimates[c]) for c in classes])
+        for v, g in (("binarised", f), ("not binarised", soft))
+    }
+    prog = {"binarised": f.progressive(xs), "not binarised": soft.progressive(xs)}
+    preds = {f"random, {v}": f.predict(t) for v, t in random_fills.items()}
+    preds.update({f"progressive, {v}": f.predict(r.image) for v, r in prog.items()})
+    return BinarisationComparison(list(classes), random_fills, prog, preds)
+
+
+# --------------------------------------------------------------------- notebook 04: figures
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _clean_axes(axes: np.ndarray) -> None:
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def plot_single_fill(study: Study, case: SingleFill) -> Figure:
+    """Fig. 1: x, the mask, M(x), the signed update on the blanks (red +, blue -) over M(x), and
+    the fill M(x) + T(dx)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 5, figsize=(12, 2.8))
+    keep = case.keep
+    blank = (1 - keep)[0, 0].numpy().astype(bool)
+    d = (case.delta * (1 - keep))[0, 0].numpy()
+    lim = float(np.abs(d).max()) or 1.0
+    masked = apply_mask(case.x, keep)[0, 0]
+    panels = [(case.x[0, 0], "x"), (keep[0, 0], "mask M (black: blank)"), (masked, "M(x)")]
+    for ax, (img, title) in zip(axes, panels):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+    axes[3].imshow(masked, cmap="gray", vmin=0, vmax=1)
+    axes[3].imshow(np.ma.masked_where(~blank, d), cmap="bwr", vmin=-lim, vmax=lim)
+    axes[3].set_title("M(x) + M~(dx): red +, blue -", fontsize=9)
+    axes[4].imshow(case.filled[0, 0], cmap="gray", vmin=0, vmax=1)
+    axes[4].set_title("M(x) + T(dx)", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    f = study.methods[case.model]
+    fig.suptitle(f"Fig. 1 ({case.model}): eta={f.ratio}, patch {f.patch}x{f.patch}", fontsize=10)
+    return fig
+
+
+def plot_expected(study: Study, panels: dict[str, ExpectedPanel]) -> Figure:
+    """Fig. 2: per panel and class, x, E[dx] (red +, blue -), M(x) + T(E[dx]) and T(E[dx]) over
+    the whole image."""
+    plt = _plt()
+    fig, axes = plt.subplots(4 * len(panels), 10, figsize=(13, 11))
+    for p, (panel, pn) in enumerate(panels.items()):
+        f, labels = study.methods[pn.model], study.labels(pn.model)
+        for c, (i, e) in enumerate(zip(pn.indices, pn.estimates)):
+            col = axes[4 * p : 4 * p + 4, c]
+            m = e.mean[0].numpy()
+            lim = float(np.abs(m).max()) or 1.0
+            col[0].imshow(pn.x[i, 0], cmap="gray", vmin=0, vmax=1)
+            col[0].set_title(labels[c][:11], fontsize=8)
+            col[1].imshow(m, cmap="bwr", vmin=-lim, vmax=lim)
+            col[2].imshow(f.expected_fill(pn.x[i], e)[0], cmap="gray", vmin=0, vmax=1)
+            col[3].imshow(f.expected_prototype(e)[0], cmap="gray", vmin=0, vmax=1)
+        for r, text in enumerate(["x", "E[dx]", "M(x)+T(E[dx])", "T(E[dx]) whole"]):
+            axes[4 * p + r, 0].set_ylabel(f"({'ab'[p]}) {text}" if r == 0 else text, fontsize=8)
+    _clean_axes(axes)
+    s = study.settings
+    fig.suptitle(
+        f"Fig. 2: (a) MNIST, {panels['MNIST'].model}; (b) Fashion-MNIST, "
+        f"{panels['Fashion-MNIST'].model}; N* > {s.fig2_min_correct} per image",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_progressive(examples: Sequence[ProgressiveExample]) -> Figure:
+    """Fig. 3: per example, the masks M_i, the region predicted so far and the image after each
+    step."""
+    plt = _plt()
+    k = examples[0].result.keeps.shape[1]
+    fig, axes = plt.subplots(
+        3 * len(examples), k + 1, figsize=(1.9 * (k + 1), 1.9 * 3 * len(examples))
+    )
+    for e, ex in enumerate(examples):
+        rows, res = axes[3 * e : 3 * e + 3], ex.result
+        rows[0, 0].imshow(ex.x[0], cmap="gray", vmin=0, vmax=1)
+        rows[0, 0].set_title(f"x ({ex.model})", fontsize=8)
+        rows[1, 0].axis("off")
+        rows[2, 0].axis("off")
+        for i in range(k):
+            rows[0, i + 1].imshow(res.keeps[0, i, 0], cmap="gray", vmin=0, vmax=1)
+            rows[0, i + 1].set_title(f"M{i + 1}", fontsize=8)
+            rows[1, i + 1].imshow(res.predicted_region[0, i, 0], cmap="gray", vmin=0, vmax=1)
+            rows[1, i + 1].set_title(f"predicted {100 * (i + 1) // k}%", fontsize=8)
+            rows[2, i + 1].imshow(res.fills[0, i, 0], cmap="gray", vmin=0, vmax=1)
+            rows[2, i + 1].set_title(f"after step {i + 1}", fontsize=8)
+    _clean_axes(axes)
+    fig.suptitle(f"Fig. 3: progressive masking, k={k} masks of {100 // k}%", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_table1(t1: Table1) -> Figure:
+    """Table 1 as a figure: value and 95% CI per run, mechanism and metric; the paper's value
+    (star) and its +- tolerance band (grey)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
+    mechs = [RANDOM, PROGRESSIVE, WHOLE, NOISE]
+    short_name = dict(
+        zip(mechs, [RANDOM, PROGRESSIVE, "random, whole T(E[dx])", "random-saliency fill"])
+    )
+    for ax, metric in zip(axes, SCORE_NAMES):
+        for r, (run, col) in enumerate(zip(t1.pairs, ["C0", "C3", "C2"])):
+            ests = [t1.scores[run, m][metric] for m in mechs]
+            ypos = np.arange(len(mechs)) + (r - 1) * 0.25
+            xerr = [[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]]
+            label = run if metric == SCORE_NAMES[0] else None
+            values = [e.value for e in ests]
+            ax.errorbar(values, ypos, xerr=xerr, fmt="o", color=col, capsize=3, label=label)
+        for m, pv in TABLE1_PAPER.items():
+            yp = mechs.index(m)
+            first = metric == SCORE_NAMES[0] and m == RANDOM
+            ax.plot(
+                [pv], [yp], marker="*", color="k", markersize=11, linestyle="none",
+                label="paper (ResNet5)" if first else None,
+            )  # fmt: skip
+            ax.fill_betweenx(
+                [yp - 0.4, yp + 0.4], pv - TABLE1_TOL, pv + TABLE1_TOL, color="0.85", zorder=0
+            )
+        ax.set_yticks(range(len(mechs)), [short_name[m] for m in mechs], fontsize=8)
+        ax.set_xlim(0, 102)
+        ax.set_xlabel(f"{metric} [%]", fontsize=9)
+        ax.invert_yaxis()
+    fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"Table 1 (MNIST): value and 95% CI over {t1.n_images} images (masks of seeds "
+        f"{t1.seeds}); grey: paper +- {TABLE1_TOL:g}",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def plot_mask_sweep(study: Study, sweep: MaskSweep) -> Figure:
+    """Fig. 4: M(x) + T(E[dx]) per mask ratio (rows) x patch size (columns), with the achieved
+    blank fraction in each title."""
+    plt = _plt()
+    name = study.settings.fig_model
+    f, x = study.methods[name], study.data["mnist"][0][sweep.index]
+    ratios = sorted({r for r, _ in sweep.estimates})
+    patches = sorted({p for _, p in sweep.estimates})
+    fig, axes = plt.subplots(
+        len(ratios), len(patches), figsize=(2.2 * len(patches), 2.3 * len(ratios)), squeeze=False
+    )
+    for a, r in enumerate(ratios):
+        for b, p in enumerate(patches):
+            ax = axes[a, b]
+            ax.imshow(f.expected_fill(x, sweep.estimates[r, p])[0], cmap="gray", vmin=0, vmax=1)
+            frac = blank_fraction(r, tuple(x.shape[-2:]), p)
+            ax.set_title(f"eta={r} (blank {frac:.2f}), {p}x{p}", fontsize=7)
+            ax.axis("off")
+    fig.suptitle(
+        f"Fig. 4 ({name}): M(x) + T(E[dx]), mask ratio (rows) x patch size (columns)", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_orders(study: Study, comparison: OrderComparison) -> Figure:
+    """Fig. 5: M(x) and the fills of the gradient and of the BFGS update for four images."""
+    plt = _plt()
+    x_all = study.data["mnist"][0]
+    ex = comparison.examples
+    fig, axes = plt.subplots(3, len(ex), figsize=(2.2 * len(ex), 6.8), squeeze=False)
+    for b, (i, _c, keep, f1, f2) in enumerate(ex):
+        axes[0, b].imshow(apply_mask(x_all[i : i + 1], keep)[0, 0], cmap="gray", vmin=0, vmax=1)
+        axes[1, b].imshow(f1[0, 0], cmap="gray", vmin=0, vmax=1)
+        axes[2, b].imshow(f2[0, 0], cmap="gray", vmin=0, vmax=1)
+    for r, t in enumerate(["M(x)", "M(x)+T(dx1), gradient", "M(x)+T(dx2), BFGS"]):
+        axes[r, 0].set_ylabel(t, fontsize=8)
+    _clean_axes(axes)
+    fig.suptitle(
+        f"Fig. 5 ({study.settings.fig_model}): first-order vs second-order "
+        f"(BFGS, <= {comparison.bfgs_iterations} iterations)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_binarisation(study: Study, comparison: BinarisationComparison) -> Figure:
+    """Fig. 6: rows random masking binarised / not, progressive binarised / not."""
+    plt = _plt()
+    n = len(comparison.classes)
+    fig, axes = plt.subplots(4, n, figsize=(2.2 * n, 9), squeeze=False)
+    rows = [
+        comparison.random_fills["binarised"],
+        comparison.random_fills["not binarised"],
+        comparison.progressive["binarised"].image,
+        comparison.progressive["not binarised"].image,
+    ]
+    for r, imgs in enumerate(rows):
+        for b in range(n):
+            axes[r, b].imshow(imgs[b, 0], cmap="gray", vmin=0, vmax=1)
+    names = ["random, binarised", "random, not binarised", "progressive, binarised"]
+    for r, t in enumerate([*names, "progressive, not bin."]):
+        axes[r, 0].set_ylabel(t, fontsize=8)
+    _clean_axes(axes)
+    fig.suptitle(f"Fig. 6 ({study.settings.fig_model}): binarised vs non-binarised T", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fill_panel(
+    study: Study, index: int, ratio: float, patch: int, mask_seed: int
+) -> Figure | None:
+    """The interactive panel: x, M(x) and the single-mask fill M(x) + T(dx) of MNIST test image
+    ``index`` with the figure model, for one mask of ``ratio`` and ``patch`` drawn from
+    ``mask_seed``. A ratio that blanks no whole patch, or every patch, is printed, not drawn."""
+    plt = _plt()
+    x_all, y_all = study.data["mnist"]
+    xi = x_all[index : index + 1]
+    try:
+        keep = patch_masks(1, xi.shape[-2:], ratio, patch, generator=make_generator(mask_seed))
+    except ValueError as err:
+        print(err)
+        return None
+    f = study.methods[study.settings.fig_model]
+    labels = study.labels(study.settings.fig_model)
+    out = f.fill(xi, keep).cpu()
+    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.4))
+    titles = [
+        f"x (label {labels[int(y_all[index])]})",
+        f"M(x), blank {float((1 - keep).mean()):.2f}",
+        f"M(x)+T(dx) -> {labels[int(f.predict(out)[0])]}",
+    ]
+    for ax, img, t in zip(axes, [xi, apply_mask(xi, keep), out], titles):
+        ax.imshow(img[0, 0], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(t, fontsize=8)
+        ax.axis("off")
+    return fig
