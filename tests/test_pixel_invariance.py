@@ -429,7 +429,7 @@ def _table1_frame(gap: float, control_gap: float, seeds=(0, 1, 2), n_images: int
     maps by 0.1 on Insertion / Deletion."""
     import pandas as pd
 
-    from visxai.methods.pixel_invariance import CLAIM_BETTER, PAPER_TABLE1
+    from visxai.evaluation.pixel_invariance import CLAIM_BETTER, PAPER_TABLE1
 
     g = np.random.default_rng(0)
     base = g.uniform(0.3, 0.6, size=n_images)
@@ -450,7 +450,8 @@ def _table1_frame(gap: float, control_gap: float, seeds=(0, 1, 2), n_images: int
 
 def test_table1_report_verdicts_follow_the_planted_differences(monkeypatch) -> None:
     from visxai import stats
-    from visxai.methods.pixel_invariance import PAPER_TABLE1, TABLE1_METRICS, table1_report
+    from visxai.evaluation.pixel_invariance import PAPER_TABLE1, table1_report
+    from visxai.methods.pixel_invariance import TABLE1_METRICS
     from visxai.scorecard import Scorecard
 
     monkeypatch.setattr(stats, "N_RESAMPLES", 199)  # a few hundred bootstraps: keep them short
@@ -495,7 +496,7 @@ def test_table1_report_verdicts_follow_the_planted_differences(monkeypatch) -> N
 def test_mean_curve_averages_the_selected_rows() -> None:
     import pandas as pd
 
-    from visxai.methods.pixel_invariance import mean_curve
+    from visxai.evaluation.pixel_invariance import mean_curve
 
     frame = pd.DataFrame.from_records(
         [
@@ -514,7 +515,7 @@ def test_mean_curve_averages_the_selected_rows() -> None:
 
 
 def test_run_table1_keeps_fig2_heatmaps_and_leaves_the_classifier_out_of_the_frame() -> None:
-    from visxai.methods.pixel_invariance import InvarianceCase, invariance_case, run_table1
+    from visxai.evaluation.pixel_invariance import InvarianceCase, invariance_case, run_table1
 
     torch.manual_seed(7)
     model = nn.Sequential(

@@ -5,6 +5,7 @@ notebook and torchrun.
   (Table 3), pooled ratios and paired comparisons with their verdicts;
 * :mod:`.cases`: :func:`eval_case` (model, images, targets, masks of one protocol's case);
 * :mod:`.agf_tables`: the notebook's tables and "AGF first" claims built from those pieces;
+* :mod:`.pixel_invariance`: notebook 01's case, Table I run and report with its verdicts;
 * :mod:`.fill_blanks`: notebook 04's protocols (profiles, Table 1 over mask seeds, figures).
 
 ``eval_data`` (the data sets read by index) lives in :mod:`visxai.data.eval_sets` and is

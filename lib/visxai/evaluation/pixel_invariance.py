@@ -1,0 +1,696 @@
+"""Notebook 01 / Pixel Invariance: the case, the run, Table I with its controls, and the verdicts.
+
+They stand on :mod:`visxai.methods.pixel_invariance` (the method, the metrics of Table I and
+:func:`~visxai.methods.pixel_invariance.invariance_table`):
+
+* :func:`invariance_case`: the models (through :func:`visxai.models.load_model`) and photos of a
+  profile (:data:`INVARIANCE_PROFILES`, configuration only);
+* :func:`run_table1`: Table I over photos and seeds, with the random-map and model-randomisation
+  controls;
+* :func:`table1_report`: the estimates with their 95% CIs, the verdicts against the paper and of
+  the paper's claim, the scorecard rows, the texts the notebook prints and its figures.
+
+Written by hand: the protocol glue (loops, tables, figures); the statistics are
+:mod:`visxai.stats` (scipy's bootstrap), the figures matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..device import pick_device
+from ..methods.pixel_invariance import (
+    TABLE1_METRICS,
+    InvarianceResult,
+    ModelEntry,
+    PixelInvariance,
+    claim_difference,
+    invariance_table,
+    per_image,
+    without_head,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from ..scorecard import Scorecard
+    from ..stats import Estimate
+
+__all__ = [
+    "TABLE1_VARIANTS",
+    "PAPER_TABLE1",
+    "CLAIM_BETTER",
+    "CLAIM_WORSE",
+    "CLAIM_TEXT",
+    "CLAIM_SHORT",
+    "RANDOM_MAP_METRICS",
+    "Table1Report",
+    "table1_report",
+    "mean_curve",
+    "INVARIANCE_PROFILES",
+    "InvarianceCase",
+    "invariance_case",
+    "run_table1",
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# Table I, the claim, the controls and their verdicts
+# ------------------------------------------------------------------------------------------------
+
+#: Table I's rows per model: variant -> (weights, saliency) in :func:`invariance_table`'s frame
+TABLE1_VARIANTS = {
+    "heatmap": ("trained", "heatmap"),
+    "random map": ("trained", "random map"),
+    "randomised model": ("randomised", "heatmap"),
+}
+
+#: Table I of the paper (ResNet-50 models, 100 ImageNet validation images), TABLE1_METRICS order
+PAPER_TABLE1 = {
+    "SimCLRv2 (1x)": (0.648, 0.281, 0.562, 0.004),
+    "SimCLRv2 (2x)": (0.689, 0.269, 0.448, 0.024),
+    "Barlow Twins": (0.619, 0.210, 0.623, 0.084),
+    "SimSiam": (0.713, 0.330, 0.413, 0.054),
+}
+
+#: the paper's claim (Sec. IV-B): the negative-pair-free models are more invariant than SimCLRv2
+CLAIM_BETTER = ("SimSiam", "Barlow Twins")
+CLAIM_WORSE = ("SimCLRv2 (1x)", "SimCLRv2 (2x)")
+CLAIM_TEXT = "SimSiam and Barlow Twins more invariant than SimCLRv2"
+CLAIM_SHORT = "SimSiam + Barlow Twins minus SimCLRv2"
+
+#: the metrics on which a heatmap is tested against a random map
+RANDOM_MAP_METRICS = ("Insertion", "Deletion")
+
+EstimateKey = tuple[str, str, str, int | None]  # (model, variant, metric, seed or None = pooled)
+PerSeed = dict[int | None, "Estimate"]  # seed (None: per-image means over the seeds) -> Estimate
+
+
+def _joined(verdicts: Sequence[str], width: int) -> str:
+    from ..stats import verdict_over_seeds
+
+    return f"{' / '.join(verdicts):{width}s} -> {verdict_over_seeds(verdicts)}"
+
+
+@dataclass
+class Table1Report:
+    """Table I with its CIs, the paper comparison, the claim and the random-map test (notebook 01).
+
+    Built by :func:`table1_report` from :func:`invariance_table`'s frame. Every estimate is a
+    mean over the photos with a 95% bootstrap CI over the photos, per seed and pooled
+    (``None``: per photo the mean over the seeds). Verdicts are per seed, in ``seeds`` order:
+
+    * ``paper_verdicts[(row, metric)]``: :func:`visxai.stats.verdict_paper` of the heatmap row
+      against ``paper`` with tolerance ``paper_tol``;
+    * ``claim_verdicts[metric]``: :func:`visxai.stats.verdict_claim` (``margin``) of
+      :attr:`claim` (the paired difference "better minus worse", signed so that > 0 supports the
+      claim), made ``uninformative`` by :func:`visxai.stats.verdict_controlled` when the same
+      comparison on the randomised models (:attr:`control`) gives the same holds/fails;
+    * ``overall``: the claim on a seed holds (fails) only when all four metrics hold (fail);
+    * ``random_verdicts[(row, metric)]``: "the heatmap beats a random map" with the same margin
+      and randomised-model control.
+    """
+
+    rows: tuple[str, ...]
+    seeds: tuple[int, ...]
+    margin: float
+    paper_tol: float
+    paper: dict[str, tuple[float, ...]]
+    estimates: dict[EstimateKey, Estimate]
+    paper_verdicts: dict[tuple[str, str], list[str]]
+    claim: dict[str, PerSeed]
+    control: dict[str, PerSeed]
+    claim_verdicts: dict[str, list[str]]
+    overall: list[str]
+    random: dict[tuple[str, str], PerSeed]
+    random_control: dict[tuple[str, str], PerSeed]
+    random_verdicts: dict[tuple[str, str], list[str]]
+    rank_corr: dict[str, Estimate]
+    n_photos: int
+    claim_text: str = CLAIM_TEXT
+    claim_short: str = CLAIM_SHORT
+
+    def table(self) -> pd.DataFrame:
+        """Table I: one row per (model, map variant), ``value [lo, hi]`` per metric (pooled)."""
+        import pandas as pd
+
+        est = self.estimates
+        recs = [
+            {
+                "model": row,
+                "map": v,
+                "n photos": est[(row, v, "Insertion", None)].n,
+                **{m: est[(row, v, m, None)].fmt() for m in TABLE1_METRICS},
+            }
+            for row in self.rows
+            for v in TABLE1_VARIANTS
+        ]
+        return pd.DataFrame(recs).set_index(["model", "map"])
+
+    def long(self) -> pd.DataFrame:
+        """The pooled estimates, one row each: model, map, metric, value, ci_lo, ci_hi, n, seeds."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                dict(model=row, map=v, metric=m, value=e.value, ci_lo=e.lo, ci_hi=e.hi, n=e.n)
+                | {"seeds": e.seeds}
+                for (row, v, m, s), e in self.estimates.items()
+                if s is None
+            ]
+        )
+
+    def paper_text(self, per_seed: bool = True) -> str:
+        """Table I against the paper: the per-seed verdicts (``per_seed``) or only their verdict."""
+        from ..stats import verdict_over_seeds
+
+        band = f"Table I vs paper (band paper +- {self.paper_tol})"
+        if per_seed:
+            head = f"{band}, verdicts for seeds {self.seeds}:"
+            body = [
+                f"  {r:14s} {m:10s} {_joined(vs, 40)}" for (r, m), vs in self.paper_verdicts.items()
+            ]
+        else:
+            head = f"{band}, verdict over seeds {self.seeds}:"
+            body = [
+                f"  {r:14s} {m:10s} {verdict_over_seeds(vs)}"
+                for (r, m), vs in self.paper_verdicts.items()
+            ]
+        return "\n".join([head, *body])
+
+    def ci_text(self) -> str:
+        """The CIs behind the claim and random-map verdicts, per seed (trained | randomised)."""
+        from ..stats import verdict_claim
+
+        def show(e: Estimate) -> str:
+            return f"{e.fmt():24s} {verdict_claim(e, margin=self.margin):12s}"
+
+        out = [f"{self.claim_short} (> {self.margin} = claim): trained | randomised models"]
+        for m in TABLE1_METRICS:
+            for s in self.seeds:
+                out.append(
+                    f"  {m:10s} seed {s}: {show(self.claim[m][s])} | {show(self.control[m][s])}"
+                )
+        out.append(
+            f"\nheatmap minus random map (> {self.margin} = heatmap better): "
+            "trained | randomised model"
+        )
+        for (r, m), est in self.random.items():
+            ctl = self.random_control[(r, m)]
+            for s in self.seeds:
+                out.append(f"  {r:14s} {m:10s} seed {s}: {show(est[s])} | {show(ctl[s])}")
+        return "\n".join(out)
+
+    def claim_lines(self) -> str:
+        """The claim's and the random-map test's verdicts per seed and over the seeds."""
+        out = [
+            f"claim: {self.claim_text} (margin {self.margin}, randomised-model control), "
+            f"seeds {self.seeds}"
+        ]
+        out += [f"  {m:10s} {_joined(vs, 45)}" for m, vs in self.claim_verdicts.items()]
+        out.append(f"  {'all four':10s} {_joined(self.overall, 45)}")
+        out.append(
+            f"\nheatmap beats a random map (margin {self.margin}, randomised-model control), "
+            f"seeds {self.seeds}"
+        )
+        out += [
+            f"  {r:14s} {m:10s} {_joined(vs, 45)}" for (r, m), vs in self.random_verdicts.items()
+        ]
+        return "\n".join(out)
+
+    def verdict_table(self) -> dict[str, list[str]]:
+        """Every per-seed holds/fails verdict, for :func:`visxai.scorecard.stability_table`."""
+        table = {f"claim on {m}": v for m, v in self.claim_verdicts.items()}
+        table["claim on all four metrics"] = self.overall
+        table.update(
+            {
+                f"{r} heatmap beats random map on {m}": v
+                for (r, m), v in self.random_verdicts.items()
+            }
+        )
+        return table
+
+    def stability_text(self) -> str:
+        """The closing cell: the stability table, the verdict counts, Table I vs the paper."""
+        from ..scorecard import stability_table
+
+        stab = stability_table(self.verdict_table(), seeds=self.seeds)
+        counts = stab.verdict.value_counts().to_dict()
+        return (
+            f"{stab.to_string()}\n\nfinal verdicts: {counts}\n\n{self.paper_text(per_seed=False)}"
+        )
+
+    def plot_table1(self) -> Figure:
+        """Table I as error bars: per metric, every model's heatmap, random map and randomised
+        model (pooled estimates, 95% CI over photos)."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), sharey=True)
+        colors = {"heatmap": "C3", "random map": "C7", "randomised model": "C0"}
+        for ax, metric in zip(axes, TABLE1_METRICS):
+            for k, variant in enumerate(TABLE1_VARIANTS):
+                for i, row in enumerate(self.rows):
+                    e = self.estimates[(row, variant, metric, None)]
+                    ax.errorbar(
+                        e.value,
+                        i + 0.22 * (k - 1),
+                        xerr=[[e.value - e.lo], [e.hi - e.value]],
+                        fmt="o",
+                        ms=4,
+                        color=colors[variant],
+                        label=variant if i == 0 else None,
+                        capsize=2,
+                    )
+            arrow = "higher" if TABLE1_METRICS[metric][1] else "lower"
+            ax.set_title(f"{metric} ({arrow} = better)", fontsize=9)
+            ax.set_yticks(range(len(self.rows)), list(self.rows))
+        axes[0].invert_yaxis()
+        axes[-1].legend(fontsize=7, loc="lower right")
+        fig.suptitle(
+            f"Table I: mean over {self.n_photos} photos and seeds {self.seeds}, "
+            "95% bootstrap CI over photos",
+            fontsize=10,
+        )
+        fig.tight_layout()
+        return fig
+
+    def plot_claim(self) -> Figure:
+        """Left: the claim's paired difference per metric, per seed and pooled, trained and
+        randomised (the control); right: heatmap minus random map, pooled; dashed: ``margin``."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+        labels = list(TABLE1_METRICS)
+        for k, (name, src) in enumerate(
+            (("trained", self.claim), ("randomised (control)", self.control))
+        ):
+            for j, s in enumerate((*self.seeds, None)):
+                xs = np.arange(len(labels)) + 0.15 * (j - 1.5) + 0.04 * k
+                e = [src[m][s] for m in labels]
+                axes[0].errorbar(
+                    xs,
+                    [x.value for x in e],
+                    yerr=[[x.value - x.lo for x in e], [x.hi - x.value for x in e]],
+                    fmt="o" if k == 0 else "s",
+                    ms=4,
+                    capsize=2,
+                    color=f"C{j}" if s is not None else "k",
+                    alpha=1.0 if k == 0 else 0.45,
+                    label=f"{name}, {'seed ' + str(s) if s is not None else 'seeds pooled'}",
+                )
+        axes[0].axhline(self.margin, color="grey", lw=0.8, ls="--")
+        axes[0].axhline(0, color="grey", lw=0.5)
+        axes[0].set_xticks(range(len(labels)), labels)
+        axes[0].set_ylabel("SimSiam+BT better than SimCLRv2")
+        axes[0].set_title(
+            "claim: paired difference, 95% CI over photos (dashed: margin)", fontsize=9
+        )
+        axes[0].legend(fontsize=5.5, ncol=2)
+        keys = list(self.random)
+        e = [self.random[k][None] for k in keys]
+        axes[1].errorbar(
+            range(len(keys)),
+            [x.value for x in e],
+            yerr=[[x.value - x.lo for x in e], [x.hi - x.value for x in e]],
+            fmt="o",
+            capsize=2,
+            color="C3",
+        )
+        axes[1].axhline(self.margin, color="grey", lw=0.8, ls="--")
+        axes[1].axhline(0, color="grey", lw=0.5)
+        axes[1].set_xticks(
+            range(len(keys)), [f"{r}\n{m}" for r, m in keys], fontsize=6, rotation=45, ha="right"
+        )
+        axes[1].set_title("heatmap better than a random map (seeds pooled), 95% CI", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    def add_to(self, scorecard: Scorecard, setting: str) -> None:
+        """Add notebook 01's scorecard rows; ``setting`` describes the run (profile, B, n)."""
+        from ..stats import verdict_claim, verdict_over_seeds
+
+        sc, base, est = scorecard, setting, self.estimates
+        for row in self.rows:
+            for k, metric in enumerate(TABLE1_METRICS):
+                sc.add(
+                    row,
+                    f"Table I {metric}",
+                    self.paper[row][k],
+                    est[(row, "heatmap", metric, None)],
+                    f"{base}; agrees = CI within paper +- {self.paper_tol}",
+                    verdict_over_seeds(self.paper_verdicts[(row, metric)]),
+                )
+        item = f"claim: {self.claim_text}"
+        for metric in TABLE1_METRICS:
+            ctl = ", ".join(
+                verdict_claim(self.control[metric][s], margin=self.margin) for s in self.seeds
+            )
+            sc.add(
+                item,
+                f"{metric} (paired difference, > 0 = claim)",
+                "holds (Table I)",
+                self.claim[metric][None],
+                f"{base}, paired; margin {self.margin}; randomised-model control per seed: {ctl}",
+                verdict_over_seeds(self.claim_verdicts[metric]),
+            )
+            sc.add(
+                "control: the same claim on randomised models",
+                f"{metric} (paired difference)",
+                "-",
+                self.control[metric][None],
+                f"{base}, paired; re-initialised weights (Adebayo et al. 2018)",
+                "observed",
+            )
+        sc.add(
+            item,
+            "all four metrics",
+            "holds (Table I)",
+            "per seed: " + ", ".join(self.overall),
+            f"{base}; holds/fails on a seed only when all four metrics do",
+            verdict_over_seeds(self.overall),
+        )
+        for (row, metric), vs in self.random_verdicts.items():
+            sc.add(
+                f"control: {row} heatmap beats a random map",
+                f"{metric} AUC difference (> 0 = heatmap better)",
+                "-",
+                self.random[(row, metric)][None],
+                f"{base}, paired; margin {self.margin}; randomised-model control",
+                verdict_over_seeds(vs),
+            )
+        for row, e in self.rank_corr.items():
+            sc.add(
+                f"control: {row} vs its randomised copy",
+                "Spearman of the two heatmaps",
+                "-",
+                e,
+                f"{base}; 1 = the heatmap ignores the weights",
+                "observed",
+            )
+
+
+def table1_report(
+    frame: pd.DataFrame,
+    rows: Iterable[str],
+    seeds: Sequence[int],
+    *,
+    margin: float = 0.01,
+    paper_tol: float = 0.05,
+    paper: dict[str, tuple[float, ...]] | None = None,
+    better: Sequence[str] = CLAIM_BETTER,
+    worse: Sequence[str] = CLAIM_WORSE,
+) -> Table1Report:
+    """Table I, the paper comparison, the claim and the random-map test from ``frame``.
+
+    ``frame``: :func:`invariance_table`'s output with both controls; ``rows``: the models (Table
+    I's rows, in order; e.g. the keys of the case's ``models``); ``seeds``: the seeds of the
+    frame, in order; ``paper``: row -> the paper's four Table I values (default
+    :data:`PAPER_TABLE1`). See :class:`Table1Report` for the verdicts. Deterministic: every
+    bootstrap is seeded.
+    """
+    from ..stats import estimate, verdict_claim, verdict_controlled, verdict_paper
+
+    rows, seeds = tuple(rows), tuple(int(s) for s in seeds)
+    paper = PAPER_TABLE1 if paper is None else paper
+    all_seeds: tuple[int | None, ...] = (None, *seeds)
+    est: dict[EstimateKey, Estimate] = {}
+    for row in rows:
+        for variant, (weights, saliency) in TABLE1_VARIANTS.items():
+            for metric, (col, _) in TABLE1_METRICS.items():
+                for s in all_seeds:
+                    vals = per_image(frame, row, col, weights, saliency, seed=s)
+                    n = len(seeds) if s is None else 1
+                    est[(row, variant, metric, s)] = estimate(vals.to_numpy(), seeds=n)
+    paper_verdicts = {
+        (row, metric): [
+            verdict_paper(est[(row, "heatmap", metric, s)], paper[row][k], paper_tol) for s in seeds
+        ]
+        for row in rows
+        for k, metric in enumerate(TABLE1_METRICS)
+    }
+
+    def controlled(trained: PerSeed, randomised: PerSeed) -> list[str]:
+        return [
+            verdict_controlled(
+                verdict_claim(trained[s], margin=margin),
+                verdict_claim(randomised[s], margin=margin),
+            )
+            for s in seeds
+        ]
+
+    claim, control, claim_verdicts = {}, {}, {}
+    for metric in TABLE1_METRICS:
+        claim[metric] = {
+            s: claim_difference(frame, better, worse, metric, seed=s) for s in all_seeds
+        }
+        control[metric] = {
+            s: claim_difference(frame, better, worse, metric, weights="randomised", seed=s)
+            for s in all_seeds
+        }
+        claim_verdicts[metric] = controlled(claim[metric], control[metric])
+    overall = [v[0] if len(set(v)) == 1 else "inconclusive" for v in zip(*claim_verdicts.values())]
+
+    random, random_control, random_verdicts = {}, {}, {}
+    for row in rows:
+        for metric in RANDOM_MAP_METRICS:
+            key = (row, metric)
+            random[key] = {
+                s: claim_difference(frame, row, None, metric, seed=s, against="random map")
+                for s in all_seeds
+            }
+            random_control[key] = {
+                s: claim_difference(
+                    frame, row, None, metric, weights="randomised", seed=s, against="random map"
+                )
+                for s in all_seeds
+            }
+            random_verdicts[key] = controlled(random[key], random_control[key])
+
+    rank_corr = {}
+    for row in rows:
+        sel = frame[
+            (frame.model == row) & (frame.weights == "trained") & (frame.saliency == "heatmap")
+        ]
+        per_photo = sel.groupby("image", sort=False).rank_corr.mean().to_numpy()
+        rank_corr[row] = estimate(per_photo, seeds=len(seeds))
+    return Table1Report(
+        rows=rows,
+        seeds=seeds,
+        margin=margin,
+        paper_tol=paper_tol,
+        paper=dict(paper),
+        estimates=est,
+        paper_verdicts=paper_verdicts,
+        claim=claim,
+        control=control,
+        claim_verdicts=claim_verdicts,
+        overall=overall,
+        random=random,
+        random_control=random_control,
+        random_verdicts=random_verdicts,
+        rank_corr=rank_corr,
+        n_photos=int(frame.image.nunique()),
+    )
+
+
+def mean_curve(
+    frame: pd.DataFrame,
+    model: str,
+    curve: str,
+    saliency: str = "heatmap",
+    weights: str = "trained",
+) -> np.ndarray:
+    """The mean over photos and seeds of ``curve`` (``"insertion_curve"``, ``"deletion_curve"``) of
+    one model's rows of :func:`invariance_table`'s frame."""
+    sel = frame[(frame.model == model) & (frame.weights == weights) & (frame.saliency == saliency)]
+    if sel.empty:
+        raise ValueError(f"no rows for model={model}, weights={weights}, saliency={saliency}")
+    return np.stack(sel[curve].to_list()).mean(0)
+
+
+# ------------------------------------------------------------------------------------------------
+# notebook 01 / Pixel Invariance: the case (models and photos of a profile) and the run
+# ------------------------------------------------------------------------------------------------
+
+#: notebook 01's profiles (configuration only). offline: the four objectives trained by the
+#: project on ONE small ResNet (2x = twice the width) on 32x32 crops of the offline photos, plus
+#: the supervised EfficientNet-Lite0 (Fig. 2 only); B=500 to fit 3 seeds x 2 models x 17 photos
+#: into the CPU budget. paper: the authors' ResNet-50 checkpoints, 224x224 images, a 64x64
+#: surrogate (authors' notebook) and the notebook's B. ``augments=None``: the notebook's B.
+#: ``ssl_models``: Table I's rows -> :func:`visxai.models.load_model` names.
+INVARIANCE_PROFILES: dict[str, dict[str, object]] = {
+    "offline": dict(
+        ssl_models={
+            "SimCLRv2 (1x)": "ssl-simclrv2-1x",
+            "SimCLRv2 (2x)": "ssl-simclrv2-2x",
+            "Barlow Twins": "ssl-barlowtwins",
+            "SimSiam": "ssl-simsiam",
+        },
+        ssl_size=32,
+        surrogate_size=None,
+        augments=500,
+        classifier="efficientnet-lite0",
+        classifier_size=64,
+        classifier_photos=2,
+        classifier_augments=250,
+        description="project-trained small ResNet",
+    ),
+    "paper": dict(
+        ssl_models={
+            "SimCLRv2 (1x)": "simclrv2-r50-1x",
+            "SimCLRv2 (2x)": "simclrv2-r50-2x",
+            "Barlow Twins": "barlowtwins-r50",
+            "SimSiam": "simsiam-r50",
+        },
+        ssl_size=224,
+        surrogate_size=64,
+        augments=None,
+        classifier=None,
+        classifier_size=224,
+        classifier_photos=0,
+        classifier_augments=None,
+        description="authors' ResNet-50 checkpoint",
+    ),
+}
+
+#: the row name of the supervised classifier of Fig. 2
+CLASSIFIER_ROW = "EfficientNet-Lite0 (supervised)"
+
+
+@dataclass
+class InvarianceCase:
+    """The models and photos of notebook 01 for one profile (see :func:`invariance_case`).
+
+    ``models``: Table I's rows -> (projection-head model, mean, std); ``images``: every photo
+    -> [3, size, size] in [0, 1] (the Fig. 2 photos, ``shown``, first); ``classifier``: the
+    supervised model of Fig. 2's last row (penultimate features, :func:`without_head`) with its
+    own ``classifier_images`` and ``classifier_augments`` (empty in the paper profile).
+    """
+
+    profile: str
+    models: dict[str, ModelEntry]
+    images: dict[str, torch.Tensor]
+    shown: tuple[str, ...]
+    size: int
+    surrogate_size: int | None
+    n_augments: int
+    description: str
+    classifier: dict[str, ModelEntry] = field(default_factory=dict)
+    classifier_images: dict[str, torch.Tensor] = field(default_factory=dict)
+    classifier_size: int = 0
+    classifier_augments: int = 0
+
+    def summary(self, seeds: Sequence[int]) -> str:
+        """What the run evaluates: models, size, photos, B, seeds (and the Fig. 2 classifier)."""
+        out = [
+            f"{len(self.models)} SSL models at {self.size}x{self.size}, {len(self.images)} photos, "
+            f"B={self.n_augments}, seeds {tuple(seeds)}"
+        ]
+        out += [
+            f"{row}: {self.classifier_size}x{self.classifier_size}, "
+            f"{len(self.classifier_images)} photos, B={self.classifier_augments}, "
+            f"seed {seeds[0]} (Fig. 2 only)"
+            for row in self.classifier
+        ]
+        return "\n".join(out)
+
+    def setting(self, seeds: Sequence[int]) -> str:
+        """The scorecard's setting column for a run over ``seeds``."""
+        return (
+            f"{self.profile}: {self.description}, {self.size}px, {len(self.images)} photos, "
+            f"B={self.n_augments}, seeds {tuple(seeds)}; 95% CI: bootstrap over photos"
+        )
+
+
+def invariance_case(
+    profile: str = "offline", n_augments: int = 1000, device: str | torch.device = "cpu"
+) -> InvarianceCase:
+    """Notebook 01's models and photos for ``profile`` (:data:`INVARIANCE_PROFILES`).
+
+    All 17 offline photos: the 6 held out of the SSL training (``EVAL_PHOTOS``, shown in Fig. 2)
+    first, then the 11 whose crops were trained on. ``n_augments``: B where the profile does not
+    fix it (paper). A missing paper checkpoint raises ``ArtefactMissing`` naming
+    ``python -m visxai fetch ...``.
+    """
+    from ..data import list_photos
+    from ..models import load_model, ssl_miniatures
+
+    if profile not in INVARIANCE_PROFILES:
+        raise ValueError(f"profile must be one of {list(INVARIANCE_PROFILES)}, got {profile!r}")
+    cfg = INVARIANCE_PROFILES[profile]
+    dev = pick_device(device)
+    shown = tuple(ssl_miniatures.EVAL_PHOTOS)
+    photos = list(shown) + [n for n in list_photos() if n not in shown]
+    models: dict[str, ModelEntry] = {}
+    for row, name in cfg["ssl_models"].items():  # type: ignore[attr-defined]
+        lm = load_model(name, profile=profile, device=dev, progress=False)
+        models[row] = (lm.model, tuple(lm.mean), tuple(lm.std))
+    size = int(cfg["ssl_size"])  # type: ignore[call-overload]
+    images = {name: ssl_miniatures.photo_tensor(name, size) for name in photos}
+    case = InvarianceCase(
+        profile=profile,
+        models=models,
+        images=images,
+        shown=shown,
+        size=size,
+        surrogate_size=cfg["surrogate_size"],  # type: ignore[arg-type]
+        n_augments=int(cfg["augments"] or n_augments),  # type: ignore[call-overload]
+        description=str(cfg["description"]),
+    )
+    if cfg["classifier"]:
+        lm = load_model(str(cfg["classifier"]), profile=profile, device=dev)
+        net = without_head(lm.model, "_fc").to(dev)
+        case.classifier = {CLASSIFIER_ROW: (net, tuple(lm.mean), tuple(lm.std))}
+        case.classifier_size = int(cfg["classifier_size"])  # type: ignore[call-overload]
+        case.classifier_images = {
+            n: ssl_miniatures.photo_tensor(n, case.classifier_size)
+            for n in shown[: int(cfg["classifier_photos"])]  # type: ignore[call-overload]
+        }
+        case.classifier_augments = int(cfg["classifier_augments"])  # type: ignore[call-overload]
+    return case
+
+
+def run_table1(
+    explainer: PixelInvariance,
+    case: InvarianceCase,
+    seeds: Sequence[int],
+    n_transforms: int = 10,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[tuple[str, str, str, int], InvarianceResult]]:
+    """Notebook 01's run: Table I's frame and Fig. 2's heatmaps.
+
+    :func:`invariance_table` over the case's SSL models and photos for every seed with both
+    controls, keeping the heatmaps of the Fig. 2 photos at the first seed; then, where the case
+    has one, the supervised classifier on its own photos with its own B, first seed only,
+    without controls: its heatmaps join the dict (Fig. 2's last row), its rows are not in the
+    frame (two photos and one seed are too few for a CI).
+    """
+    seeds = tuple(int(s) for s in seeds)
+    frame, heatmaps = invariance_table(
+        explainer,
+        case.models,
+        case.images,
+        seeds=seeds,
+        n_transforms=n_transforms,
+        keep_images=case.shown,
+        keep_seeds=seeds[:1],
+        progress=progress,
+    )
+    if case.classifier:
+        _, cls_maps = invariance_table(
+            explainer.replace(n_augments=case.classifier_augments),
+            case.classifier,
+            case.classifier_images,
+            seeds=seeds[:1],
+            n_transforms=n_transforms,
+            controls=False,
+            progress=progress,
+        )
+        heatmaps.update(cls_maps)
+    return frame, heatmaps
