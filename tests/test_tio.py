@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from visxai.methods import tio
+from visxai.evaluation import tio
 from visxai.methods.tio import (
     GradientAscent,
+    TIOResult,
     TransformationInvariantOptimizer,
     gray_images,
     pixel_to_input,
@@ -349,11 +350,11 @@ def test_replace_and_for_model_keep_every_other_parameter() -> None:
         opt.replace(learning_rate=1.0)
 
 
-def _fake_result(images: torch.Tensor, steps: torch.Tensor | None = None) -> tio.TIOResult:
+def _fake_result(images: torch.Tensor, steps: torch.Tensor | None = None) -> TIOResult:
     n = len(images)
     zeros = torch.zeros(n, dtype=torch.long)
     steps = zeros if steps is None else steps
-    return tio.TIOResult(images, zeros, torch.ones(n), steps, zeros, zeros)
+    return TIOResult(images, zeros, torch.ones(n), steps, zeros, zeros)
 
 
 def test_gray_change_study_finds_the_planted_minimum() -> None:

@@ -6,6 +6,7 @@ notebook and torchrun.
 * :mod:`.cases`: :func:`eval_case` (model, images, targets, masks of one protocol's case);
 * :mod:`.agf_tables`: the notebook's tables and "AGF first" claims built from those pieces;
 * :mod:`.pixel_invariance`: notebook 01's case, Table I run and report with its verdicts;
+* :mod:`.tio`: notebook 03's settings, replicate jobs, studies and figures;
 * :mod:`.fill_blanks`: notebook 04's protocols (profiles, Table 1 over mask seeds, figures).
 
 ``eval_data`` (the data sets read by index) lives in :mod:`visxai.data.eval_sets` and is
