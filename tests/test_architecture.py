@@ -57,10 +57,13 @@ def _module_name(path: Path) -> str:
 
 def _imports(path: Path) -> list[tuple[int, str]]:
     """``(line, absolute module)`` of every project import in ``path``."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    return _imports_in(path.read_text(), _module_name(path), path.name == "__init__.py")
+
+
+def _imports_in(text: str, name: str, is_package: bool = False) -> list[tuple[int, str]]:
+    package = name if is_package else name.rsplit(".", 1)[0]
     out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names if a.name.startswith("visxai")]
         elif isinstance(node, ast.ImportFrom):
@@ -78,6 +81,17 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             else:
                 out.append((node.lineno, mod))
     return out
+
+
+def test_the_reader_resolves_relative_and_function_level_imports():
+    """The checker itself: an upward import hidden in a function is found and resolved."""
+    text = "from ..layers import Sum2\n\ndef f():\n    from ..evaluation import eval_case\n"
+    got = _imports_in(text, "visxai.models.zoo")
+    assert got == [(1, "visxai.layers"), (4, "visxai.evaluation")]
+    assert FLOORS[_part(got[1][1])] > FLOORS["models"]  # the case test_imports_run_downwards flags
+    assert _imports_in("from . import rules\n", "visxai.methods.agf", True) == [
+        (1, "visxai.methods.agf.rules")
+    ]
 
 
 SOURCES = sorted(LIB.rglob("*.py"))
