@@ -76,3 +76,29 @@ def test_distributed_turns_a_missing_artefact_into_exit_status_2(tmp_path, monke
     err = capsys.readouterr().err
     assert err.startswith("visxai.distributed segmentation: ") and "python -m visxai fetch" in err
     assert not out.exists()
+
+
+def test_distributed_segmentation_rows_are_the_case_pairs_scored_directly(tmp_path):
+    """torchrun's segmentation task = eval_case's pairs scored by segmentation_eval, a row each."""
+    from visxai.distributed import load_results, main
+    from visxai.evaluation import method_fn, segmentation_eval
+    from visxai.methods.registry import get_method
+
+    out = tmp_path / "seg"
+    argv = ["segmentation", "--model", "synthetic-multilabel", "--method", "gradcam"]
+    argv += ["--data", "synthetic", "--num-images", "12", "--chunk-size", "5", "--out", str(out)]
+    assert main(argv) == 0
+    res = load_results(out)
+    case = eval_case("synthetic", n=12)
+    sc, _ = segmentation_eval(
+        case.model,
+        case.images,
+        case.targets,
+        case.masks,
+        method_fn("gradcam"),
+        signed=get_method("gradcam").signed,
+    )
+    assert torch.equal(res["image"], case.image_index) and torch.equal(res["class"], case.targets)
+    assert torch.equal(res["correct"], torch.from_numpy(sc.correct))
+    assert torch.equal(res["labeled"], torch.from_numpy(sc.labeled))
+    assert torch.allclose(res["ap"].double(), torch.from_numpy(sc.ap).double())
