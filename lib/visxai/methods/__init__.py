@@ -9,3 +9,7 @@ from . import baselines  # noqa: F401  (registers the baselines, in the paper's 
 from . import agf  # noqa: F401  (registers AGF, the paper's last column)
 
 # isort: on
+from .explain import explain
+from .registry import METHODS, Method, get_method, method_names, register
+
+__all__ = ["METHODS", "Method", "explain", "get_method", "method_names", "register"]
