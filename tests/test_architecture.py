@@ -60,6 +60,15 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return _imports_in(path.read_text(), _module_name(path), path.name == "__init__.py")
 
 
+def _from_module(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module of ``from [.]*module import ...`` inside ``package``."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def _imports_in(text: str, name: str, is_package: bool = False) -> list[tuple[int, str]]:
     package = name if is_package else name.rsplit(".", 1)[0]
     out = []
@@ -67,12 +76,7 @@ def _imports_in(text: str, name: str, is_package: bool = False) -> list[tuple[in
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names if a.name.startswith("visxai")]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
+            mod = _from_module(node, package)
             if not mod.startswith("visxai"):
                 continue
             if node.module is None or mod.count(".") == 0:
@@ -167,28 +171,17 @@ def test_no_private_names_cross_layers():
     """A ``_name`` stays inside its part of the package (``methods.agf`` may share one inside)."""
     offenders = []
     for p in SOURCES:
-        here = _part(_module_name(p))
+        name = _module_name(p)
+        package = name if p.name == "__init__.py" else name.rsplit(".", 1)[0]
         for n in ast.walk(ast.parse(p.read_text())):
             if not isinstance(n, ast.ImportFrom):
                 continue
-            for line, mod in _imports_of(p, n):
-                if _part(mod) == here:
-                    continue
-                offenders += [
-                    f"{p.relative_to(LIB)}:{line} imports {a.name} from {mod}"
-                    for a in n.names
-                    if a.name.startswith("_") and not a.name.startswith("__")
-                ]
+            mod = _from_module(n, package)
+            if not mod.startswith("visxai") or _part(mod) == _part(name):
+                continue
+            offenders += [
+                f"{p.relative_to(LIB)}:{n.lineno} imports {a.name} from {mod}"
+                for a in n.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
     assert not offenders, "\n".join(offenders)
-
-
-def _imports_of(path: Path, node: ast.ImportFrom) -> list[tuple[int, str]]:
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    if node.level:
-        base = package.split(".")
-        base = base[: len(base) - (node.level - 1)]
-        mod = ".".join(base + ([node.module] if node.module else []))
-    else:
-        mod = node.module or ""
-    return [(node.lineno, mod)] if mod.startswith("visxai") else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+from tiny_models import tiny_cnn
 
 from visxai.methods import baselines
 from visxai.methods.explain import explain
@@ -18,21 +18,6 @@ FAST = {
     "gradient_shap": {"n_samples": 3},
     "meaningful_perturbation": {"iterations": 3, "mask_size": 8, "blur_sigma": 2.0},
 }
-
-
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, 5),
-    ).eval()
 
 
 @pytest.fixture(scope="module")

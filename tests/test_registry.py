@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import tiny_cnn
 from torch import nn
 
 from visxai.methods import registry
@@ -37,21 +38,6 @@ PAPER_ORDER = [
 ]
 SLOW = {"fullgrad", "smoothgrad", "gradient_shap", "meaningful_perturbation"}
 TABLE1_AGNOSTIC = {"integrated_gradients", "smoothgrad", "lrp", "lrp_ab", "fullgrad", "rap"}
-
-
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, 5),
-    ).eval()
 
 
 def tiny_resnet() -> nn.Module:
@@ -157,3 +143,41 @@ def test_register_refuses_duplicates_and_bad_fields(monkeypatch) -> None:
     with pytest.raises(ValueError, match="already registered"):
         register("blank", **fields)(blank)
     assert "blank" not in METHODS  # the real registry is untouched
+
+
+def test_architecture_md_example_adds_a_method_with_one_registered_function(monkeypatch) -> None:
+    """ARCHITECTURE.md's "How to add an attribution method", run as written: one decorated
+    function is enough for explain(), the registry's filters and the explainer."""
+    import re
+    from pathlib import Path
+
+    from visxai.device import frozen
+    from visxai.targets import Target, resolve_target
+
+    text = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
+    section = text[text.index("## How to add an attribution method") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = "\n".join(line[3:] if line.startswith("   ") else line for line in code.splitlines())
+    monkeypatch.setattr(registry, "METHODS", dict(METHODS))
+    scope = {
+        "register": register,
+        "nn": nn,
+        "torch": torch,
+        "Target": Target,
+        "resolve_target": resolve_target,
+        "frozen": frozen,
+    }
+    exec(compile(code, "ARCHITECTURE.md", "exec"), scope)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()
+    x = torch.rand(2, 3, 16, 16)
+    maps = explain(model, x, None, method="occlusion")
+    assert maps.shape == (2, 16, 16) and bool(torch.isfinite(maps).all())
+    assert "occlusion" in method_names(cost="slow", signed=False)
+    assert torch.equal(get_method("occlusion").explainer(model)(x), maps)

@@ -1,0 +1,124 @@
+"""Properties of notebook 02's settings, runs, scorecard rows and figures
+(visxai.evaluation.agf_study, visxai.evaluation.agf_figures)."""
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from visxai.evaluation import agf_figures as af
+from visxai.evaluation import agf_study as study
+from visxai.evaluation import agf_tables as at
+from visxai.methods import method_names
+from visxai.metrics.negative_perturbation import PerturbationCurve
+from visxai.scorecard import Scorecard
+from visxai.stats import VERDICTS
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = dict(ig_steps=100, smoothgrad_samples=50, gshap_samples=20, mp_iterations=300)
+
+
+def test_profiles_change_only_configuration():
+    """Both profiles give the same keys (one code path); the paper's method parameters come from
+    the notebook's parameters cell; an unknown profile is refused."""
+    off, paper = (study.part1_settings(p, **PARAMS) for p in ("offline", "paper"))
+    assert off.keys() == paper.keys()
+    assert paper["method_kw"]["integrated_gradients"]["n_steps"] == 100
+    assert off["method_kw"]["integrated_gradients"]["n_steps"] < 100
+    order = method_names()[1:]
+    o2, p2 = (study.part2_settings(p, order, paper["fig2_photos"]) for p in ("offline", "paper"))
+    assert o2.keys() == p2.keys()
+    assert set(o2["t2_n"]) == set(method_names())  # every registered method has its sample size
+    assert p2["t2_photos"] == paper["fig2_photos"]
+    with pytest.raises(ValueError, match="offline | paper"):
+        study.part1_settings("laptop", **PARAMS)
+    with pytest.raises(ValueError, match="offline | paper"):
+        study.part2_settings("laptop", order, [])
+
+
+def test_paper_values_live_only_in_the_library_constants():
+    """No number of the paper's Tables 2-5 is typed into notebook 02's code cells."""
+    nb = json.loads((ROOT / "notebooks" / "02_attribution_guided_factorization.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    values = [
+        *study.PAPER_T2["predicted"].values(),
+        *study.PAPER_T2["target"].values(),
+        *study.PAPER_T3_VOC.values(),
+        *study.PAPER_T3_IMAGENET.values(),
+        *study.PAPER_T4.values(),
+        *study.PAPER_T5.values(),
+    ]
+    found = sorted(
+        {v for v in values if re.search(rf"(?<![\d.]){re.escape(str(v))}(?![\d])", code)}
+    )
+    assert not found, f"paper values in the notebook's code: {found}"
+
+
+def _curve(rng: np.random.Generator, n: int, p: float) -> PerturbationCurve:
+    fr = np.linspace(0, 1, 5)
+    correct = rng.random((n, len(fr))) < np.linspace(1, p, len(fr))
+    return PerturbationCurve(fr, correct, np.zeros((n, len(fr)), dtype=np.int64))
+
+
+def test_fig3_draws_one_panel_per_model_and_class_with_every_method():
+    rng = np.random.default_rng(0)
+    order = ["lrp", "agf"]
+    curves = {
+        (mn, c, m, 0): _curve(rng, 20, 0.3)
+        for mn in ("a", "b")
+        for c in ("predicted", "target")
+        for m in [*order, "random"]
+    }
+    fig = af.plot_fig3(curves, ["a", "b"], order, 0, at.AGFRun.label)
+    assert len(fig.axes) == 4
+    assert all(len(ax.lines) == len(order) + 1 for ax in fig.axes)  # + random saliency
+
+
+def test_table5_compares_every_ablation_with_the_full_method():
+    """On a tiny classifier: one curve per ablation, a paired comparison for each one but the
+    full method, and a table row per ablation."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
+    ).eval()
+    lm = SimpleNamespace(model=model, normalize=None, name="tiny")
+    x, y = torch.rand(12, 3, 8, 8), torch.randint(0, 3, (12,))
+    res = study.table5_runs(at.AGFRun(), lm, x, y, batch=6, device="cpu")
+    assert set(res.curves) == set(study.ABLATIONS)
+    assert set(res.comparisons) == set(study.ABLATIONS) - {"ours"}
+    assert len(res.table) == len(study.ABLATIONS) and res.n == 12
+    assert all(c.verdict in VERDICTS for c in res.comparisons.values())
+
+
+def test_part1_rows_one_per_method_plus_the_photo(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISXAI_FIGURES", str(tmp_path))
+    order = method_names()[1:]
+    from visxai.stats import estimate
+
+    rows = {
+        m: {
+            "est": estimate(np.linspace(0.1, 0.9, 20)),
+            "paper": "specific",
+            "verdict": "inconclusive",
+        }
+        for m in order
+    }
+    sc = Scorecard("test_agf_study")
+    corr = {m: 0.5 if m == "agf" else 0.95 for m in order}
+    study.add_part1_rows(sc, at.AGFRun(), "offline", rows, order, 0.9, "dog", "m", ["a", "b"], corr)
+    assert len(sc.rows) == len(order) + 1
+    assert sc.rows[-1].reproduced == "AGF (ours)"  # only AGF's maps decorrelate here
+    assert all(r.verdict in VERDICTS for r in sc.rows)
