@@ -414,15 +414,9 @@ def table2_tables(
     table = long.assign(AUC=[e.value for e in long.AUC]).pivot_table(
         index=["model", "explained"], columns="method", values="AUC", sort=False
     )[[_label(m) for m in methods]]
-    show = _formatted(long, ["AUC", "AGF - method", "randomised: AGF - method", "randomised: AUC"])
+    show = formatted(long, ["AUC", "AGF - method", "randomised: AGF - method", "randomised: AUC"])
     return verdicts, control, long, table, show
 
-
-def _formatted(long: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    show = long.copy()
-    for col in cols:
-        show[col] = [e.fmt() if isinstance(e, st.Estimate) else "" for e in show[col]]
-    return show.fillna("")
 
 
 def segmentation_runs(
@@ -533,7 +527,10 @@ def segmentation_tables(
 
 def formatted(long: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     """``long`` with the Estimates of ``cols`` written as ``value [lo, hi]`` and blanks for NaN."""
-    return _formatted(long, cols)
+    show = long.copy()
+    for col in cols:
+        show[col] = [e.fmt() if isinstance(e, st.Estimate) else "" for e in show[col]]
+    return show.fillna("")
 
 
 def ssl_explainer(
