@@ -232,7 +232,8 @@ def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch
     cache."""
     from torchvision.models import resnet50
 
-    from visxai.models.ssl_checkpoints import load_paper_ssl, simsiam_projector, simsiam_state
+    from visxai.models import load_model
+    from visxai.models.ssl_checkpoints import simsiam_projector, simsiam_state
 
     src = resnet50()
     src.fc = simsiam_projector()
@@ -249,7 +250,8 @@ def test_simsiam_checkpoint_loads_through_the_paper_loader(tmp_path, monkeypatch
         },
         tmp_path / "simsiam-r50" / "checkpoint_0099.pth.tar",
     )
-    net, mean, std = load_paper_ssl("simsiam")
+    lm = load_model("simsiam-r50", "paper")
+    net, mean = lm.model, lm.mean
     assert torch.equal(net.conv1.weight, src.conv1.weight) and torch.equal(
         net.fc[6].bias, src.fc[6].bias
     )

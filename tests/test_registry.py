@@ -181,3 +181,21 @@ def test_architecture_md_example_adds_a_method_with_one_registered_function(monk
     assert maps.shape == (2, 16, 16) and bool(torch.isfinite(maps).all())
     assert "occlusion" in method_names(cost="slow", signed=False)
     assert torch.equal(get_method("occlusion").explainer(model)(x), maps)
+
+
+def test_bad_inputs_are_refused_before_the_method_runs() -> None:
+    """Non-finite values, the wrong channel count and an integer image get a message that says
+    what was found and what to pass instead, for every method (the check runs in the explainer)."""
+    from visxai.checks import InputError
+
+    x = torch.rand(2, 3, 16, 16)
+    bad = x.clone()
+    bad[0, 0, 0, :3] = float("nan")
+    for name in ("agf", "gradient", "gradcam"):
+        with pytest.raises(InputError, match="3 non-finite"):
+            explain(tiny_cnn(), bad, method=name)
+        with pytest.raises(InputError, match=r"3 \(RGB\) channel.*got shape \(2, 1, 16, 16\)"):
+            explain(tiny_cnn(), x[:, :1], method=name)
+        with pytest.raises(InputError, match="floating"):
+            explain(tiny_cnn(), (x * 255).to(torch.uint8), method=name)
+    assert registry.input_channels(nn.Sequential(nn.Flatten(), nn.Linear(4, 2))) is None

@@ -56,11 +56,29 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..checks import check_images
 from ..targets import Target
 
-__all__ = ["COSTS", "METHODS", "Method", "get_method", "method_names", "register"]
+__all__ = [
+    "COSTS",
+    "METHODS",
+    "Method",
+    "get_method",
+    "input_channels",
+    "method_names",
+    "register",
+]
 
 COSTS = ("fast", "slow")
+_HINT = (
+    "pass the model's input: a batch of preprocessed, normalised images (LoadedModel.preprocess)"
+)
+
+
+def input_channels(model: nn.Module) -> int | None:
+    """The input channels of ``model``'s first convolution (None for a model without one)."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if conv is None else int(conv.in_channels)
 
 
 @dataclass(frozen=True)
@@ -80,20 +98,21 @@ class Method:
         ``explainer(x, target=None) -> Tensor [B, H, W]`` (float, on CPU).
 
         Unknown parameters raise ``TypeError`` here, not at the first call. The call checks
-        that ``x`` is a float tensor [B, C, H, W], that the model is in eval mode and that the
-        method returned one map per image.
+        that ``x`` is a finite float tensor [B, C, H, W] with the channels of the model's first
+        convolution (:func:`visxai.checks.check_images`: the message says what was found), that
+        the model is in eval mode and that the method returned one map per image.
         """
         try:
             inspect.signature(self.fn).bind(model, None, None, **params)
         except TypeError as e:
             raise TypeError(f"{self.name}: {e}") from None
         fn, name = self.fn, self.name
+        channels = input_channels(model)
 
         def explainer(x: torch.Tensor, target: Target = None) -> torch.Tensor:
-            if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-                raise ValueError(
-                    f"x must be a float tensor [B, C, H, W], got {getattr(x, 'shape', type(x))}"
-                )
+            check_images(x, name="x", ndim=4, hint=_HINT)  # rank, float, finite: [B, C, H, W]
+            if channels is not None:
+                check_images(x, name="x", ndim=4, channels=channels, finite=False, hint=_HINT)
             if model.training:
                 raise ValueError("put the model in eval mode (model.eval()) before explaining it")
             out = torch.as_tensor(fn(model, x, target, **params)).detach().float().cpu()
