@@ -336,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", required=True, help="a visxai.models.load_model name, e.g. fmnist-vgg or vgg19"
     )
-    p.add_argument("--method", default="agf", help="a visxai.methods.explain method name")
+    p.add_argument(
+        "--method", default="agf", help="a registered method (visxai.methods.method_names())"
+    )
     p.add_argument(
         "--data",
         default="fashion-mnist",
