@@ -1,11 +1,13 @@
-"""The quantitative protocols of notebook 02 / AGF (Gur et al., AAAI 2021), one code path for the
-notebook and torchrun.
+"""Each notebook's protocol, on top of the methods: the notebook configures, calls these, plots
+and explains; notebook 02's protocols are also the torchrun code path (:mod:`visxai.distributed`).
 
-* :mod:`.protocols`: explain in chunks, negative perturbation (Table 2 / Fig. 3), segmentation
-  (Table 3), pooled ratios and paired comparisons with their verdicts;
-* :mod:`.cases`: :func:`eval_case` (model, images, targets, masks of one protocol's case);
-* :mod:`.agf_tables`: the notebook's tables and "AGF first" claims built from those pieces;
 * :mod:`.pixel_invariance`: notebook 01's case, Table I run and report with its verdicts;
+* notebook 02 / AGF (Gur et al., AAAI 2021):
+  :mod:`.protocols` (explain in chunks, negative perturbation for Table 2 / Fig. 3, segmentation
+  for Table 3, pooled ratios and paired comparisons with their verdicts), :mod:`.cases`
+  (:func:`eval_case`: model, images, targets, masks of one protocol's case), :mod:`.agf_tables`
+  (the tables and "AGF first" claims), :mod:`.agf_study` (settings per profile, the other runs,
+  the scorecard rows) and :mod:`.agf_figures`;
 * :mod:`.tio`: notebook 03's settings, replicate jobs, studies and figures;
 * :mod:`.fill_blanks`: notebook 04's protocols (profiles, Table 1 over mask seeds, figures).
 
