@@ -33,7 +33,6 @@ from ..methods.explain import explain
 from ..methods.registry import METHODS, method_names
 from ..metrics.negative_perturbation import negative_perturbation
 from ..models import load_model
-from ..models.rotnet_probes import load_probes
 from .agf_tables import (
     SEG_METRICS,
     AGFRun,
@@ -496,12 +495,12 @@ class Fig4bRuns:
 
 
 def fig4b_runs(
-    run: AGFRun, rotnet: torch.nn.Module, data: Any, n_images: int, device: Any
+    run: AGFRun, probes: Sequence[torch.nn.Module], data: Any, n_images: int, device: Any
 ) -> Fig4bRuns:
     """Fig. 4b: every probe explains the same (image, class) pairs, each object class present in
     the image (the probes are too weak for "classes with p > 0.5": block 1 predicts almost
     none), so consecutive blocks are compared pair by pair (paired bootstrap of the mAP step)."""
-    probes = load_probes(rotnet)
+    probes = list(probes)
     xs = data.images[:n_images]
     pi4, pc4 = torch.nonzero(data.labels[: len(xs)] > 0.5, as_tuple=True)
     masks4 = data.subset(slice(0, len(xs))).subset(pi4).class_mask(pc4)
