@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
+from ..data.datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES
 from ..device import pick_device
 from ..layers import Normalizer
 from ..transforms import to_rgb
@@ -69,19 +70,8 @@ __all__ = [
     "FASHION_MNIST_LABELS",
 ]
 
-MNIST_LABELS = [str(i) for i in range(10)]
-FASHION_MNIST_LABELS = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+MNIST_LABELS = list(MNIST_CLASSES)
+FASHION_MNIST_LABELS = list(FASHION_MNIST_CLASSES)
 
 
 # --------------------------------------------------------------------------------------------
