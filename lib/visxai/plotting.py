@@ -1,9 +1,12 @@
-"""Plotting helpers: one theme, heatmap overlays, image grids, and saving under figures/."""
+"""Plotting helpers: one theme, heatmap overlays, image grids, saving under figures/, and the
+slider panels of notebooks 01, 03 and 04 (:func:`busy_panel`: ipywidgets' ``interactive`` with a
+status line and disabled controls while an update runs, which ``interact`` does not offer)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -12,7 +15,15 @@ import torch
 
 from .paths import figures_dir
 
-__all__ = ["set_theme", "to_numpy_image", "show_heatmap", "image_grid", "save_figure"]
+__all__ = [
+    "set_theme",
+    "to_numpy_image",
+    "show_heatmap",
+    "image_grid",
+    "save_figure",
+    "describe_values",
+    "busy_panel",
+]
 
 
 def set_theme() -> None:
@@ -94,3 +105,81 @@ def save_figure(fig: plt.Figure, notebook: str, name: str) -> Path:
     fig.savefig(tmp)
     tmp.replace(out)
     return out
+
+
+def describe_values(values: Mapping[str, Any]) -> str:
+    """``{"α": 2.0, "λ": 0.2}`` -> ``"α = 2, λ = 0.2"`` (the panels' status line and titles)."""
+    return ", ".join(
+        f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items()
+    )
+
+
+def busy_panel(
+    show: Callable[..., plt.Figure | None],
+    controls: Mapping[str, Any],
+    *,
+    manual_name: str | None = None,
+) -> Any:
+    """A slider panel that shows it is working: ``ipywidgets.interactive(show, **controls)``
+    with a status line under the controls.
+
+    While ``show(**values)`` runs, the controls (and the button) are disabled and the status
+    reads ``computing <description> = <value>, ...``; afterwards it reads ``showing ...`` with
+    the values of the figure on display (or ``failed ...``). ``show`` draws with ``plt.show()``
+    or returns the figure (``None``: nothing to draw, it printed why). ``controls`` maps the
+    keyword of ``show`` to its widget; the widget's ``description`` names the value in the
+    status line (the paper's symbol). Sliders update on release (``continuous_update=False``),
+    so a drag computes once. ``manual_name`` makes the panel wait for a button of that label
+    (``interact_manual``). Returns the panel widget (display it, or end the cell with it)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    if not controls:
+        raise ValueError("busy_panel needs at least one control (keyword -> widget)")
+    for key, w in controls.items():
+        if not isinstance(w, widgets.ValueWidget):
+            raise TypeError(
+                f"busy_panel: control {key!r} is a {type(w).__name__}, not an ipywidgets value "
+                "widget (give a slider, dropdown, ...)"
+            )
+        if hasattr(w, "continuous_update"):
+            w.continuous_update = False
+    names = {key: (w.description or key) for key, w in controls.items()}
+    status = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
+    status.add_class("visxai-status")
+
+    def text(values: Mapping[str, Any]) -> str:
+        return describe_values({names[k]: v for k, v in values.items()})
+
+    built: dict[str, Any] = {}  # the panel, once built (interactive runs ``run`` while building)
+
+    def run(**values: Any) -> None:
+        panel = built.get("panel")
+        if panel is not None:
+            panel.add_class("visxai-busy")
+        for w in controls.values():
+            w.disabled = True
+        status.value = f"<b>computing</b> {text(values)} ..."
+        try:
+            fig = show(**values)
+            if fig is not None:
+                display(fig)
+                plt.close(fig)
+        except Exception:
+            status.value = f"<b>failed</b> {text(values)} (the error is below)"
+            raise
+        else:
+            status.value = f"showing {text(values)}"
+        finally:
+            for w in controls.values():
+                w.disabled = False
+            if panel is not None:
+                panel.remove_class("visxai-busy")
+
+    options = {"manual": manual_name is not None, "manual_name": manual_name or "Run Interact"}
+    panel = built["panel"] = widgets.interactive(run, options, **controls)
+    if manual_name:
+        status.value = f"press <i>{manual_name}</i> to compute with the values above"
+    *head, out = panel.children
+    panel.children = (*head, status, out)
+    return panel
