@@ -85,6 +85,9 @@ __all__ = [
     "plot_orders",
     "plot_binarisation",
     "plot_fill_panel",
+    "PANEL_RATIOS",
+    "PANEL_PATCHES",
+    "fill_panel",
 ]
 
 
@@ -1135,4 +1138,38 @@ def plot_fill_panel(
         ax.imshow(img[0, 0], cmap="gray", vmin=0, vmax=1)
         ax.set_title(t, fontsize=8)
         ax.axis("off")
+    values = {"image": index, "η": ratio, "patch": patch, "mask seed": mask_seed}
+    fig.suptitle(", ".join(f"{k} = {v:g}" for k, v in values.items()), fontsize=9)
+    fig.tight_layout()
     return fig
+
+
+#: the mask-ratio slider's values: 0.05 .. 0.95 exactly (the paper's 0.25 and Fig. 4's among them)
+PANEL_RATIOS = tuple(round(0.05 * k, 2) for k in range(1, 20))
+PANEL_PATCHES = (1, 2, 4, 7, 14)  # divisors of 28 (MNIST); the paper's 2 and Fig. 4's 1, 2, 4, 7
+
+
+def fill_panel(
+    study: Study, index: int, ratio: float = 0.25, patch: int = 2, mask_seed: int = 0
+) -> object:
+    """Notebook 04's slider panel: "image" (an MNIST test index), "η" (:data:`PANEL_RATIOS`),
+    "patch" (:data:`PANEL_PATCHES`) and "mask seed"; each move shows :func:`plot_fill_panel`
+    (its title names the values), with the busy state of :func:`visxai.plotting.busy_panel`.
+    Returns the panel widget."""
+    import ipywidgets as widgets
+
+    from ..plotting import busy_panel
+
+    n = len(study.data["mnist"][0])
+    for name, v, allowed in (("ratio", ratio, PANEL_RATIOS), ("patch", patch, PANEL_PATCHES)):
+        if v not in allowed:
+            raise ValueError(f"fill_panel: {name}={v!r} is not a slider value {list(allowed)}")
+    if not 0 <= index < n:
+        raise ValueError(f"fill_panel: index={index} is not an MNIST test index (0..{n - 1})")
+    controls = {
+        "index": widgets.IntSlider(index, 0, n - 1, description="image"),
+        "ratio": widgets.SelectionSlider(options=PANEL_RATIOS, value=ratio, description="η"),
+        "patch": widgets.SelectionSlider(options=PANEL_PATCHES, value=patch, description="patch"),
+        "mask_seed": widgets.IntSlider(mask_seed, 0, 99, description="mask seed"),
+    }
+    return busy_panel(lambda **v: plot_fill_panel(study, **v), controls)

@@ -8,7 +8,8 @@ They stand on :mod:`visxai.methods.pixel_invariance` (the method, the metrics of
 * :func:`run_table1`: Table I over photos and seeds, with the random-map and model-randomisation
   controls;
 * :func:`table1_report`: the estimates with their 95% CIs, the verdicts against the paper and of
-  the paper's claim, the scorecard rows, the texts the notebook prints and its figures.
+  the paper's claim, the scorecard rows, the texts the notebook prints and its figures;
+* :func:`refit_panel`: the α / λ / V slider panel (:func:`refit_figure`).
 
 Written by hand: the protocol glue (loops, tables, figures); the statistics are
 :mod:`visxai.stats` (scipy's bootstrap), the figures matplotlib.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -57,6 +58,11 @@ __all__ = [
     "InvarianceCase",
     "invariance_case",
     "run_table1",
+    "PANEL_ALPHAS",
+    "PANEL_LAMBDAS",
+    "PANEL_VS",
+    "refit_figure",
+    "refit_panel",
 ]
 
 
@@ -271,13 +277,15 @@ class Table1Report:
             ax.set_title(f"{metric} ({arrow} = better)", fontsize=9)
             ax.set_yticks(range(len(self.rows)), list(self.rows))
         axes[0].invert_yaxis()
-        axes[-1].legend(fontsize=7, loc="lower right")
+        # one legend under the panels, outside every axes (inside, it hid a row's error bars)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
         fig.suptitle(
             f"Table I: mean over {self.n_photos} photos and seeds {self.seeds}, "
             "95% bootstrap CI over photos",
             fontsize=10,
         )
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         return fig
 
     def plot_claim(self) -> Figure:
@@ -585,6 +593,7 @@ class InvarianceCase:
     classifier_images: dict[str, torch.Tensor] = field(default_factory=dict)
     classifier_size: int = 0
     classifier_augments: int = 0
+    prepared: dict[str, Any] = field(default_factory=dict, repr=False)  # the slider panel's cache
 
     def summary(self, seeds: Sequence[int]) -> str:
         """What the run evaluates: models, size, photos, B, seeds (and the Fig. 2 classifier)."""
@@ -694,3 +703,66 @@ def run_table1(
         )
         heatmaps.update(cls_maps)
     return frame, heatmaps
+
+
+# ------------------------------------------------------------------------------------------------
+# The slider panel: alpha, lambda and V refit the surrogate of one photo
+# ------------------------------------------------------------------------------------------------
+
+#: the sliders' values; the paper's (Sec. IV-A: alpha = 2, lambda = 0.2, V = 1) among them
+PANEL_ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+PANEL_LAMBDAS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+PANEL_VS = tuple(range(1, 11))
+
+
+def refit_figure(
+    pi: PixelInvariance, case: InvarianceCase, image: str, alpha: float, lam: float, V: int
+) -> Figure:
+    """The photo ``image`` of ``case``, the raw heatmap and the displayed heatmap of ``pi``
+    refitted with ``alpha``, ``lam`` (lambda) and ``V`` NMF components (Eq. 2); the title names
+    the values. The photo's augments, similarities and features (``pi.prepare``) are computed
+    once per photo and kept on ``case`` (``case.prepared``)."""
+    import matplotlib.pyplot as plt
+
+    from ..plotting import describe_values, show_heatmap
+
+    if image not in case.images:
+        raise ValueError(f"refit_figure: unknown photo {image!r}; the case has {list(case.images)}")
+    if image not in case.prepared:
+        case.prepared[image] = pi.prepare(case.images[image])
+    data = case.prepared[image]
+    res = pi.replace(alpha=alpha, lam=lam, n_components=V).fit(data)
+    fig, axes = plt.subplots(1, 3, figsize=(7, 2.6))
+    axes[0].imshow(data.image.permute(1, 2, 0).numpy())
+    axes[0].axis("off")
+    axes[0].set_title(image, fontsize=8)
+    show_heatmap(axes[1], res.heatmap, data.image, title="raw heatmap")
+    show_heatmap(axes[2], res.display, data.image, title="displayed heatmap")
+    fig.suptitle(describe_values({"α": alpha, "λ": lam, "V": V}), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def refit_panel(
+    pi: PixelInvariance, case: InvarianceCase, alpha: float = 2.0, lam: float = 0.2, V: int = 1
+) -> Any:
+    """Notebook 01's slider panel: "photo" (``case.shown``), "α", "λ" and "V" (the values of
+    :data:`PANEL_ALPHAS`, :data:`PANEL_LAMBDAS`, :data:`PANEL_VS`, starting at ``alpha``,
+    ``lam``, ``V``); each move shows :func:`refit_figure`, with the busy state of
+    :func:`visxai.plotting.busy_panel`. Returns the panel widget."""
+    import ipywidgets as widgets
+
+    from ..plotting import busy_panel
+
+    for name, v, allowed in (("alpha", alpha, PANEL_ALPHAS), ("lam", lam, PANEL_LAMBDAS)):
+        if v not in allowed:
+            raise ValueError(f"refit_panel: {name}={v!r} is not a slider value {list(allowed)}")
+    if V not in PANEL_VS:
+        raise ValueError(f"refit_panel: V={V!r} must be one of {list(PANEL_VS)}")
+    controls = {
+        "image": widgets.Dropdown(options=list(case.shown), description="photo"),
+        "alpha": widgets.SelectionSlider(options=PANEL_ALPHAS, value=alpha, description="α"),
+        "lam": widgets.SelectionSlider(options=PANEL_LAMBDAS, value=lam, description="λ"),
+        "V": widgets.SelectionSlider(options=PANEL_VS, value=V, description="V"),
+    }
+    return busy_panel(lambda **v: refit_figure(pi, case, **v), controls)

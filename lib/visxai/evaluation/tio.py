@@ -91,6 +91,8 @@ __all__ = [
     "plot_models",
     "plot_grass",
     "plot_screening",
+    "PAPER_GRAY_LEVELS",
+    "PAPER_STEPS",
     "level_panel",
     "rerun_panel",
     "show_level",
@@ -1251,26 +1253,61 @@ def plot_screening(
     return fig
 
 
-def level_panel(st: EntropyStudy, images: torch.Tensor) -> Callable[..., None]:
-    """The explore panel's callback ``show(gray=60)`` for ``ipywidgets.interact`` (a named
-    function, as ``interact`` needs): it shows :func:`show_level` of that start level."""
+PAPER_GRAY_LEVELS = (*range(0, 251, 10), 255)  # Sec. 2.2: starts (0,0,0), (10,10,10), ... (255,...)
+PAPER_STEPS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0)  # whole revolutions; paper: 10 deg
 
-    def show(gray: int = 60) -> None:
-        show_level(st, images, gray)
 
-    return show
+def level_panel(st: EntropyStudy, images: torch.Tensor, value: int = 60) -> Any:
+    """Notebook 03's explore panel over the computed sweep: a "gray level" slider over the
+    sweep's start levels; each move shows :func:`show_level` of that level, with the busy state
+    of :func:`visxai.plotting.busy_panel`. Returns the panel widget."""
+    import ipywidgets as widgets
+
+    from ..plotting import busy_panel
+
+    levels = [int(g) for g in st.levels.tolist()]
+    if value not in levels:
+        raise ValueError(f"level_panel: gray level {value} is not in the sweep {levels}")
+    gray = widgets.SelectionSlider(options=levels, value=value, description="gray level")
+    return busy_panel(lambda gray: show_level(st, images, gray), {"gray": gray})
 
 
 def rerun_panel(
-    tio: TransformationInvariantOptimizer, size: int, classes: Mapping[str, int]
-) -> Callable[..., None]:
-    """The explore panel's callback ``rerun(gray=60, step=10.0, target=...)`` for
-    ``ipywidgets.interact_manual``: it shows :func:`show_rerun`."""
+    tio: TransformationInvariantOptimizer,
+    size: int,
+    classes: Mapping[str, int],
+    gray: int = 60,
+    step: float = 10.0,
+    target: str = SWEEP_CLASS,
+) -> Any:
+    """Notebook 03's re-optimise panel: "gray level" (the paper's starts, Sec. 2.2), "step"
+    (rotation degrees that make whole revolutions, the paper's 10 among them) and "target"
+    (a class of ``classes``); the button "re-optimise with these settings" runs
+    :func:`show_rerun` (Algorithm 1 once more), with the busy state of
+    :func:`visxai.plotting.busy_panel`. Nothing runs until the button is pressed."""
+    import ipywidgets as widgets
 
-    def rerun(gray: int = 60, step: float = 10.0, target: str = SWEEP_CLASS) -> None:
+    from ..plotting import busy_panel
+
+    for name, v, allowed in (
+        ("gray", gray, PAPER_GRAY_LEVELS),
+        ("step", step, PAPER_STEPS),
+        ("target", target, tuple(classes)),
+    ):
+        if v not in allowed:
+            raise ValueError(f"rerun_panel: {name}={v!r} is not one of {list(allowed)}")
+    controls = {
+        "gray": widgets.SelectionSlider(
+            options=PAPER_GRAY_LEVELS, value=gray, description="gray level"
+        ),
+        "step": widgets.SelectionSlider(options=PAPER_STEPS, value=step, description="step (deg)"),
+        "target": widgets.Dropdown(options=list(classes), value=target, description="target"),
+    }
+
+    def rerun(gray: int, step: float, target: str) -> None:
         show_rerun(tio, size, classes, gray, step, target)
 
-    return rerun
+    return busy_panel(rerun, controls, manual_name="re-optimise with these settings")
 
 
 def show_level(st: EntropyStudy, images: torch.Tensor, gray: int = 60) -> None:
@@ -1293,7 +1330,7 @@ def show_level(st: EntropyStudy, images: torch.Tensor, gray: int = 60) -> None:
         a.set_title(t)
         a.axis("off")
     so = float(ent["second_order_sum"][k])
-    f.suptitle(f"gray {gray}, replicate 0: sum of second-order entropy = {so:.0f}")
+    f.suptitle(f"gray level = {gray}, replicate 0: sum of second-order entropy = {so:.0f}")
     plt.show()
 
 
@@ -1319,5 +1356,8 @@ def show_rerun(
     ax[1].imshow(to_display(invert_colors(out.images[0])))
     for a in ax:
         a.axis("off")
-    f.suptitle(f"{target}, gray {gray}, {n} x {step:g} deg, q_C = {float(out.q_final[0]):.3f}")
+    f.suptitle(
+        f"target = {target}, gray level = {gray}, step = {step:g} deg ({n} rotations): "
+        f"q_C = {float(out.q_final[0]):.3f}"
+    )
     plt.show()
