@@ -69,3 +69,52 @@ def test_bad_input_is_rejected(x: torch.Tensor) -> None:
         explain(tiny_cnn(), x[0], method="agf")
     with pytest.raises(ValueError, match="eval"):
         explain(tiny_cnn().train(), x, method="agf")
+
+
+def tiny_vit() -> torch.nn.Module:
+    """torchvision's VisionTransformer (the class of vit_b_16) at 32 px, one block."""
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(
+        image_size=32,
+        patch_size=8,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        mlp_dim=16,
+        num_classes=5,
+    ).eval()
+
+
+@pytest.mark.parametrize("method", ["gradcam", "fullgrad"])
+def test_cam_methods_refuse_a_vits_patch_embedding(method: str) -> None:
+    # the only Conv2d of a ViT is its patch embedding: Grad-CAM / FullGrad would explain it
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"conv_proj \(Conv2d\).*token sequences"):
+        getattr(baselines, method)(tiny_vit(), x)
+
+
+def test_gradcam_warns_on_a_passed_layer_that_is_not_the_last_stage(x: torch.Tensor) -> None:
+    vit = tiny_vit()
+    with pytest.warns(UserWarning, match="token sequences"):
+        baselines.gradcam(vit, torch.rand(1, 3, 32, 32), layer=vit.conv_proj)
+    model = tiny_cnn()
+    with pytest.warns(UserWarning, match=r"0 \(Conv2d\).*1 convolution\(s\) run after it"):
+        baselines.gradcam(model, x, layer=model[0])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default layer of a CNN: no warning
+        assert baselines.gradcam(model, x).shape == (2, 24, 24)
+        assert baselines.fullgrad(model, x).shape == (2, 24, 24)
+
+
+def test_meaningful_perturbation_warns_when_the_mask_never_moves(x: torch.Tensor) -> None:
+    # a model blind to its input: the class evidence has no gradient, the L1 term keeps m = 1
+    model = tiny_cnn()
+    with torch.no_grad():
+        model[0].weight.zero_()
+    with pytest.warns(RuntimeWarning, match=r"never moved from 1 in 7 iteration\(s\) \(final loss"):
+        sal = baselines.meaningful_perturbation(model, x, [0, 1], iterations=7, mask_size=6)
+    assert torch.equal(sal, torch.zeros_like(sal))

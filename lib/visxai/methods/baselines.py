@@ -244,14 +244,28 @@ def meaningful_perturbation(
             )
             dx = (mask[..., 1:, :] - mask[..., :-1, :]).abs().pow(tv_beta).mean((1, 2, 3))
             dy = (mask[..., :, 1:] - mask[..., :, :-1]).abs().pow(tv_beta).mean((1, 2, 3))
-            loss = (l1 * (1 - mask).mean((1, 2, 3)) + tv * (dx + dy) + prob).sum()
+            losses = l1 * (1 - mask).mean((1, 2, 3)) + tv * (dx + dy) + prob
             opt.zero_grad()
-            loss.backward()
+            losses.sum().backward()
             opt.step()
             with torch.no_grad():
                 mask.clamp_(0, 1)
     with torch.no_grad():
         up = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    still = [i for i in range(x.shape[0]) if bool((mask[i] == 1).all())]
+    if still:
+        import warnings
+
+        final = (
+            ", ".join(f"{float(losses[i].detach()):.4g}" for i in still) if iterations else "none"
+        )
+        warnings.warn(
+            f"meaningful_perturbation: the mask of image(s) {still} never moved from 1 in "
+            f"{iterations} iteration(s) (final loss {final}): the map is all zero. Raise "
+            "iterations or lr, or lower l1 / tv (the target probability may already be ~0)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return (1 - up[:, 0]).detach()
 
 
@@ -359,6 +373,84 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
+def _cam_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: list[nn.Module],
+    method: str,
+    explicit: bool,
+    later_convs: bool = False,
+) -> torch.Tensor:
+    """The logits of one forward pass that also checks that the last of ``layers`` (in execution
+    order) gives a spatial feature map [B, C, h, w] of the classifier's last stage: no
+    convolution (unless ``later_convs``: FullGrad sums over every bias layer) and no token
+    sequence (a transformer's [B, N, D]) computed after it.
+
+    Otherwise Grad-CAM / FullGrad explain something else, e.g. a ViT's patch-embedding
+    convolution: the automatic choice (``explicit=False``) raises ``ValueError``, because the
+    map would be silently wrong; a layer the caller chose is warned about (``UserWarning``),
+    because an earlier stage may be wanted.
+    """
+    import warnings
+
+    watched = set(map(id, layers))
+    calls: list[tuple[nn.Module, object]] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _inp, out: calls.append((mod, out)))
+        for m in model.modules()
+        if id(m) in watched or not list(m.children())
+    ]
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    seen = [i for i, (m, _) in enumerate(calls) if id(m) in watched]
+    if not seen:
+        return logits  # not called by forward: pytorch-grad-cam reports that itself
+    last, out = seen[-1], calls[seen[-1]][1]
+    mod = calls[last][0]
+    qual = next((n for n, m in model.named_modules() if m is mod), "") or "(the model)"
+    name = f"{qual} ({type(mod).__name__})"
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    later = calls[last + 1 :]
+    problem = ""
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        problem = f"its output {shape} is not a spatial feature map [B, C, h, w]"
+    elif not later_convs and any(isinstance(m, nn.Conv2d) for m, _ in later):
+        n = sum(isinstance(m, nn.Conv2d) for m, _ in later)
+        problem = f"{n} convolution(s) run after it: it is not the classifier's last stage"
+    else:
+        tokens = [
+            type(m).__name__
+            for m, o in later
+            if isinstance(o, torch.Tensor) and o.dim() == 3 and o.shape[0] == x.shape[0]
+        ]
+        if tokens:
+            problem = (
+                f"{len(tokens)} layer(s) after it ({', '.join(sorted(set(tokens))[:4])}) work on "
+                "token sequences [B, N, D] (a transformer): its map is the input embedding's, "
+                "not the classifier's last stage"
+            )
+    if problem:
+        msg = f"{method}: the target layer {name} is no feature map of the last stage; {problem}"
+        if explicit:
+            warnings.warn(msg, UserWarning, stacklevel=3)
+        else:
+            todo = (
+                "Pass gradcam(..., layer=) a layer whose output is the last stage's "
+                "[B, C, h, w] map, or use"
+                if method == "gradcam"
+                else "FullGrad reads Conv2d / BatchNorm2d biases only; use"
+            )
+            raise ValueError(
+                f"{msg}. {todo} a method that needs no feature map (e.g. 'integrated_gradients')"
+            )
+    return logits
+
+
 @register(
     "fullgrad",
     label="FullGrad",
@@ -368,11 +460,25 @@ def cam_layer(model: nn.Module) -> nn.Module:
     paper="Srinivas & Fleuret 2019",
 )
 def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """FullGrad (pytorch-grad-cam), in [0, 1]."""
+    """FullGrad (pytorch-grad-cam), in [0, 1]; refused (``ValueError``) when its last bias
+    layer is no spatial feature map of the classifier's last stage (e.g. a ViT: only the
+    patch embedding has a Conv2d bias)."""
     from pytorch_grad_cam import FullGrad
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    t = _targets(model, x, target)
+    bias_layers = [
+        m
+        for m in model.modules()
+        if type(m) in (nn.Conv2d, nn.BatchNorm2d) and getattr(m, "bias", None) is not None
+    ]
+    if not bias_layers:
+        raise ValueError(
+            "FullGrad needs a Conv2d or BatchNorm2d layer with a bias (pytorch-grad-cam reads "
+            f"their biases); {type(model).__name__} has none"
+        )
+    t = resolve_target(
+        _cam_forward(model, x, bias_layers, "fullgrad", False, later_convs=True), target
+    )
     with FullGrad(model=model, target_layers=[]) as cam:
         out = cam(
             input_tensor=x.clone().requires_grad_(True),
@@ -392,12 +498,19 @@ def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.
 def gradcam(
     model: nn.Module, x: torch.Tensor, target: Target = None, layer: nn.Module | None = None
 ) -> torch.Tensor:
-    """Grad-CAM (pytorch-grad-cam), upsampled to the input size, in [0, 1]."""
+    """Grad-CAM (pytorch-grad-cam), upsampled to the input size, in [0, 1].
+
+    ``layer`` defaults to :func:`cam_layer`; a layer that is not a spatial feature map of the
+    classifier's last stage (e.g. a ViT's patch embedding) is refused when chosen automatically
+    and warned about when passed.
+    """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    t = _targets(model, x, target)
-    with GradCAM(model=model, target_layers=[layer or cam_layer(model)]) as cam:
+    chosen = layer if layer is not None else cam_layer(model)
+    logits = _cam_forward(model, x, [chosen], "gradcam", explicit=layer is not None)
+    t = resolve_target(logits, target)
+    with GradCAM(model=model, target_layers=[chosen]) as cam:
         # input requiring grad: works on frozen models too
         out = cam(
             input_tensor=x.clone().requires_grad_(True),
