@@ -114,3 +114,57 @@ def test_param_is_checked_before_anything_runs(fake_repo):
     with pytest.raises(SystemExit, match="mask_ratio is float"):
         main(["reproduce", "--quiet", "-p", "mask_ratio", "big"])
     assert not (fake_repo / "runs").exists()
+
+
+def _real_first_cells(fake_repo, stem):
+    """A notebook named ``stem`` in the fake repo with the real notebook's parameters cell and
+    its parameter-check cell, then a cell that would load a model."""
+    import json
+    from pathlib import Path
+
+    real = Path(__file__).resolve().parents[1] / "notebooks" / f"{stem}.ipynb"
+    cells = json.loads(real.read_text())["cells"]
+    params = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+    check = next(c for c in cells if c.get("id") == "check-parameters")
+    nb = nbformat.v4.new_notebook()
+    first = nbformat.v4.new_code_cell("".join(params["source"]))
+    first.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        first,
+        nbformat.v4.new_code_cell("".join(check["source"])),
+        nbformat.v4.new_code_cell("print('the models', 'would load here')"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = fake_repo / "notebooks" / f"{stem}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_param_out_of_range_is_refused_before_anything_runs(fake_repo):
+    _real_first_cells(fake_repo, "04_fill_in_the_blanks")
+    with pytest.raises(SystemExit, match=r"mask_ratio is float in \(0, 1\), got 1.5"):
+        main(["reproduce", "--quiet", "-p", "mask_ratio", "1.5"])
+    assert not (fake_repo / "runs").exists()
+
+
+def test_the_notebooks_check_cell_catches_a_misspelt_papermill_parameter(fake_repo):
+    # papermill itself only warns about an unknown parameter and injects it; the notebook's
+    # check cell (after the injected-parameters cell, in a real kernel) refuses it
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    path = _real_first_cells(fake_repo, "04_fill_in_the_blanks")
+    out = fake_repo / "out.ipynb"
+    for params, pattern in [
+        ({"mask_ratoi": 0.5}, r"no parameter \['mask_ratoi'\]; its parameters: profile"),
+        ({"mask_ratio": 1.5}, r"mask_ratio is float in \(0, 1\), got 1.5"),
+    ]:
+        with pytest.raises(PapermillExecutionError, match=pattern):
+            pm.execute_notebook(str(path), str(out), parameters=params, progress_bar=False)
+        assert "the models would load here" not in out.read_text()
+    pm.execute_notebook(str(path), str(out), parameters={"mask_ratio": 0.5}, progress_bar=False)
+    assert "the models would load here" in out.read_text()

@@ -1,13 +1,30 @@
-"""Input validation shared by the methods and models.
+"""Input validation shared by the methods, the models, the notebooks and the command line.
 
-One place that says what was wrong and what to do.
+One place that says what was wrong and what to do. :data:`NOTEBOOK_PARAMETERS` is the one
+definition of each notebook's parameters (names, types, ranges; the defaults stay in the
+notebook's papermill ``parameters`` cell, and a test checks that both name the same ones):
+``python -m visxai reproduce -p NAME VALUE`` checks its parameters with it before any notebook
+runs, and each notebook's first code cell after its parameters calls
+:func:`check_notebook_parameters` before anything loads.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["InputError", "check_images"]
+__all__ = [
+    "InputError",
+    "check_images",
+    "Param",
+    "NOTEBOOK_PARAMETERS",
+    "check_parameters",
+    "check_notebook_parameters",
+]
 
 
 class InputError(ValueError, TypeError):
@@ -78,3 +95,216 @@ def check_images(
         if lo < value_range[0] - tol or hi > value_range[1] + tol:
             raise InputError(f"{name} must lie{rng}, got values in [{lo:.3g}, {hi:.3g}]{tail}")
     return x
+
+
+# ----------------------------------------------------------------------------- notebook parameters
+@dataclass(frozen=True)
+class Param:
+    """What one notebook parameter may be: a ``kind`` ("int", "float" (ints too), "str", "bool",
+    "list"; "" for ``choices`` only) within ``low`` / ``high`` (open ends when ``low_open`` /
+    ``high_open``), or one of ``choices``; ``pattern`` (a full-match regex) for strings,
+    ``item`` for a list's items (a non-empty list)."""
+
+    kind: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    pattern: str = ""
+    item: Param | None = None
+
+    def describe(self) -> str:
+        """E.g. "float in (0, 1)", "int >= 1", "one of 'offline', 'paper'"."""
+        parts = [repr(c) for c in self.choices]
+        if self.kind:
+            rng = ""
+            if self.low is not None and self.high is not None:
+                lo, hi = "(["[not self.low_open], ")]"[not self.high_open]
+                rng = f" in {lo}{self.low:g}, {self.high:g}{hi}"
+            elif self.low is not None:
+                rng = f" {'>' if self.low_open else '>='} {self.low:g}"
+            elif self.high is not None:
+                rng = f" {'<' if self.high_open else '<='} {self.high:g}"
+            if self.pattern:
+                rng += f" matching {self.pattern}"
+            kind = f"list of {self.item.describe()}" if self.kind == "list" and self.item else ""
+            parts.append((kind or self.kind) + rng)
+        if len(parts) == 1:
+            return parts[0]
+        return (
+            "one of " + ", ".join(parts)
+            if not self.kind
+            else ", ".join(parts[:-1]) + " or a " + parts[-1]
+        )
+
+    def accepts(self, value: object) -> bool:
+        """Whether ``value`` is allowed."""
+        if any(value == c and type(value) is type(c) for c in self.choices):
+            return True
+        ok_type = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+            "list": isinstance(value, (list, tuple)),
+        }.get(self.kind, False)
+        if not ok_type:
+            return False
+        if self.kind == "list":
+            return bool(value) and (self.item is None or all(self.item.accepts(v) for v in value))
+        if self.kind in ("int", "float"):
+            v = float(value)  # type: ignore[arg-type]
+            if v != v:  # NaN
+                return False
+            if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+                return False
+            if self.high is not None and (v > self.high or (self.high_open and v == self.high)):
+                return False
+        if self.pattern and not re.fullmatch(self.pattern, str(value)):
+            return False
+        return True
+
+    @classmethod
+    def like(cls, default: object) -> Param:
+        """The type-only spec of a parameter known by its default alone (None: anything)."""
+        if default is None:
+            return _ANY
+        kind = {bool: "bool", int: "int", float: "float", str: "str", list: "list"}.get(
+            type(default), ""
+        )
+        return cls(kind=kind) if kind else _ANY
+
+
+class _Anything(Param):
+    def describe(self) -> str:
+        return "any value"
+
+    def accepts(self, value: object) -> bool:
+        return True
+
+
+_ANY = _Anything()
+
+_PROFILE = Param(choices=("offline", "paper"))
+_DEVICE = Param("str", pattern=r"auto|cpu|mps|cuda(:\d+)?")
+_SEED = Param("int", low=0)
+_COUNT = Param("int", low=1)
+_POSITIVE = Param("float", low=0, low_open=True)
+_NONNEGATIVE = Param("float", low=0)
+_COMMON = {"profile": _PROFILE, "device": _DEVICE, "seed": _SEED}
+
+NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
+    "01_pixel_invariance": {
+        **_COMMON,
+        "n_augments": _COUNT,
+        "alpha": _NONNEGATIVE,
+        "lam": _NONNEGATIVE,
+        "n_components": _COUNT,
+        "epochs": _COUNT,
+        "lr": _POSITIVE,
+        "n_transforms": _COUNT,
+        "n_seeds": _COUNT,
+        "margin": _NONNEGATIVE,
+        "paper_tol": _POSITIVE,
+    },
+    "02_attribution_guided_factorization": {
+        **_COMMON,
+        "ig_steps": _COUNT,
+        "smoothgrad_samples": _COUNT,
+        "gshap_samples": _COUNT,
+        "mp_iterations": _COUNT,
+    },
+    "03_transformation_invariant_optimization": {
+        **_COMMON,
+        "angle": Param("float", low=0, high=360, low_open=True),
+        "n_rotations": Param("int", low=0),
+        "q_target": Param("float", low=0, high=1, low_open=True, high_open=True),
+        "lr": _POSITIVE,
+        "max_steps_per_round": _COUNT,
+        "noise_amplitude": _NONNEGATIVE,
+        "gray_levels": Param("list", item=Param("int", low=0, high=255)),
+        "entropy_window": _COUNT,
+    },
+    "04_fill_in_the_blanks": {
+        **_COMMON,
+        "mask_ratio": Param("float", low=0, high=1, low_open=True, high_open=True),
+        "patch_size": _COUNT,
+        "k_masks": _COUNT,
+        "gamma": _POSITIVE,
+        "min_correct": _COUNT,
+        "binarize": Param("float", choices=("otsu", None)),
+        "bfgs_iterations": Param("int", low=0),
+    },
+}
+
+
+def check_parameters(
+    notebook: str, params: Mapping[str, object], spec: Mapping[str, Param] | None = None
+) -> None:
+    """Check ``params`` (some of notebook ``notebook``'s parameters, by name) against ``spec``
+    (default: :data:`NOTEBOOK_PARAMETERS` ``[notebook]``).
+
+    Raises :class:`InputError` naming an unknown name (with the closest known one and the list
+    of the notebook's parameters) or a value of the wrong type or out of range.
+    """
+    if spec is None:
+        if notebook not in NOTEBOOK_PARAMETERS:
+            raise InputError(
+                f"no parameter spec for notebook {notebook!r}; known: "
+                f"{', '.join(NOTEBOOK_PARAMETERS)}"
+            )
+        spec = NOTEBOOK_PARAMETERS[notebook]
+    unknown = sorted(set(params) - set(spec))
+    if unknown:
+        close = {u: difflib.get_close_matches(u, list(spec), n=1) for u in unknown}
+        hints = "".join(f"; {u!r}: did you mean {c[0]!r}?" for u, c in close.items() if c)
+        listing = ", ".join(f"{k} ({p.describe()})" for k, p in spec.items())
+        raise InputError(f"{notebook} has no parameter {unknown}; its parameters: {listing}{hints}")
+    for name, value in params.items():
+        if not spec[name].accepts(value):
+            raise InputError(
+                f"{notebook} parameter {name} is {spec[name].describe()}, got {value!r}"
+            )
+
+
+# what IPython itself puts into a notebook's namespace (besides names starting with "_")
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+_VALUE_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
+
+
+def check_notebook_parameters(notebook: str, namespace: Mapping[str, object]) -> None:
+    """A notebook's check of its parameters, called as
+    ``check_notebook_parameters(STEM, globals())`` in the first code cell after its parameters
+    (before anything is imported or loaded there).
+
+    Every parameter of :data:`NOTEBOOK_PARAMETERS` ``[notebook]`` must be defined and valid; any
+    other plain value (number, string, list, dict, None) defined by then is a parameter papermill
+    injected under a name the notebook does not know (a misspelling: papermill only warns):
+    :class:`InputError` names it and lists the parameters the notebook knows.
+    """
+    spec = NOTEBOOK_PARAMETERS.get(notebook)
+    if spec is None:
+        check_parameters(notebook, {})  # raises: no spec
+        return
+    hidden: set[str] = set(_IPYTHON_NAMES)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        hidden |= set(getattr(shell, "user_ns_hidden", {}) or {})
+    except ImportError:
+        pass
+    missing = [name for name in spec if name not in namespace]
+    if missing:
+        raise InputError(
+            f"{notebook}: parameter(s) {missing} are not defined: run the parameters cell first"
+        )
+    values = {
+        name: value
+        for name, value in namespace.items()
+        if not name.startswith("_")
+        and name not in hidden
+        and (name in spec or isinstance(value, _VALUE_TYPES))
+    }
+    check_parameters(notebook, values, spec)

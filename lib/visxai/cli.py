@@ -37,35 +37,21 @@ def _parse_value(text: str) -> object:
 
 
 def _check_params(nb: Path, params: dict[str, object]) -> None:
-    """Refuse parameters the notebook's ``parameters`` cell does not define, or of another type."""
-    import papermill as pm
+    """Refuse parameters the notebook does not define, of another type or out of range: with the
+    notebook's spec in :data:`visxai.checks.NOTEBOOK_PARAMETERS` (the one the notebook checks
+    itself with), else with the types of its ``parameters`` cell's defaults."""
+    from .checks import NOTEBOOK_PARAMETERS, InputError, Param, check_parameters
 
-    known = pm.inspect_notebook(str(nb))
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        listing = ", ".join(f"{k} (default {v['default']})" for k, v in known.items())
-        raise SystemExit(
-            f"reproduce: {nb.stem} has no parameter {unknown}; its parameters: {listing}"
-        )
-    for name, value in params.items():
-        default = _parse_value(str(known[name]["default"]))
-        numeric = (int, float)
-        same = (
-            default is None
-            or value is None
-            or (
-                isinstance(default, bool) == isinstance(value, bool)
-                and (
-                    isinstance(value, type(default))
-                    or (isinstance(default, numeric) and isinstance(value, numeric))
-                )
-            )
-        )
-        if not same:
-            raise SystemExit(
-                f"reproduce: {nb.stem} parameter {name} is {type(default).__name__} "
-                f"(default {known[name]['default']}), got {value!r}"
-            )
+    spec = NOTEBOOK_PARAMETERS.get(nb.stem)
+    if spec is None:
+        import papermill as pm
+
+        known = pm.inspect_notebook(str(nb))
+        spec = {k: Param.like(_parse_value(str(v["default"]))) for k, v in known.items()}
+    try:
+        check_parameters(nb.stem, params, spec)
+    except InputError as err:
+        raise SystemExit(f"reproduce: {err}") from None
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
