@@ -118,3 +118,18 @@ def test_meaningful_perturbation_warns_when_the_mask_never_moves(x: torch.Tensor
     with pytest.warns(RuntimeWarning, match=r"never moved from 1 in 7 iteration\(s\) \(final loss"):
         sal = baselines.meaningful_perturbation(model, x, [0, 1], iterations=7, mask_size=6)
     assert torch.equal(sal, torch.zeros_like(sal))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "fullgrad", "meaningful_perturbation"])
+def test_direct_calls_check_their_input(method: str, x: torch.Tensor) -> None:
+    from visxai.checks import InputError
+
+    fn = getattr(baselines, method)
+    bad = x.clone()
+    bad[0, 0, :2, 0] = float("nan")
+    with pytest.raises(InputError, match=r"2 non-finite value\(s\) \(2 NaN"):
+        fn(tiny_cnn(), bad)
+    with pytest.raises(InputError, match=r"must be torch.float32 \(the model's dtype\)"):
+        fn(tiny_cnn(), x.double())
+    with pytest.raises(InputError, match=r"must have 3 \(RGB\) channel\(s\).*with 1"):
+        fn(tiny_cnn(), x[:, :1])

@@ -165,3 +165,18 @@ def test_each_notebook_checks_right_after_its_parameters(stem):
     assert "parameters" in tags[0] and all("injected-parameters" in t for t in tags[1:at])
     assert f'check_notebook_parameters("{stem}", globals())' in "".join(code[at]["source"])
     assert code[at]["outputs"] == []
+
+
+def test_check_model_input_names_the_models_channels_and_dtype():
+    from visxai.checks import check_model_input
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten())
+    x = torch.rand(1, 3, 4, 4)
+    assert check_model_input(model, x) is x
+    with pytest.raises(InputError, match=r"must be torch.float32 \(the model's dtype\), got "):
+        check_model_input(model, x.double())
+    with pytest.raises(InputError, match=r"must have 3 \(RGB\) channel\(s\) at dim 1.*with 4"):
+        check_model_input(model, torch.rand(1, 4, 4, 4))
+    with pytest.raises(InputError, match=r"dtype torch.uint8 \(uint8 images"):
+        check_model_input(model, torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
+    check_model_input(model.double(), x.double())

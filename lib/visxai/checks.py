@@ -20,6 +20,7 @@ import torch
 __all__ = [
     "InputError",
     "check_images",
+    "check_model_input",
     "Param",
     "NOTEBOOK_PARAMETERS",
     "check_parameters",
@@ -95,6 +96,26 @@ def check_images(
         if lo < value_range[0] - tol or hi > value_range[1] + tol:
             raise InputError(f"{name} must lie{rng}, got values in [{lo:.3g}, {hi:.3g}]{tail}")
     return x
+
+
+def check_model_input(
+    model: torch.nn.Module, x: object, *, name: str = "x", hint: str = ""
+) -> torch.Tensor:
+    """:func:`check_images` for ``model``'s input: a finite float tensor [B, C, H, W] with the
+    input channels of the model's first ``Conv2d`` (if any) and the dtype of its first floating
+    parameter (if any; a float64 batch into a float32 model is named, not a raw torch error)."""
+    check_images(x, name=name, ndim=4, hint=hint)
+    conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return check_images(
+        x,
+        name=name,
+        ndim=4,
+        channels=None if conv is None else int(conv.in_channels),
+        dtype=None if param is None else param.dtype,
+        finite=False,
+        hint=hint,
+    )
 
 
 # ----------------------------------------------------------------------------- notebook parameters

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_model_input
 from ..device import frozen
 from ..targets import Target, resolve_target
 from .registry import register
@@ -218,6 +219,7 @@ def meaningful_perturbation(
     the weights are resolution-free). Fong & Vedaldi use 300-500 iterations; fewer give a coarser
     mask. The optimisation starts from a constant mask and has no randomness (deterministic).
     """
+    check_model_input(model, x)
     t = _targets(model, x, target)
     k = int(2 * round(2 * blur_sigma) + 1)
     coords = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
@@ -466,6 +468,7 @@ def fullgrad(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.
     from pytorch_grad_cam import FullGrad
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    check_model_input(model, x)
     bias_layers = [
         m
         for m in model.modules()
@@ -507,6 +510,7 @@ def gradcam(
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    check_model_input(model, x)
     chosen = layer if layer is not None else cam_layer(model)
     logits = _cam_forward(model, x, [chosen], "gradcam", explicit=layer is not None)
     t = resolve_target(logits, target)
