@@ -180,3 +180,15 @@ def test_check_model_input_names_the_models_channels_and_dtype():
     with pytest.raises(InputError, match=r"dtype torch.uint8 \(uint8 images"):
         check_model_input(model, torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
     check_model_input(model.double(), x.double())
+
+
+def test_in_a_kernel_only_the_injected_cells_names_count():
+    # IPython's input history holds papermill's injected cell: later globals (a re-run of the
+    # check cell in a session) are not mistaken for parameters
+    ns = {**_defaults("04_fill_in_the_blanks"), "STEM": "04_fill_in_the_blanks", "T0": 1.0}
+    ns["In"] = ["", "profile = 'offline'", '# Parameters\nprofile = "offline"\nseed = 0\n']
+    check_notebook_parameters("04_fill_in_the_blanks", ns)
+    ns["In"].append('# Parameters\nprofile = "offline"\nmask_ratoi = 0.5\n')
+    ns["mask_ratoi"] = 0.5
+    with pytest.raises(InputError, match=r"no parameter \['mask_ratoi'\]"):
+        check_notebook_parameters("04_fill_in_the_blanks", ns)

@@ -294,38 +294,68 @@ _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 _VALUE_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
 
 
+def _injected_names(namespace: Mapping[str, object]) -> list[str] | None:
+    """The names assigned in the last papermill ``injected-parameters`` cell run in this kernel
+    (its source starts with "# Parameters"; IPython's input history ``In``), None without one."""
+    import ast
+
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return None
+    cell = next(
+        (c for c in reversed(history) if isinstance(c, str) and c.startswith("# Parameters\n")),
+        None,
+    )
+    if cell is None:
+        return None
+    try:
+        tree = ast.parse(cell)
+    except SyntaxError:
+        return None
+    return [
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    ]
+
+
 def check_notebook_parameters(notebook: str, namespace: Mapping[str, object]) -> None:
     """A notebook's check of its parameters, called as
     ``check_notebook_parameters(STEM, globals())`` in the first code cell after its parameters
     (before anything is imported or loaded there).
 
-    Every parameter of :data:`NOTEBOOK_PARAMETERS` ``[notebook]`` must be defined and valid; any
-    other plain value (number, string, list, dict, None) defined by then is a parameter papermill
-    injected under a name the notebook does not know (a misspelling: papermill only warns):
-    :class:`InputError` names it and lists the parameters the notebook knows.
+    Every parameter of :data:`NOTEBOOK_PARAMETERS` ``[notebook]`` must be defined and valid. A
+    name that papermill injected (a misspelling: papermill only warns) and the notebook does not
+    know raises :class:`InputError`, which lists the parameters the notebook knows. In a kernel
+    the injected names are read from the ``injected-parameters`` cell in the input history (so
+    re-running the cell later in a session is fine); elsewhere (``exec``) any plain value
+    (number, string, list, dict, None) in ``namespace`` that is no parameter counts as injected.
     """
     spec = NOTEBOOK_PARAMETERS.get(notebook)
     if spec is None:
         check_parameters(notebook, {})  # raises: no spec
         return
-    hidden: set[str] = set(_IPYTHON_NAMES)
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        hidden |= set(getattr(shell, "user_ns_hidden", {}) or {})
-    except ImportError:
-        pass
     missing = [name for name in spec if name not in namespace]
     if missing:
         raise InputError(
             f"{notebook}: parameter(s) {missing} are not defined: run the parameters cell first"
         )
-    values = {
-        name: value
-        for name, value in namespace.items()
-        if not name.startswith("_")
-        and name not in hidden
-        and (name in spec or isinstance(value, _VALUE_TYPES))
-    }
+    injected = _injected_names(namespace)
+    if injected is None:
+        hidden: set[str] = set(_IPYTHON_NAMES)
+        try:
+            from IPython import get_ipython
+
+            hidden |= set(getattr(get_ipython(), "user_ns_hidden", {}) or {})
+        except ImportError:
+            pass
+        injected = [
+            name
+            for name, value in namespace.items()
+            if not name.startswith("_") and name not in hidden and isinstance(value, _VALUE_TYPES)
+        ]
+    values = {name: namespace[name] for name in spec}
+    values.update({name: namespace.get(name) for name in injected if name not in spec})
     check_parameters(notebook, values, spec)
