@@ -302,13 +302,31 @@ def _zennit_canonizers(model: nn.Module) -> list:
 def _zennit_lrp(
     model: nn.Module, x: torch.Tensor, target: Target, alpha: float, beta: float
 ) -> torch.Tensor:
+    """LRP z+ / alpha-beta with z^B on the image layer. The model is first traced by the AGF
+    tracer, which raises ``UnsupportedLayerError`` (naming the module or the functional
+    operation) for anything no rule covers, as for AGF / RAP / CLRP / SGLRP. zennit runs it
+    on what its composite covers (VGG, ResNet, EfficientNet-Lite, plain CNNs); the layers and
+    blocks it has no rule for (SiLU, GELU, squeeze-excitation, LayerNorm, ``torch.cat``, the
+    other torchvision families) are propagated with the same rules on our machinery
+    (``agf.LRPRules``, cross-checked against zennit in tests/test_agf.py)."""
     from zennit.attribution import Gradient
     from zennit.composites import SpecialFirstLayerMapComposite
     from zennit.rules import AlphaBeta, Norm, Pass, ZBox, ZPlus
     from zennit.types import Activation, AvgPool, Convolution, Linear
 
+    from .agf import LRPRules, relevance, trace
+    from .agf.canonizers import uses_extended_canonizers
+    from .agf.graph import LEGACY_LAYERS, is_static_same_conv
     from .agf.rules import image_bounds
 
+    tr = trace(model, x)  # UnsupportedLayerError for a layer or an operation without a rule
+    legacy = not uses_extended_canonizers(model) and all(
+        type(n.module) in LEGACY_LAYERS or is_static_same_conv(n.module) for n in tr.nodes
+    )
+    if not legacy:
+        rules = LRPRules("alpha1beta0" if beta == 0 else "alpha2beta1", first="zbox")
+        return relevance(model, x, rules, target, tr=tr).sum(1).detach()
+    del tr
     t = _targets(model, x, target)
     low, high = image_bounds(x)
     rule = ZPlus(zero_params="bias") if beta == 0 else AlphaBeta(alpha, beta, zero_params="bias")

@@ -87,6 +87,7 @@ class AGFRules(RuleSet):
         if node.index == tr.out_index:  # Eq. 8: Phi^(1) = x^(1) * d y-hat^t / d x^(1)
             return x * self._input_grad(tr, node)
         C = z_abs(LinearOp(m), x, m.weight, R)
+        # a Linear on [B, H, W, C] (ConvNeXt's pointwise layers) is a 1 x 1 conv: flat, C only
         if not self.flags.residual or node.in_shape4d is None:
             return C  # Alg. 1 line 12: r = 0 unless the next layer is 2-D
         # Alg. 1 lines 8-10: M on the 2-D form (authors: masked by C != 0, then N_max)

@@ -22,6 +22,7 @@ from ...device import frozen
 from ...errors import UnsupportedLayerError
 from ...layers import Sum2
 from .canonizers import canonized
+from .ops import Cat, ChannelShuffle, Chunk, Gate, Scale, SpatialMean
 
 SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Conv2d,
@@ -36,7 +37,47 @@ SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Flatten,
     nn.Identity,
     Sum2,
+    # added for the torchvision families beyond VGG / ResNet (issue 19; rules.py)
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.AdaptiveMaxPool2d,
+    nn.LayerNorm,
+    Gate,
+    Cat,
+    Chunk,
+    ChannelShuffle,
+    Scale,
+    SpatialMean,
 )
+
+#: the layers of the original tracer (VGG, ResNet, EfficientNet-Lite, small CNNs), which the
+#: zennit LRP baselines cover too; anything else is propagated by our rules only
+LEGACY_LAYERS: tuple[type[nn.Module], ...] = SUPPORTED_LAYERS[:12]
+
+#: torchvision modules matched by type name (module path, class name)
+_NAMED_LAYERS = (
+    ("torchvision.ops.stochastic_depth", "StochasticDepth"),  # the identity in eval
+    ("torchvision.ops.misc", "Permute"),
+    ("torchvision.models.convnext", "LayerNorm2d"),
+)
+
+
+def _named(module: nn.Module) -> bool:
+    t = type(module)
+    return (t.__module__, t.__name__) in _NAMED_LAYERS
+
+
+def _unsupported_instance(module: nn.Module) -> str | None:
+    """Why a module of a supported type is not supported, or None."""
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) != 1:
+        return (
+            f"LayerNorm over {tuple(module.normalized_shape)}: only a LayerNorm over the last "
+            "(channel) dimension, or torchvision's LayerNorm2d, is supported"
+        )
+    return None
+
 
 INPUT = -1  # producer index of the model input
 
@@ -51,23 +92,46 @@ def _qualname(module: nn.Module) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Supported leaf modules of ``model``; raises ``UnsupportedLayerError`` for any other leaf."""
-    leaves: list[tuple[str, nn.Module]] = []
+def _unsupported_message(name: str, module: nn.Module) -> str:
+    why = _unsupported_instance(module)
+    if why is not None:
+        return (
+            f"AGF/LRP relevance rules do not support module '{name or '<root>'}' of type "
+            f"{_qualname(module)}: {why}"
+        )
+    names = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
+    return (
+        f"AGF/LRP relevance rules do not support module '{name or '<root>'}' of type "
+        f"{_qualname(module)}; supported layers: {names}, Conv2dStaticSamePadding, "
+        "torchvision's StochasticDepth, Permute and LayerNorm2d"
+    )
+
+
+def _is_supported(module: nn.Module) -> bool:
+    return (
+        type(module) in SUPPORTED_LAYERS or is_static_same_conv(module) or _named(module)
+    ) and _unsupported_instance(module) is None
+
+
+def leaf_modules(model: nn.Module, lazy: bool = False) -> list[tuple[str, nn.Module, str | None]]:
+    """The leaf modules of ``model`` as ``(name, module, None)`` if supported, else
+    ``(name, module, message)``; without ``lazy`` the first unsupported one raises
+    ``UnsupportedLayerError`` at once (``trace`` reports them in execution order instead)."""
+    leaves: list[tuple[str, nn.Module, str | None]] = []
     skip: set[str] = set()
     for name, module in model.named_modules():
         if any(name.startswith(s + ".") for s in skip):
             continue
-        if type(module) in SUPPORTED_LAYERS or is_static_same_conv(module):
-            leaves.append((name, module))
+        if _is_supported(module):
+            leaves.append((name, module, None))
             skip.add(name)
             continue
         if isinstance(module, SUPPORTED_LAYERS) or len(module._modules) == 0:
-            names = ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
-            raise UnsupportedLayerError(
-                f"AGF/LRP relevance rules do not support module '{name or '<root>'}' of type "
-                f"{_qualname(module)}; supported layers: {names}, Conv2dStaticSamePadding"
-            )
+            message = _unsupported_message(name, module)
+            if not lazy:
+                raise UnsupportedLayerError(message)
+            leaves.append((name, module, message))
+            skip.add(name)
     return leaves
 
 
@@ -142,28 +206,33 @@ class Trace:
         return self.consumers.get(node.producers[j], 0) == 1
 
 
+#: one traced call: (name, module, args, output, output._version at the call, refusal or None)
+_Record = tuple[str, nn.Module, tuple, torch.Tensor, int, "str | None"]
+
+
 @contextlib.contextmanager
-def _hooks(
-    model: nn.Module, records: list[tuple[str, nn.Module, tuple, torch.Tensor]]
-) -> Iterator[None]:
+def _hooks(model: nn.Module, records: list[_Record]) -> Iterator[None]:
     handles = []
     counts: dict[str, int] = {}
 
-    def make(name: str):
+    def make(name: str, refusal: str | None):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            if not isinstance(output, torch.Tensor):
+            if refusal is None and not isinstance(output, torch.Tensor):
                 raise UnsupportedLayerError(f"module '{name}' returned a {type(output).__name__}")
-            if len(args) >= 1 and output is args[0]:
-                return  # identity (Dropout / Identity in eval): nothing to record
+            if refusal is None and len(args) >= 1 and output is args[0]:
+                return  # identity (Dropout / Identity / StochasticDepth in eval): no record
             k = counts.get(name, 0)
             counts[name] = k + 1
-            records.append((name if k == 0 else f"{name}#{k}", module, args, output))
+            version = output._version if isinstance(output, torch.Tensor) else 0
+            records.append(
+                (name if k == 0 else f"{name}#{k}", module, args, output, version, refusal)
+            )
 
         return hook
 
     try:
-        for name, module in leaf_modules(model):
-            handles.append(module.register_forward_hook(make(name)))
+        for name, module, refusal in leaf_modules(model, lazy=True):
+            handles.append(module.register_forward_hook(make(name, refusal)))
         yield
     finally:
         for h in handles:
@@ -171,7 +240,12 @@ def _hooks(
 
 
 def trace(model: nn.Module, x: torch.Tensor) -> Trace:
-    """Run ``model`` on ``x`` with hooks; returns the linked ``Trace`` (parameters frozen)."""
+    """Run ``model`` on ``x`` with hooks; returns the linked ``Trace`` (parameters frozen).
+
+    Raises ``UnsupportedLayerError`` for the first problem in execution order: a module
+    without a rule, an output changed in place, or a tensor computed by a functional
+    operation (named, e.g. ``torch.cat``, ``+``) that no canonizer covers.
+    """
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
         raise ValueError(
             f"expected a float tensor [B, C, H, W], got {getattr(x, 'shape', type(x))}"
@@ -179,26 +253,21 @@ def trace(model: nn.Module, x: torch.Tensor) -> Trace:
     if model.training:
         raise ValueError("put the model in eval mode (model.eval()) before explaining it")
     x = x.detach().clone().requires_grad_(True)
-    records: list[tuple[str, nn.Module, tuple, torch.Tensor]] = []
+    records: list[_Record] = []
     with canonized(model) as flat_ids, frozen(model), torch.enable_grad(), _hooks(model, records):
         logits = model(x)
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise UnsupportedLayerError("the model must return logits [B, K]")
 
     nodes: list[Node] = []
     by_id: dict[int, int] = {}
-    for i, (name, module, args, output) in enumerate(records):
-        node = Node(
-            i,
-            name,
-            module,
-            [a for a in args if isinstance(a, torch.Tensor)],
-            output,
-            flat=id(module) in flat_ids,
-        )
-        for t in node.inputs:
-            node.producers.append(_resolve(t, x, by_id, nodes, name))
-        if isinstance(module, nn.Linear):
+    versions: list[int] = []
+    for i, (name, module, args, output, version, refusal) in enumerate(records):
+        inputs = [a for a in args if isinstance(a, torch.Tensor)]
+        producers = [_resolve(t, x, by_id, nodes, versions, name) for t in inputs]
+        if refusal is not None:
+            raise UnsupportedLayerError(refusal)
+        node = Node(i, name, module, inputs, output, flat=id(module) in flat_ids)
+        node.producers = producers
+        if isinstance(module, nn.Linear) and node.inputs[0].dim() == 2:
             p = node.producers[0]
             src = x if p == INPUT else nodes[p].output
             if p != INPUT and isinstance(nodes[p].module, nn.Flatten):
@@ -207,19 +276,35 @@ def trace(model: nn.Module, x: torch.Tensor) -> Trace:
                 node.in_shape4d = tuple(src.shape)
         by_id[id(output)] = i
         nodes.append(node)
-    out_index = _resolve(logits, x, by_id, nodes, "<model output>")
+        versions.append(version)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise UnsupportedLayerError("the model must return logits [B, K]")
+    out_index = _resolve(logits, x, by_id, nodes, versions, "<model output>")
     if out_index == INPUT:
         raise UnsupportedLayerError("the model output is its input")
     return Trace(model, x, nodes, logits, out_index)
 
 
 def _resolve(
-    t: torch.Tensor, x: torch.Tensor, by_id: dict[int, int], nodes: list[Node], name: str
+    t: torch.Tensor,
+    x: torch.Tensor,
+    by_id: dict[int, int],
+    nodes: list[Node],
+    versions: list[int],
+    name: str,
 ) -> int:
     if t is x:
         return INPUT
     if id(t) in by_id:
-        return by_id[id(t)]
+        i = by_id[id(t)]
+        if t._version != versions[i]:
+            op = _op_name(t.grad_fn) if t.grad_fn is not None else "an in-place write"
+            raise UnsupportedLayerError(
+                f"the output of '{nodes[i].name}' was changed in place ({op}, e.g. "
+                f"`result += input` in a block's forward) before '{name}' read it; a canonizer "
+                "must make that operation a module call (see visxai.methods.agf.canonizers)"
+            )
+        return i
     base = t._base
     if (
         base is not None
@@ -234,12 +319,72 @@ def _resolve(
     p = _resolve_reshape_copy(t, nodes)
     if p is not None:
         return p
+    ops, after = _functional_ops(t, nodes)
+    first = next((o for o in ops if o not in _RESHAPE_NAMES), ops[0] if ops else "?")
+    shown = ", ".join(ops[:8]) + (", ..." if len(ops) > 8 else "")
+    where = ", ".join(f"'{a}'" for a in after) if after else "the model input"
     raise UnsupportedLayerError(
-        f"the input of '{name}' was computed by an operation outside the supported modules "
-        f"(a functional call such as torch.sigmoid, +, * or a non-view reshape in a parent's "
-        f"forward); canonizers cover torchvision BasicBlock/Bottleneck and EfficientNet-Lite "
-        f"MBConvBlock only"
+        f"the input of '{name}' was computed by an operation outside the supported modules: "
+        f"{first} (operations after {where}, in execution order: {shown}). A functional call "
+        "such as torch.sigmoid, +, *, torch.cat or a non-view reshape in a parent's forward "
+        "needs a canonizer; canonizers cover torchvision ResNet, MobileNetV2/V3, EfficientNet, "
+        "RegNet, ShuffleNetV2, DenseNet and ConvNeXt blocks and EfficientNet-Lite MBConvBlock"
     )
+
+
+_OP_NAMES = {
+    "Cat": "torch.cat",
+    "Add": "+ (add)",
+    "Sub": "- (subtract)",
+    "Mul": "* (multiply)",
+    "Div": "/ (divide)",
+    "View": "reshape/view",
+    "UnsafeView": "reshape/view",
+    "ReshapeAlias": "reshape/view",
+    "Permute": "permute",
+    "Transpose": "transpose",
+    "Expand": "expand",
+    "Sigmoid": "torch.sigmoid",
+    "Mean": "mean",
+    "Clone": "clone",
+}
+_RESHAPE_NAMES = {"reshape/view", "permute", "transpose", "expand", "clone"}
+
+
+def _op_name(fn: object) -> str:
+    raw = type(fn).__name__
+    base = raw.split("Backward")[0]
+    return _OP_NAMES.get(base, base or raw)
+
+
+def _functional_ops(t: torch.Tensor, nodes: list[Node]) -> tuple[list[str], list[str]]:
+    """The autograd operations between the traced calls (or the input) and ``t``, in an
+    execution order, and the traced calls they start from."""
+    known = {id(n.output.grad_fn): n.name for n in nodes if n.output.grad_fn is not None}
+    ops: list[str] = []
+    after: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, bool]] = [(t.grad_fn, False)]
+    while stack and len(seen) < 10_000:
+        fn, done = stack.pop()
+        if fn is None:
+            continue
+        if done:
+            ops.append(_op_name(fn))
+            continue
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if id(fn) in known:
+            if known[id(fn)] not in after:
+                after.append(known[id(fn)])
+            continue
+        if type(fn).__name__ == "AccumulateGrad":
+            continue
+        stack.append((fn, True))
+        for nf, _ in reversed(fn.next_functions):
+            stack.append((nf, False))
+    return ops, after
 
 
 _RESHAPE_FNS = ("UnsafeViewBackward0", "ViewBackward0", "ReshapeAliasBackward0", "CloneBackward0")

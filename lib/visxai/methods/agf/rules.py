@@ -22,6 +22,7 @@ from ...errors import UnsupportedLayerError
 from ...layers import Sum2
 from .cache import abs_weight, derived, neg_weight, pos_weight
 from .graph import Node, Trace, is_static_same_conv
+from .ops import Cat, ChannelShuffle, Chunk, Gate, Scale, SpatialMean
 
 _DIMS = (1, 2, 3)
 
@@ -261,6 +262,75 @@ def image_bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return low, high
 
 
+# ----------------------------------------------------------------------------- issue 19 layers
+#: x * g(x) activations (SiLU = x sigmoid(x), Hardswish = x hardsigmoid(x), GELU = x Phi(x))
+#: and the monotone gates themselves, with the pass rule (below)
+GATED_ACTIVATIONS = (nn.SiLU, nn.Hardswish, nn.GELU, nn.Hardsigmoid, nn.Sigmoid)
+
+
+def layer_norm_rule(node: Node, R: torch.Tensor) -> torch.Tensor:
+    """LN-rule of Ali et al. 2022 ("XAI for Transformers: Better Explanations through
+    Conservative Propagation", Sec. 3.3): LayerNorm as the linear map
+    y = a * (x - mean(x)), a = gamma / sqrt(var(x) + eps), with the statistic sqrt(var + eps)
+    frozen (their detached std), and the z-rule (bias ignored) on it:
+    R_in = x * J^T (R / y), J^T s = a s - mean(a s). Conserves R wherever y != 0.
+    ``nn.LayerNorm`` normalises the last dim, torchvision's ``LayerNorm2d`` dim 1."""
+    m, x = node.module, node.inputs[0]
+    dim = 1 if type(m).__name__ == "LayerNorm2d" else -1
+    mu = x.mean(dim, keepdim=True)
+    var = x.var(dim, unbiased=False, keepdim=True)
+    a = (var + m.eps).rsqrt()
+    if m.weight is not None:
+        shape = [1] * x.dim()
+        shape[dim] = -1
+        a = a * m.weight.reshape(shape)
+    v = safe_divide(R, (x - mu) * a) * a
+    return x * (v - v.mean(dim, keepdim=True))
+
+
+def extended_rule(node: Node, R: torch.Tensor) -> list[torch.Tensor | None]:
+    """Rules for the layers added for the torchvision families beyond VGG / ResNet.
+
+    * Gated activations x * g(x) (SiLU, Hardswish, GELU) are a linear gate with g(x) held
+      constant, as Ali et al. 2022 do for the gating terms of attention: the z-rule
+      x g R / (x g) passes R where the output is non-zero (zennit's ``Pass`` for activations
+      does the same); Sigmoid / Hardsigmoid (the squeeze-excitation gates) pass R as well.
+    * ``Gate`` (squeeze-excitation, ``gate * x``): the gate is held constant, all of R goes to
+      x, none to the squeeze branch.
+    * ``Scale`` (ConvNeXt layer scale) and ``StochasticDepth`` / ``Permute``: linear maps
+      without mixing: R passes (permuted back).
+    * ``Cat`` splits R by the inputs' sizes, ``Chunk`` puts it back in place,
+      ``ChannelShuffle`` permutes it back; ``SpatialMean`` / ``AdaptiveMaxPool2d``: z-rule.
+    * ``LayerNorm`` / ``LayerNorm2d``: ``layer_norm_rule``.
+    Every one of these conserves the relevance.
+    """
+    m = node.module
+    name = type(m).__name__
+    if isinstance(m, GATED_ACTIVATIONS) or isinstance(m, Scale):
+        return [torch.where(node.output != 0, R, 0.0)]
+    if isinstance(m, Gate):
+        return [torch.where(node.output != 0, R, 0.0), None]
+    if isinstance(m, Cat):
+        sizes = [t.shape[m.dim] for t in node.inputs]
+        return list(R.split(sizes, m.dim))
+    if isinstance(m, Chunk):
+        return [m.place(node.inputs[0], R)]
+    if isinstance(m, ChannelShuffle):
+        return [m.unshuffle(R)]
+    if isinstance(m, (SpatialMean, nn.AdaptiveMaxPool2d)):
+        return [z_graph(node, R)]
+    if isinstance(m, nn.LayerNorm):
+        return [layer_norm_rule(node, R)]
+    if name == "Permute":
+        inverse = [0] * len(m.dims)
+        for i, d in enumerate(m.dims):
+            inverse[d] = i
+        return [R.permute(inverse)]
+    if name == "StochasticDepth":
+        return [R]
+    raise UnsupportedLayerError(f"no rule for module '{node.name}' ({name})")
+
+
 # ----------------------------------------------------------------------------- rule sets
 class RuleSet:
     """Maps a traced module call and the relevance at its output to the relevance at its inputs.
@@ -268,7 +338,9 @@ class RuleSet:
     Defaults (shared by every rule set, as in the authors' code): ReLU/ReLU6 pass the relevance
     of the active units (the z-rule for ReLU; for ReLU6 the gradient x input form would drop
     saturated units, so we pass them too), BatchNorm/Dropout/Identity pass it through, pools
-    and ``Sum2`` use the z-rule, Flatten reshapes. Subclasses define ``conv`` and ``linear``.
+    and ``Sum2`` use the z-rule, Flatten reshapes; the layers of the other torchvision families
+    follow ``extended_rule``. Subclasses define ``conv`` and ``linear``. A returned ``None``
+    means no relevance for that input (a gate held constant).
     """
 
     needs_gradients = False
@@ -305,7 +377,7 @@ class RuleSet:
             a, b = node.inputs
             S = safe_divide(R, node.output)
             return [a * S, b * S]
-        raise UnsupportedLayerError(f"no rule for module '{node.name}' ({type(m).__name__})")
+        return extended_rule(node, R)
 
 
 def propagate(tr: Trace, rules: RuleSet, R_logits: torch.Tensor) -> torch.Tensor:
@@ -323,6 +395,8 @@ def propagate(tr: Trace, rules: RuleSet, R_logits: torch.Tensor) -> torch.Tensor
             if R is None:
                 continue
             for p, Rj in zip(node.producers, rules(tr, node, R)):
+                if Rj is None:  # an input held constant (a gate): no relevance
+                    continue
                 Rj = Rj.reshape(tr.producer_value(p).shape)
                 if p < 0:
                     R_in = R_in + Rj
