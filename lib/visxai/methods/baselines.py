@@ -413,10 +413,14 @@ def _cam_forward(
     """
     import warnings
 
+    def shape(out: object) -> tuple[int, ...] | str:  # shapes only: no activation is kept
+        out = out[0] if isinstance(out, (tuple, list)) and out else out
+        return tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+
     watched = set(map(id, layers))
-    calls: list[tuple[nn.Module, object]] = []
+    calls: list[tuple[nn.Module, tuple[int, ...] | str]] = []
     hooks = [
-        m.register_forward_hook(lambda mod, _inp, out: calls.append((mod, out)))
+        m.register_forward_hook(lambda mod, _inp, out: calls.append((mod, shape(out))))
         for m in model.modules()
         if id(m) in watched or not list(m.children())
     ]
@@ -433,12 +437,10 @@ def _cam_forward(
     mod = calls[last][0]
     qual = next((n for n, m in model.named_modules() if m is mod), "") or "(the model)"
     name = f"{qual} ({type(mod).__name__})"
-    out = out[0] if isinstance(out, (tuple, list)) else out
     later = calls[last + 1 :]
     problem = ""
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        problem = f"its output {shape} is not a spatial feature map [B, C, h, w]"
+    if isinstance(out, str) or len(out) != 4:
+        problem = f"its output {out} is not a spatial feature map [B, C, h, w]"
     elif not later_convs and any(isinstance(m, nn.Conv2d) for m, _ in later):
         n = sum(isinstance(m, nn.Conv2d) for m, _ in later)
         problem = f"{n} convolution(s) run after it: it is not the classifier's last stage"
@@ -446,7 +448,7 @@ def _cam_forward(
         tokens = [
             type(m).__name__
             for m, o in later
-            if isinstance(o, torch.Tensor) and o.dim() == 3 and o.shape[0] == x.shape[0]
+            if not isinstance(o, str) and len(o) == 3 and o[0] == x.shape[0]
         ]
         if tokens:
             problem = (
