@@ -198,4 +198,6 @@ def test_bad_inputs_are_refused_before_the_method_runs() -> None:
             explain(tiny_cnn(), x[:, :1], method=name)
         with pytest.raises(InputError, match="floating"):
             explain(tiny_cnn(), (x * 255).to(torch.uint8), method=name)
+        with pytest.raises(InputError, match="the model's dtype"):
+            explain(tiny_cnn(), x.double(), method=name)
     assert registry.input_channels(nn.Sequential(nn.Flatten(), nn.Linear(4, 2))) is None

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..checks import check_images
+from ..checks import check_model_input
 from ..targets import Target
 
 __all__ = [
@@ -99,7 +99,8 @@ class Method:
 
         Unknown parameters raise ``TypeError`` here, not at the first call. The call checks
         that ``x`` is a finite float tensor [B, C, H, W] with the channels of the model's first
-        convolution (:func:`visxai.checks.check_images`: the message says what was found), that
+        convolution and the model's dtype (:func:`visxai.checks.check_model_input`: the message
+        says what was found), that
         the model is in eval mode and that the method returned one map per image.
         """
         try:
@@ -107,12 +108,10 @@ class Method:
         except TypeError as e:
             raise TypeError(f"{self.name}: {e}") from None
         fn, name = self.fn, self.name
-        channels = input_channels(model)
 
         def explainer(x: torch.Tensor, target: Target = None) -> torch.Tensor:
-            check_images(x, name="x", ndim=4, hint=_HINT)  # rank, float, finite: [B, C, H, W]
-            if channels is not None:
-                check_images(x, name="x", ndim=4, channels=channels, finite=False, hint=_HINT)
+            # rank, float, finite [B, C, H, W]; the first conv's channels; the model's dtype
+            check_model_input(model, x, hint=_HINT)
             if model.training:
                 raise ValueError("put the model in eval mode (model.eval()) before explaining it")
             out = torch.as_tensor(fn(model, x, target, **params)).detach().float().cpu()
