@@ -10,6 +10,15 @@ issue quotes about 2.2 s per image for VGG-19 on this CPU).
 
     .venv/bin/python benchmarks/bench_agf.py [--configs 1:contiguous,8:channels_last]
         [--models vgg19,resnet50] [--repeats 2] [--threads 1] [--no-weight-cache]
+    .venv/bin/python benchmarks/bench_agf.py --families   # one model per covered family
+
+``--families`` (issue 19) times one model of every torchvision family AGF covers (batch 1,
+contiguous): the ratio AGF / (one forward + one backward) per family, a printed table.
+Measured here (CPU time, one thread, 224 px): 2.8 (VGG-16-BN), 2.8 (ResNet-50), 3.3
+(DenseNet-121), 4.1 (MobileNetV2), 4.0 (MobileNetV3-L), 3.6 (EfficientNet-B0), 3.5
+(EfficientNetV2-S), 3.7 (RegNetY-400MF), 4.4 (ShuffleNetV2), 3.2 (ConvNeXt-T): the light
+depthwise networks pay relatively more for AGF's per-layer steps.
+``--models`` takes any ``torchvision.models`` builder name.
 
 Note: on this shared 2-core machine two OpenMP threads under contention can be ~60x slower than
 one; the default is one thread. Measured here when the machine was idle: VGG-19 fwd+bwd is
@@ -27,6 +36,19 @@ import torchvision
 
 from visxai.methods.agf import agf, set_weight_cache
 
+#: one model per family that AGF covers (issue 19), for ``--families``
+FAMILIES = (
+    "vgg16_bn",
+    "resnet50",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "efficientnet_v2_s",
+    "regnet_y_400mf",
+    "shufflenet_v2_x1_0",
+    "convnext_tiny",
+)
 AUTHORS_VGG19_S_PER_IMG = 2.2  # issue 4: the authors' implementation on this CPU (not rerun)
 
 
@@ -65,17 +87,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--no-weight-cache", action="store_true", help="recompute |W| on every call")
+    ap.add_argument("--families", action="store_true", help="one model per covered family, batch 1")
     args = ap.parse_args()
+    if args.families:
+        args.models, args.configs = ",".join(FAMILIES), "1:contiguous"
     torch.set_num_threads(args.threads)
     set_weight_cache(not args.no_weight_cache)
-    builders = {"vgg19": torchvision.models.vgg19, "resnet50": torchvision.models.resnet50}
     rows = []
     for name in args.models.split(","):
         for cfg in args.configs.split(","):
             batch_s, fmt = cfg.split(":")
             batch = int(batch_s)
             torch.manual_seed(0)
-            model = builders[name](weights=None).eval()
+            model = getattr(torchvision.models, name)(weights=None).eval()
             for p in model.parameters():
                 p.requires_grad_(False)
             x = torch.randn(batch, 3, args.size, args.size)
@@ -98,12 +122,12 @@ def main() -> None:
     for label, i in (("CPU time", 0), ("wall-clock time", 1)):
         print(f"\n{label}:")
         print(
-            f"{'model':<9} {'batch':>5} {'memory format':<14} {'fwd+bwd s/img':>13} "
+            f"{'model':<18} {'batch':>5} {'memory format':<14} {'fwd+bwd s/img':>13} "
             f"{'AGF s/img':>10} {'AGF / fwd+bwd':>13}"
         )
         for name, batch, fmt, tp, ta in rows:
             print(
-                f"{name:<9} {batch:>5} {fmt:<14} {tp[i] / batch:>13.3f} {ta[i] / batch:>10.3f} "
+                f"{name:<18} {batch:>5} {fmt:<14} {tp[i] / batch:>13.3f} {ta[i] / batch:>10.3f} "
                 f"{ta[i] / tp[i]:>13.2f}"
             )
     print(
