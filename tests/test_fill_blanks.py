@@ -384,8 +384,8 @@ def _tiny_study(min_correct: int = 5):
     assert len(y.unique()) == 10  # every class occurs
     s = fib.NotebookSettings(
         "offline", "10k", "lin-a", "fmnist-lin", "lin-b", fig2_min_correct=min_correct,
-        check_min_correct=min_correct, table_per_class=2, table_min_correct=3, fig5_images=2,
-        fig4_min_correct=3, max_masks_factor=3, batch_size=64,
+        check_min_correct=min_correct, table_per_class=2, table_min_correct=3,
+        control_per_class=1, fig5_images=2, fig4_min_correct=3, max_masks_factor=3, batch_size=64,
     )  # fmt: skip
     names = [s.fig_model, s.table_model, s.fmnist_model]
     methods = {n: FillInTheBlanks(lin, device="cpu", min_correct=min_correct) for n in names}
@@ -399,8 +399,10 @@ def test_notebook_settings() -> None:
     from visxai.evaluation.fill_blanks import notebook_settings
 
     off, paper = notebook_settings("offline", 10_000), notebook_settings("paper", 10_000)
-    assert off.check_min_correct == 10_000 and off.fig2_min_correct < 10_000  # the reduced N*
-    assert paper.fig2_min_correct == paper.table_min_correct == 10_000
+    for s in (off, paper):  # the paper's N* > 10,000 in both profiles (Fig. 2 and Table 1)
+        assert s.fig2_min_correct == s.table_min_correct == 10_000
+        assert s.check_min_correct > s.fig2_min_correct
+    assert off.table_per_class * 10 >= 100  # at least 10 images per class, 100 in all
     assert paper.table_per_class is None and off.profile == "offline"
     with pytest.raises(ValueError, match="profile"):
         notebook_settings("laptop")
@@ -456,17 +458,25 @@ def test_table1_and_verdicts() -> None:
     st = _tiny_study()
     t1 = fib.table1(st, seeds=(0, 1), progress=False)
     assert t1.n_images == 20 and t1.control.endswith("(control)")
+    assert t1.random_seeds == (0,) and t1.n_star[t1.control].shape == (10, 1)
     tm = st.settings.table_model
     assert set(t1.pairs) == {tm, t1.control, st.settings.fig_model}
     assert fib.PROGRESSIVE_ALL in t1.pairs[tm] and fib.PROGRESSIVE_ALL not in t1.pairs[t1.control]
     lab, pr = t1.pairs[tm][fib.RANDOM]
     tidx, _ = fib.table_images(st.predictions[tm], st.data["mnist"][1], 2)
-    assert lab.shape == (20, 2) and (lab == st.data["mnist"][1][tidx].numpy()[:, None]).all()
+    assert lab.shape == (20, 1) and (lab == st.data["mnist"][1][tidx].numpy()[:, None]).all()
+    assert t1.pairs[tm][fib.PROGRESSIVE][0].shape == (20, 2)  # progressive: every seed
     assert len(t1.frame()) == sum(len(m) for m in t1.pairs.values())
+    # the ablation: 3 binarisations x (random + progressive x 2 target rules), trained models only
+    ab = t1.ablation()
+    assert len(ab) == 2 * 3 * 3 and set(ab["binarize"]) == {"fixed(0.5)", "otsu", "none"}
+    assert set(ab["target"]) == {"-", "first", "predicted"}
+    default = ab[(ab.model == tm) & (ab.mechanism == fib.RANDOM) & (ab.binarize == "fixed(0.5)")]
+    assert default["value"].iloc[0] == pytest.approx(t1.scores[tm, fib.RANDOM]["accuracy"].value)
     sc = Scorecard("test")
     stab = fib.table1_verdicts(t1, sc)
-    assert len(stab) == 9 and all(len(v) == 2 for v in stab.values())
-    assert len(sc.rows) == 10  # 6 paper cells, the ordering, 3 controls
+    assert all(len(v) in (1, 2) for v in stab.values())
+    assert len(sc.rows) == 16  # 2 x 6 paper cells (ResNet5, CNN3), the ordering, 3 controls
     assert t1.values()["metric"].nunique() == 3
 
 
@@ -519,3 +529,80 @@ def test_sweep_orders_and_binarisation() -> None:
     ]
     assert [len(f.axes) for f in figs] == [5, 80, 4, 3, 8, 3]  # Fig. 5: one example
     assert fib.plot_fill_panel(st, 0, 0.001, 2, 0) is None  # no whole patch blanked
+
+
+# ------------------------------------------------------------------- Table 1 protocol (#12)
+def test_progressive_target_held_from_the_first_step(
+    model: nn.Module, images: torch.Tensor
+) -> None:
+    """progressive_target="first" (the default): every step's update uses y_hat of M_1(x)."""
+    fb = FillInTheBlanks(model, device="cpu", k=4, patch=2, seed=0)
+    assert fb.progressive_target == "first"
+    res = fb.progressive(images)
+    y1 = model(apply_mask(images, res.keeps[:, 0])).argmax(1)
+    assert torch.equal(res.first_prediction, y1)
+    # replaying the steps with y1 as the fixed label gives the same fills
+    prev = images
+    for i in range(4):
+        keep = res.keeps[:, i]
+        delta, _ = fb.update(prev, keep, y1)
+        prev = fill(prev, keep, fb.threshold(delta, keep))
+        assert torch.equal(prev, res.fills[:, i])
+    # the per-step reading re-targets: with its own predictions it equals target="label" only
+    # when they agree with y1; on this model the two readings differ on some image
+    per_step = fb.replace(progressive_target="predicted").progressive(images)
+    held = fb.replace(progressive_target="label").progressive(images, labels=y1)
+    assert torch.equal(held.fills, res.fills)
+    assert per_step.predictions.shape == res.predictions.shape
+
+
+def test_binarize_modes_on_a_hand_made_update() -> None:
+    """fixed(t): 1 where u = dx / max|dx| > t; otsu: Otsu's t of the positive u; none: clip(u)."""
+    from skimage.filters import threshold_otsu
+
+    from visxai.methods.fill_blanks import binarize_mode
+
+    keep = torch.ones(1, 1, 2, 4)
+    keep[..., 0, :] = 0.0  # the first row is blank
+    delta = torch.zeros(1, 1, 2, 4)
+    delta[0, 0, 0] = torch.tensor([-4.0, 1.0, 2.2, 4.0])  # u = -1, 0.25, 0.55, 1
+    delta[0, 0, 1] = 100.0  # kept pixels: ignored by M~ (and by the normalisation)
+    blank = keep.expand_as(delta) == 0
+    assert threshold(delta, keep, 0.5)[blank].tolist() == [0, 0, 1, 1]
+    assert threshold(delta, keep, 0.6)[blank].tolist() == [0, 0, 0, 1]
+    assert threshold(delta, keep, 0.0)[blank].tolist() == [0, 1, 1, 1]
+    t = threshold_otsu(torch.tensor([0.25, 0.55, 1.0], dtype=torch.float64).numpy())
+    expected = [0.0] + [float(v > t) for v in (0.25, 0.55, 1.0)]
+    assert threshold(delta, keep, "otsu")[blank].tolist() == expected
+    soft = threshold(delta, keep, "none")[blank]
+    assert torch.allclose(soft, torch.tensor([0.0, 0.25, 0.55, 1.0]))
+    assert torch.equal(threshold(delta, keep, None), threshold(delta, keep, "none"))
+    for out in (threshold(delta, keep, b) for b in (0.5, "otsu", "none")):
+        assert torch.all(out[~blank] == 0)  # kept pixels never change
+    assert binarize_mode(0.5) == ("fixed", 0.5) and binarize_mode("otsu") == ("otsu", None)
+    for bad in ("mean", 1.0, -0.1, True):
+        with pytest.raises(ValueError, match="binarize"):
+            binarize_mode(bad)
+
+
+def test_table1_reports_every_image_short_of_n_star(model: nn.Module) -> None:
+    """N* is reached, or the shortfall is reported per image (test image: N* reached)."""
+    import numpy as np
+
+    from visxai.evaluation import fill_blanks as fib
+
+    st = _tiny_study()
+    t1 = fib.table1(st, seeds=(0,), progress=False)
+    m = st.settings.table_min_correct
+    for run, ns in t1.n_star.items():
+        assert ns.shape == (len(t1.indices[run]), 1)
+        line = next(ln for ln in t1.short_lines() if ln.startswith(f"{run}:"))
+        bad = np.nonzero(ns[:, 0] <= m)[0]
+        assert f"reached by {len(ns) - len(bad)} of {len(ns)} images" in line
+        for i in bad:
+            assert f"{int(t1.indices[run][i])}: {int(ns[i, 0])}" in line
+    # a rarely correct image: force a shortfall with a tiny mask budget
+    f = st.methods[st.settings.table_model].replace(min_correct=50, max_masks=20)
+    with pytest.warns(RuntimeWarning, match="classified"):
+        rp = fib.random_prototypes(f, st.data["mnist"][0][:2])
+    assert (rp.n_star <= 20).all()

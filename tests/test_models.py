@@ -494,3 +494,25 @@ def test_head_option_is_only_for_clustering_models():
         load_model("synthetic-rotnet", head=1)
     lm = load_model("sela-r50", pretrained=False, head=2)
     assert lm.info["head_index"] == 2
+
+
+def test_training_augmentations_are_seeded_and_do_what_they_say():
+    """random_affine: the identity at zero range, one transform per image from the generator;
+    random_patch_mask: exactly ratio of the patch cells blanked in the images it touches."""
+    from visxai.device import make_generator
+    from visxai.models.training import random_affine, random_patch_mask
+
+    x = torch.rand(6, 1, 28, 28)
+    same = random_affine(x, make_generator(0), degrees=0.0, translate=0.0, scale=(1.0, 1.0))
+    assert torch.allclose(same, x, atol=1e-5)
+    a, b = random_affine(x, make_generator(3)), random_affine(x, make_generator(3))
+    assert torch.equal(a, b) and not torch.allclose(a, x)
+    assert a.min() >= 0 and a.max() <= 1 + 1e-6  # bilinear, zeros outside: stays in [0, 1]
+    moved = random_affine(x[:1].expand(6, -1, -1, -1).contiguous(), make_generator(3))
+    assert len({round(float(m.sum()), 3) for m in moved}) > 1  # one transform per image
+    ones = torch.ones(8, 1, 28, 28)
+    m = random_patch_mask(ones, make_generator(1), ratio=0.25, patch=2, p=1.0)
+    assert torch.allclose((1 - m).flatten(1).mean(1), torch.full((8,), 49 / 196))
+    blocks = m.unfold(2, 2, 2).unfold(3, 2, 2)
+    assert torch.equal(blocks.amax((-1, -2)), blocks.amin((-1, -2)))  # whole 2x2 cells
+    assert torch.equal(random_patch_mask(ones, make_generator(1), p=0.0), ones)

@@ -82,6 +82,8 @@ def test_stability_table_keeps_a_verdict_only_when_all_seeds_agree():
     assert list(t["seed enters"]) == ["yes", "yes", "no"]
     with pytest.raises(ValueError, match="2 verdicts for 3 seeds"):
         stability_table({"x": ["holds", "holds"]})
+    first = stability_table({"E[dx] claim": ["fails"]})  # run for the first seed only
+    assert list(first.loc["E[dx] claim"]) == ["fails", "-", "-", "fails", "first seed only"]
 
 
 def test_compare_flags_moved_verdicts_values_outside_the_ci_and_missing_rows(tmp_path):

@@ -254,7 +254,8 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "k_masks": _COUNT,
         "gamma": _POSITIVE,
         "min_correct": _COUNT,
-        "binarize": Param("float", choices=("otsu", None)),
+        "binarize": Param("float", low=0, high=1, high_open=True, choices=("otsu", "none", None)),
+        "progressive_target": Param(choices=("first", "predicted", "label")),
         "bfgs_iterations": Param("int", low=0),
     },
 }

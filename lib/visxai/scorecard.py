@@ -215,7 +215,10 @@ def stability_table(verdicts: dict[str, Sequence[str] | str], seeds: Sequence[in
 
     ``verdicts`` maps a claim to its per-seed verdicts (in ``seeds`` order) or, for a
     deterministic claim (fixed model, deterministic method: the seed does not enter), to one
-    verdict, shown for every seed. The final verdict is :func:`visxai.stats.verdict_over_seeds`.
+    verdict, shown for every seed. A list of one verdict is a claim run for the first seed only
+    (e.g. an expensive estimate whose own convergence is checked): the other seeds show "-" and
+    "seed enters" says "first seed only". The final verdict is
+    :func:`visxai.stats.verdict_over_seeds` of the seeds that ran.
     """
     import pandas as pd
 
@@ -224,13 +227,16 @@ def stability_table(verdicts: dict[str, Sequence[str] | str], seeds: Sequence[in
     records = []
     for claim, v in verdicts.items():
         per_seed = [v] * len(seeds) if isinstance(v, str) else list(v)
-        if len(per_seed) != len(seeds):
+        first_only = not isinstance(v, str) and len(per_seed) == 1 < len(seeds)
+        if len(per_seed) != len(seeds) and not first_only:
             raise ValueError(f"{claim!r}: {len(per_seed)} verdicts for {len(seeds)} seeds")
-        deterministic = isinstance(v, str)
+        shown = per_seed + ["-"] * (len(seeds) - len(per_seed))
         rec = {"claim": claim}
-        rec.update({f"seed {s}": x for s, x in zip(seeds, per_seed)})
+        rec.update({f"seed {s}": x for s, x in zip(seeds, shown)})
         rec["verdict"] = verdict_over_seeds(per_seed)
-        rec["seed enters"] = "no" if deterministic else "yes"
+        rec["seed enters"] = (
+            "no" if isinstance(v, str) else "first seed only" if first_only else "yes"
+        )
         records.append(rec)
     return pd.DataFrame(records).set_index("claim")
 

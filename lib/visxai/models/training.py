@@ -74,6 +74,8 @@ __all__ = [
     "seeded",
     "model_cache_dir",
     "ChecksumMismatch",
+    "random_affine",
+    "random_patch_mask",
 ]
 
 CHECKSUMS_FILE = "CHECKSUMS"
@@ -110,6 +112,32 @@ def seeded(seed: int) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 
 
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 10.0,
+    translate: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+) -> torch.Tensor:
+    """A random affine map per image of ``x`` [B, C, H, W]: rotation in ``+-degrees``, shift in
+    ``+-translate`` of the image size, isotropic scale in ``scale``; bilinear, zeros outside
+    (the black background of MNIST). The usual MNIST augmentation (as torchvision's
+    ``RandomAffine``), written with ``affine_grid`` because ``RandomAffine`` draws one transform
+    per call from the global RNG: this draws one per image from ``generator`` (deterministic).
+    """
+    b = x.shape[0]
+    u = torch.rand(b, 4, generator=generator).to(x.device, x.dtype)
+    angle = (2 * u[:, 0] - 1) * degrees * torch.pi / 180
+    s = scale[0] + (scale[1] - scale[0]) * u[:, 1]
+    t = (2 * u[:, 2:] - 1) * translate * 2  # affine_grid's coordinates span [-1, 1]
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack(
+        [torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1
+    )
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
 def _check_xy(x: torch.Tensor, y: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError("x and y must be torch tensors")
@@ -119,6 +147,28 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor) -> None:
         raise TypeError(f"x must be floating point, got {x.dtype}")
     if y.dtype not in (torch.int64, torch.int32) and not y.is_floating_point():
         raise TypeError(f"y must be int64 class indices (or float targets), got {y.dtype}")
+
+
+def random_patch_mask(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    ratio: float = 0.25,
+    patch: int = 2,
+    p: float = 0.5,
+) -> torch.Tensor:
+    """Blank (set to 0) a random ``ratio`` of the ``patch x patch`` cells of a random share ``p``
+    of the images of ``x`` [B, C, H, W]: the masks of notebook 04 / Fill in the Blanks (section
+    4.1) as a training augmentation. Not in the paper: a model trained with it is an extra,
+    named row, never a default."""
+    b, _, h, w = x.shape
+    gh, gw = h // patch, w // patch
+    scores = torch.rand(b, gh * gw, generator=generator)
+    m = round(ratio * gh * gw)
+    blank = torch.zeros(b, gh * gw).scatter_(1, scores.topk(m, dim=1, largest=False).indices, 1.0)
+    blank *= (torch.rand(b, 1, generator=generator) < p).float()
+    blank = blank.view(b, 1, gh, 1, gw, 1).expand(b, 1, gh, patch, gw, patch)
+    keep = 1.0 - blank.reshape(b, 1, gh * patch, gw * patch)
+    return x * keep.to(x.device, x.dtype)
 
 
 def train_classifier(
