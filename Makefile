@@ -80,7 +80,9 @@ lab: setup
 	$(VENV)/bin/jupyter trust -y notebooks/[0-9][0-9]_*.ipynb > /dev/null
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) notebooks/
 
-# headless Chromium opens `make lab` and checks the slider panels (skipped without Chromium)
+# headless Chromium opens `make lab`, checks the saved slider panels before any cell runs, then runs
+# the cells each panel needs on its kernel and moves every slider (busy state, redraw; about 5 min);
+# skipped without Chromium. `python tests/check_lab.py --saved-only` checks the saved panels only.
 check-lab: setup
 	$(PY) tests/check_lab.py
 

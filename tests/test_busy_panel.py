@@ -38,7 +38,8 @@ def test_busy_state_while_the_callback_runs_and_the_shown_values_after():
     assert not lam.disabled and not v.disabled
     assert lam.continuous_update is False and v.continuous_update is False
     lam.value = 0.5  # the user moves a slider
-    assert seen[-1] == (0.5, 1, True, True, "<b>computing</b> λ = 0.5, V = 1 ...")
+    assert seen[-1][:4] == (0.5, 1, True, True)
+    assert seen[-1][4].startswith("<b>computing</b> λ = 0.5, V = 1 ...<style>")
     assert status.value == "showing λ = 0.5, V = 1"
     assert not lam.disabled
     # the status sits between the controls and the figure
@@ -112,7 +113,7 @@ def test_pixel_invariance_panel_refits_at_the_papers_values():
     lam.value = 0.5
     assert _panel_status(panel) == "showing photo = a, α = 2, λ = 0.5, V = 1"
     fig = pinv.refit_figure(pi, case, "a", 1.0, 0.05, 2)
-    assert fig._suptitle.get_text() == "α = 1, λ = 0.05, V = 2"
+    assert fig.get_suptitle() == "α = 1, λ = 0.05, V = 2"
     plt.close(fig)
     with pytest.raises(ValueError, match="slider value"):
         pinv.refit_panel(pi, case, lam=0.199526)
@@ -160,5 +161,5 @@ def test_fill_panel_hits_the_papers_ratio_and_names_its_values():
     ratio.value = 0.5
     assert _panel_status(panel) == "showing image = 0, η = 0.5, patch = 2, mask seed = 0"
     fig = fib.plot_fill_panel(st, 0, 0.5, 4, 3)
-    assert fig._suptitle.get_text() == "image = 0, η = 0.5, patch = 4, mask seed = 3"
+    assert fig.get_suptitle() == "image = 0, η = 0.5, patch = 4, mask seed = 3"
     plt.close(fig)

@@ -114,6 +114,10 @@ def describe_values(values: Mapping[str, Any]) -> str:
     )
 
 
+#: while a panel computes, its old figure fades (the style lives in the status line meanwhile)
+_BUSY_STYLE = "<style>.visxai-busy .widget-output {opacity: 0.35}</style>"
+
+
 def busy_panel(
     show: Callable[..., plt.Figure | None],
     controls: Mapping[str, Any],
@@ -123,14 +127,15 @@ def busy_panel(
     """A slider panel that shows it is working: ``ipywidgets.interactive(show, **controls)``
     with a status line under the controls.
 
-    While ``show(**values)`` runs, the controls (and the button) are disabled and the status
-    reads ``computing <description> = <value>, ...``; afterwards it reads ``showing ...`` with
-    the values of the figure on display (or ``failed ...``). ``show`` draws with ``plt.show()``
-    or returns the figure (``None``: nothing to draw, it printed why). ``controls`` maps the
-    keyword of ``show`` to its widget; the widget's ``description`` names the value in the
-    status line (the paper's symbol). Sliders update on release (``continuous_update=False``),
-    so a drag computes once. ``manual_name`` makes the panel wait for a button of that label
-    (``interact_manual``). Returns the panel widget (display it, or end the cell with it)."""
+    While ``show(**values)`` runs, the controls (and the button) are disabled, the figure on
+    display fades and the status reads ``computing <description> = <value>, ...``; afterwards
+    it reads ``showing ...`` with the values of the figure on display (or ``failed ...``).
+    ``show`` draws with ``plt.show()`` or returns the figure (``None``: nothing to draw, it
+    printed why). ``controls`` maps the keyword of ``show`` to its widget; the widget's
+    ``description`` names the value in the status line (the paper's symbol). Sliders update on
+    release (``continuous_update=False``), so a drag computes once. ``manual_name`` makes the
+    panel wait for a button of that label (``interact_manual``). Returns the panel widget
+    (display it, or end the cell with it)."""
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -159,7 +164,7 @@ def busy_panel(
             panel.add_class("visxai-busy")
         for w in controls.values():
             w.disabled = True
-        status.value = f"<b>computing</b> {text(values)} ..."
+        status.value = f"<b>computing</b> {text(values)} ...{_BUSY_STYLE}"
         try:
             fig = show(**values)
             if fig is not None:
@@ -179,6 +184,7 @@ def busy_panel(
     options = {"manual": manual_name is not None, "manual_name": manual_name or "Run Interact"}
     panel = built["panel"] = widgets.interactive(run, options, **controls)
     if manual_name:
+        panel.manual_button.layout.width = "max-content"  # the whole label
         status.value = f"press <i>{manual_name}</i> to compute with the values above"
     *head, out = panel.children
     panel.children = (*head, status, out)
