@@ -24,8 +24,9 @@ block's forward has a functional operation: squeeze-excitation's ``scale * input
 the residual additions of MobileNetV2 / V3, EfficientNet (``MBConv``, ``FusedMBConv``),
 RegNet and ConvNeXt (``Sum2``; stochastic depth is the identity in eval), ConvNeXt's layer
 scale (``Scale``), DenseNet's and ShuffleNetV2's ``torch.cat`` (``Cat``), ShuffleNetV2's
-channel split and shuffle (``Chunk``, ``ChannelShuffle``), and the functional global pools in
-the DenseNet / MobileNetV2 / ShuffleNetV2 forward (``HeadCanonizer``). Their flat convolutions
+channel split and shuffle (``Chunk``, ``ChannelShuffle``), MNASNet's residual add, GoogLeNet's
+``F.relu`` and Inception ``torch.cat``, and the functional global pools in the DenseNet /
+MobileNetV2 / ShuffleNetV2 / MNASNet forward (``HeadCanonizer``). Their flat convolutions
 are the 1x1 convolutions inside a block (outside its squeeze-excitation), as in a ResNet
 Bottleneck: the spatial (3x3, depthwise) convolutions get the full AGF step.
 
@@ -62,7 +63,10 @@ __all__ = [
     "ConvNeXtBlockCanonizer",
     "DenseBlockCanonizer",
     "DenseLayerCanonizer",
+    "GoogLeNetConvCanonizer",
     "HeadCanonizer",
+    "InceptionCanonizer",
+    "MNASNetBlockCanonizer",
     "MBConvCanonizer",
     "MobileNetV2BlockCanonizer",
     "RegNetBlockCanonizer",
@@ -417,10 +421,67 @@ class DenseBlockCanonizer(BlockCanonizer):
         return []
 
 
+class MNASNetBlockCanonizer(BlockCanonizer):
+    """torchvision MNASNet ``_InvertedResidual``: ``layers(input) + input``; flat: its 1x1
+    convs."""
+
+    @staticmethod
+    def matches(module: nn.Module) -> bool:
+        return _is(module, "torchvision.models.mnasnet", "_InvertedResidual")
+
+    @staticmethod
+    def forward(self: nn.Module, input: torch.Tensor) -> torch.Tensor:
+        if self.apply_residual:
+            return self.canonizer_sum(self.layers(input), input)
+        return self.layers(input)
+
+    flat_convs = staticmethod(_convs_1x1)
+
+
+class GoogLeNetConvCanonizer(BlockCanonizer):
+    """torchvision GoogLeNet ``BasicConv2d``: the functional ``F.relu`` becomes a ReLU module.
+    No flat convs of its own (an ``Inception`` block makes its 1x1 convs flat)."""
+
+    @staticmethod
+    def matches(module: nn.Module) -> bool:
+        return _is(module, "torchvision.models.googlenet", "BasicConv2d")
+
+    @staticmethod
+    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return self.canonizer_relu(self.bn(self.conv(x)))
+
+    @staticmethod
+    def extra_modules(module: nn.Module) -> dict[str, nn.Module]:
+        return {"canonizer_relu": nn.ReLU()}
+
+    @staticmethod
+    def flat_convs(module: nn.Module) -> list[nn.Module]:
+        return []
+
+
+class InceptionCanonizer(BlockCanonizer):
+    """torchvision GoogLeNet ``Inception``: ``torch.cat`` of the four branches (``Cat``);
+    flat: its 1x1 convs."""
+
+    @staticmethod
+    def matches(module: nn.Module) -> bool:
+        return _is(module, "torchvision.models.googlenet", "Inception")
+
+    @staticmethod
+    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return self.canonizer_cat(*self._forward(x))
+
+    @staticmethod
+    def extra_modules(module: nn.Module) -> dict[str, nn.Module]:
+        return {"canonizer_cat": Cat(1)}
+
+    flat_convs = staticmethod(_convs_1x1)
+
+
 class HeadCanonizer(BlockCanonizer):
     """The functional global pools in the classifiers' own forward: DenseNet
-    (``F.relu``, ``F.adaptive_avg_pool2d``), MobileNetV2 (``F.adaptive_avg_pool2d``) and
-    ShuffleNetV2 (``x.mean([2, 3])``) become module calls. No flat convs."""
+    (``F.relu``, ``F.adaptive_avg_pool2d``), MobileNetV2 (``F.adaptive_avg_pool2d``),
+    ShuffleNetV2 and MNASNet (``x.mean([2, 3])``) become module calls. No flat convs."""
 
     @staticmethod
     def matches(module: nn.Module) -> bool:
@@ -430,6 +491,7 @@ class HeadCanonizer(BlockCanonizer):
                 ("torchvision.models.densenet", "DenseNet"),
                 ("torchvision.models.mobilenetv2", "MobileNetV2"),
                 ("torchvision.models.shufflenetv2", "ShuffleNetV2"),
+                ("torchvision.models.mnasnet", "MNASNet"),
             )
         )
 
@@ -442,6 +504,8 @@ class HeadCanonizer(BlockCanonizer):
         if name == "MobileNetV2":
             x = self.canonizer_pool(self.features(x))
             return self.classifier(torch.flatten(x, 1))
+        if name == "MNASNet":
+            return self.classifier(self.canonizer_pool(self.layers(x)))
         x = self.maxpool(self.conv1(x))
         x = self.conv5(self.stage4(self.stage3(self.stage2(x))))
         return self.fc(self.canonizer_pool(x))
@@ -449,7 +513,7 @@ class HeadCanonizer(BlockCanonizer):
     @staticmethod
     def extra_modules(module: nn.Module) -> dict[str, nn.Module]:
         name = type(module).__name__
-        if name == "ShuffleNetV2":
+        if name in ("ShuffleNetV2", "MNASNet"):
             return {"canonizer_pool": SpatialMean((2, 3))}
         out: dict[str, nn.Module] = {"canonizer_pool": nn.AdaptiveAvgPool2d((1, 1))}
         if name == "DenseNet":
@@ -471,6 +535,9 @@ EXTENDED_CANONIZERS: tuple[type[BlockCanonizer], ...] = (
     ConvNeXtBlockCanonizer,
     DenseLayerCanonizer,
     DenseBlockCanonizer,
+    MNASNetBlockCanonizer,
+    GoogLeNetConvCanonizer,
+    InceptionCanonizer,
     HeadCanonizer,
 )
 
