@@ -3,8 +3,8 @@
 paper's order (gradient x input, a sanity baseline the paper does not show, first).
 
 Adapters (no re-implementation) to maintained libraries:
-- Captum: Integrated Gradients, SmoothGrad (NoiseTunnel over Saliency), Gradient SHAP,
-  gradient x input.
+- Captum: Integrated Gradients (``integrated_gradients``), SmoothGrad (NoiseTunnel over
+  Saliency), Gradient SHAP, gradient x input.
 - zennit: LRP (z+ on every conv / linear layer = alpha1-beta0, z^B on the image layer, as the
   authors' LRP) and LRP-alpha2-beta1; BatchNorm merged by zennit's canonizers (VGG: zennit's
   ``VGGCanonizer``), residual blocks (ResNet, EfficientNet-Lite) canonized by the zennit-style
@@ -14,12 +14,14 @@ Adapters (no re-implementation) to maintained libraries:
 
 Written here, on the AGF relevance machinery (``visxai.methods.agf``), because no maintained
 library has them: RAP (the AGF authors' RAP rules, see ``agf.rules.RAPRules``), CLRP (Gu et al.
-2018, Eq. 3) and SGLRP (Iwana et al. 2019). Meaningful Perturbation (Fong & Vedaldi, ICCV 2017)
-is IMPLEMENTED here (TorchRay only has extremal perturbation): a low-resolution mask optimised
-with Adam to delete the class evidence by blending with a blurred image, with L1 and
-total-variation penalties; map = 1 - mask. The AGF machinery is imported inside the functions
-that use it, so that importing this module registers the baselines before AGF (the registry's
-order is the paper's, AGF last).
+2018, Eq. 3) and SGLRP (Iwana et al. 2019). Integrated Gradients as the AGF authors' evaluation
+computes it (``integrated_gradients_authors``: the mean path gradient, not times the input) is
+written here too, as their ``baselines/integrated_gradients.py`` does it. Meaningful
+Perturbation (Fong & Vedaldi, ICCV 2017) is IMPLEMENTED here (TorchRay only has extremal
+perturbation): a low-resolution mask optimised with Adam to delete the class evidence by
+blending with a blurred image, with L1 and total-variation penalties; map = 1 - mask. The AGF
+machinery is imported inside the functions that use it, so that importing this module registers
+the baselines before AGF (the registry's order is the paper's, AGF last).
 
 Post-processing follows the authors' scripts: IG and SmoothGrad take |attribution| summed over
 channels; LRP-type maps are summed over channels (signed).
@@ -41,6 +43,7 @@ from .registry import register
 
 __all__ = [
     "integrated_gradients",
+    "integrated_gradients_authors",
     "smoothgrad",
     "gradient_shap",
     "lrp",
@@ -104,6 +107,47 @@ def integrated_gradients(
             x, target=t, n_steps=n_steps, internal_batch_size=internal_batch_size
         )
     return a.abs().sum(1).detach()
+
+
+@register(
+    "integrated_gradients_authors",
+    label="Int. Grad (authors)",
+    signed=False,
+    class_specific=False,
+    cost="fast",
+    paper="Sundararajan, Taly & Yan 2017; the AGF authors' evaluation code",
+)
+def integrated_gradients_authors(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    n_steps: int = 100,
+    internal_batch_size: int | None = 16,
+) -> torch.Tensor:
+    """Integrated Gradients as the AGF authors evaluate it (notebook 02 / AGF, Tables 2-3): the
+    summed gradients of the target logit along ``alpha * x``, alpha = 0, 1/n, ..., 1 (n + 1
+    points), each divided by n, NOT multiplied by the input; then |.| summed over channels.
+
+    Written by hand because Captum's IG multiplies by ``x - baseline`` (registered as
+    ``integrated_gradients``). With ``n + 1`` points divided by ``n`` the map is ``(n + 1) / n``
+    times the mean gradient, as in the authors' script (a uniform scale: rankings and normalised
+    maps are unaffected). ``internal_batch_size``: images per forward pass (None: all steps at
+    once); each pass holds ``max(1, internal_batch_size // B)`` steps of the whole batch.
+    """
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    t = _targets(model, x, target)
+    alphas = torch.arange(n_steps + 1, dtype=x.dtype, device=x.device) / n_steps
+    per = len(alphas) if internal_batch_size is None else max(1, internal_batch_size // len(x))
+    total = torch.zeros_like(x)
+    with frozen(model):
+        for a in alphas.split(per):
+            xs = (a.view(-1, 1, 1, 1, 1) * x[None]).flatten(0, 1).requires_grad_(True)
+            out = model(xs)
+            score = out[torch.arange(len(xs), device=x.device), t.to(x.device).repeat(len(a))]
+            (g,) = torch.autograd.grad(score.sum(), xs)
+            total += g.view(len(a), *x.shape).sum(0) / n_steps
+    return total.abs().sum(1).detach()
 
 
 @register(
@@ -358,7 +402,8 @@ def _zennit_lrp(
     paper="Bach et al. 2015",
 )
 def lrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """LRP (zennit): z+ (alpha1-beta0) layers, z^B image layer; summed over channels."""
+    """LRP (zennit; our rules beyond zennit's families): z+ (alpha1-beta0) layers, z^B image
+    layer; summed over channels. ``UnsupportedLayerError`` for what no rule covers."""
     return _zennit_lrp(model, x, target, 1.0, 0.0)
 
 
@@ -371,7 +416,8 @@ def lrp(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tenso
     paper="Bach et al. 2015",
 )
 def lrp_ab(model: nn.Module, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """LRP-alpha2-beta1 (zennit), z^B image layer; summed over channels."""
+    """LRP-alpha2-beta1 (zennit; our rules beyond zennit's families), z^B image layer; summed
+    over channels. ``UnsupportedLayerError`` for what no rule covers."""
     return _zennit_lrp(model, x, target, 2.0, 1.0)
 
 
