@@ -43,6 +43,28 @@ def test_first_place_holds_fails_and_reuses_deterministic_comparisons():
     assert again[1]["lrp"].diff.value == pytest.approx(per_seed[0][1]["lrp"].diff.value)
 
 
+def test_extra_rows_are_compared_but_do_not_decide_the_claim():
+    """Captum's IG (an extra row, issue 15) beats AGF here: its comparison is returned and
+    fails, but "AGF first" is decided by the paper's methods only (the authors' IG, LRP)."""
+    rng = np.random.default_rng(1)
+    ref = rng.normal(50, 5, size=100)
+    vals = {
+        ("agf", 0): ref,
+        ("lrp", 0): ref - 3 + rng.normal(0, 0.5, size=100),
+        ("integrated_gradients_authors", 0): ref - 4 + rng.normal(0, 0.5, size=100),
+        ("integrated_gradients", 0): ref + 5 + rng.normal(0, 0.5, size=100),
+    }
+    methods = ["integrated_gradients", "integrated_gradients_authors", "lrp", "agf"]
+    run = at.AGFRun()
+    assert run.extra == at.EXTRA_ROWS == ("integrated_gradients",)
+    verdict, comps = run.first_place(vals, methods, 0)
+    assert comps["integrated_gradients"].verdict == "fails"
+    assert verdict == "holds"
+    assert set(run.claim_comparisons(comps)) == {"integrated_gradients_authors", "lrp"}
+    # with no extra rows, the same comparisons make the claim fail
+    assert at.AGFRun(extra=()).first_place(vals, methods, 0)[0] == "fails"
+
+
 def test_seg_first_pools_pixel_accuracy_and_pairs_per_image_ap():
     n = 30
     labeled = np.full(n, 100)

@@ -49,6 +49,7 @@ __all__ = [
     "SEEDS",
     "SAMPLED",
     "SEG_METRICS",
+    "EXTRA_ROWS",
     "AGFRun",
     "map_corr",
     "narrowest",
@@ -71,6 +72,9 @@ SEEDS = (0, 1, 2)
 SAMPLED = ("smoothgrad", "gradient_shap")
 #: Table 3 / Fig. 4a metrics
 SEG_METRICS = ("pixel accuracy", "mAP")
+#: methods shown as extra, named rows but left out of every "AGF first" claim: Captum's IG (the
+#: paper's Tables 2-3 "IG" is the authors' variant, ``integrated_gradients_authors``)
+EXTRA_ROWS = ("integrated_gradients",)
 
 
 def _label(m: str) -> str:
@@ -92,7 +96,8 @@ class AGFRun:
     ``params``: method -> keyword parameters (the settings cell's, e.g. IG's steps); ``seeds``:
     the sampling seeds; ``batch``: images per explanation chunk; ``claims``: claim -> verdict
     (deterministic) or per-seed verdicts, for :func:`visxai.scorecard.stability_table`;
-    ``timings``: (table, model, method) -> seconds per image.
+    ``timings``: (table, model, method) -> seconds per image; ``extra``: methods compared with
+    AGF in the tables but not part of the "AGF first" verdicts (:data:`EXTRA_ROWS`).
     """
 
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -103,6 +108,7 @@ class AGFRun:
     timings: dict[tuple, float] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
     comparisons: dict[tuple, Comparison] = field(default_factory=dict, repr=False)
+    extra: tuple[str, ...] = EXTRA_ROWS
 
     @staticmethod
     def label(m: str) -> str:
@@ -141,7 +147,8 @@ class AGFRun:
         ``values(m, seed)`` -> per-image array, or a mapping ``{(m, seed): array}`` (deterministic
         methods under the first seed only); a method run on fewer images is paired with
         ``ref``'s first n). A deterministic method's comparison is the same for every seed: with
-        ``table`` given it is computed once. Returns ``(verdict, comparisons)``.
+        ``table`` given it is computed once. Returns ``(verdict, comparisons)``; the verdict
+        leaves out the methods of ``extra`` (their comparisons are returned too).
         """
         if isinstance(values, Mapping):
             values = _getter(values)
@@ -157,7 +164,15 @@ class AGFRun:
                     greater=greater,
                 )[m]
             comps[m] = self.comparisons[key]
-        return combine_claims(c.verdict for c in comps.values()), comps
+        return self.claim_verdict(comps), comps
+
+    def claim_verdict(self, comps: Mapping[str, Comparison]) -> str:
+        """ "AGF first" over the comparisons of the methods not in ``extra``."""
+        return combine_claims(c.verdict for m, c in comps.items() if m not in self.extra)
+
+    def claim_comparisons(self, comps: Mapping[str, Comparison]) -> dict[str, Comparison]:
+        """The comparisons that decide "AGF first" (``extra`` left out)."""
+        return {m: c for m, c in comps.items() if m not in self.extra}
 
     def seg_first(
         self,
@@ -184,7 +199,7 @@ class AGFRun:
             else:
                 diff = st.paired_difference(100 * a.ap, 100 * b.ap)
             comps[m] = self.comparisons[key] = Comparison(m, diff, st.verdict_claim(diff))
-        return combine_claims(c.verdict for c in comps.values()), comps
+        return self.claim_verdict(comps), comps
 
     def over_seeds(self, per_seed: Mapping[int, tuple[str, dict]], m: str) -> str:
         """The verdict on "AGF beats ``m``" kept only if every seed agrees."""
@@ -418,7 +433,6 @@ def table2_tables(
     return verdicts, control, long, table, show
 
 
-
 def segmentation_runs(
     run: AGFRun,
     case: Any,
@@ -621,9 +635,10 @@ def add_first_claim(
     setting: str,
 ) -> None:
     """One "AGF first" scorecard row: the narrowest comparison (seed 0), the verdict over
-    seeds, controlled by the randomised model."""
+    seeds, controlled by the randomised model (``run.extra`` left out)."""
     seeds = run.seeds
     v0, comps = per_seed[seeds[0]]
+    comps = run.claim_comparisons(comps)
     narrow = min(comps.values(), key=lambda c: c.diff.value)
     verdict = st.verdict_controlled(
         st.verdict_over_seeds([per_seed[s][0] for s in seeds]), control[0]
