@@ -169,3 +169,44 @@ def test_image_auc_is_the_per_image_area_and_averages_to_the_auc():
     r = PerturbationCurve(fr, rng.random((50, 10)) > 0.4, np.zeros((50, 10), dtype=np.int64))
     assert r.image_auc.mean() == pytest.approx(r.auc)
     np.testing.assert_allclose(r.subset(slice(0, 7)).image_auc, r.image_auc[:7])
+
+
+def test_auc_of_a_known_map_equals_the_hand_computation():
+    """RegionModel says class 1 while fewer than 6 of its 16 block pixels (top-left 4x4 of 8x8,
+    value 0.8) are removed. Map = raster index: step p removes the first int(64 p) pixels row by
+    row: 6 at 10 % (4 block pixels: right), 12 at 20 % (8: wrong) -> AUC = 100 * 0.1 + 50 * 0.1
+    = 15. Map = -raster index: 38 at 60 % (indices >= 26: 2 block pixels), 44 at 70 % (>= 20: 4),
+    51 at 80 % (>= 13: 8, wrong) -> AUC = 100 * 0.7 + 50 * 0.1 = 75. A constant map ties
+    everywhere and ties go by pixel index: 15."""
+    model = RegionModel()
+    x = torch.full((3, 1, 8, 8), 0.8)
+    raster = torch.arange(64.0).view(8, 8)
+    maps = torch.stack([raster, -raster, torch.zeros(8, 8)])
+    c = negative_perturbation(model, x, maps, torch.ones(3, dtype=torch.long))
+    expected = np.zeros((3, 10), dtype=bool)
+    expected[0, :2] = expected[2, :2] = True  # fractions 0 and 0.1
+    expected[1, :8] = True  # fractions 0 ... 0.7
+    np.testing.assert_array_equal(c.correct, expected)
+    np.testing.assert_allclose(c.image_auc, [15.0, 75.0, 15.0])
+    assert c.auc == pytest.approx((15 + 75 + 15) / 3)
+    np.testing.assert_allclose(c.accuracy, 100 * expected.mean(0))
+
+
+def test_removed_background_share_by_hand():
+    """4x4 image, columns 0-1 exactly 0 (background), fractions 25 % / 50 % (4 / 8 pixels).
+    Raster map: rows 0 / rows 0-1 removed, half of them background -> 0.5. A map that is 0 on
+    the background (as Captum's IG is) removes background only -> 1.0. A pixel that is 0 in one
+    channel only is not background."""
+    from visxai.metrics.negative_perturbation import removed_background_share
+
+    img = torch.full((1, 4, 4), 0.7)
+    img[:, :, :2] = 0.0
+    x = torch.stack([img, img])
+    raster = torch.arange(16.0).view(4, 4)
+    maps = torch.stack([raster, img[0] + raster / 100])
+    share = removed_background_share(x, maps, (0.25, 0.5))
+    np.testing.assert_allclose(share, [0.5, 1.0])
+    rgb = torch.cat([img, img, torch.full((1, 4, 4), 0.3)])[None]  # blue channel never 0
+    assert removed_background_share(rgb, maps[1:], (0.25, 0.5))[0] == 0.0
+    with pytest.raises(ValueError, match="do not match images"):
+        removed_background_share(x, maps[:1], (0.25, 0.5))
