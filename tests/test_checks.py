@@ -93,7 +93,11 @@ def test_the_spec_names_each_notebooks_parameters_and_accepts_their_defaults(ste
         ("04_fill_in_the_blanks", {"mask_ratio": 1.5}, r"mask_ratio is float in \(0, 1\), got 1.5"),
         ("04_fill_in_the_blanks", {"mask_ratio": 0}, r"mask_ratio is float in \(0, 1\), got 0"),
         ("04_fill_in_the_blanks", {"patch_size": 2.5}, r"patch_size is int >= 1, got 2.5"),
-        ("04_fill_in_the_blanks", {"binarize": "mean"}, r"'otsu', None or a float, got 'mean'"),
+        (
+            "04_fill_in_the_blanks",
+            {"binarize": "mean"},
+            r"'otsu', 'none', None or a float in \[0, 1\), got 'mean'",
+        ),
         ("04_fill_in_the_blanks", {"k_masks": True}, r"k_masks is int >= 1, got True"),
         ("01_pixel_invariance", {"profile": "fast"}, r"one of 'offline', 'paper', got 'fast'"),
         ("01_pixel_invariance", {"seed": -1}, r"seed is int >= 0"),
