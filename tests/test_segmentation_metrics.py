@@ -96,3 +96,41 @@ def test_image_accuracy_per_image_and_pooled():
     np.testing.assert_allclose(s.image_accuracy, [100.0, 100.0 * 24 / 64])
     # equal labelled counts: the pooled accuracy is the mean of the per-image ones
     assert s.pixel_accuracy == pytest.approx(s.image_accuracy.mean())
+
+
+def test_authors_21_way_evaluation_equals_a_hand_example():
+    """Table 3b as the authors evaluate it, K = 2 classes on a 1 x 3 image. Class 0 is
+    predicted (logit 2), class 1 is not (logit -1). Class 0's map [2, 1, -2] / max -> [1, .5, -1]
+    in channel 1; channel 2 (absent) 0, channel 0 (background) 0. Clamp at 0, -0.1 on channel 2,
+    softmax per pixel: pixel 0 = softmax(0, 1, -0.1), pixel 1 = softmax(0, .5, -0.1); pixel 2 is
+    unlabelled (255). Ground truth: pixel 0 = class 0 (channel 1), pixel 1 = background.
+    Six scores, descending: .588 (pos), .464, .281 (pos), .255, .216, .196 -> AP = (1/1 + 2/3)/2
+    = 5/6; argmax = channel 1 at both pixels -> 1 of 2 labelled pixels correct."""
+    import math
+
+    from visxai.metrics.segmentation import authors_multilabel_vis, softmax_map_scores
+
+    class_maps = torch.tensor([[[[2.0, 1.0, -2.0]], [[5.0, 5.0, 5.0]]]])  # [1, 2, 1, 3]
+    vis, present = authors_multilabel_vis(class_maps, torch.tensor([[2.0, -1.0]]), signed=True)
+    assert present.tolist() == [[True, False]]
+    torch.testing.assert_close(vis[0, :, 0], torch.tensor([[0, 0, 0], [1, 0.5, -1], [0, 0, 0.0]]))
+    masks = torch.tensor([[[1, 0, 255]]])
+    sc = softmax_map_scores(vis, present, masks)
+
+    def softmax(*z):
+        e = [math.exp(v) for v in z]
+        return [v / sum(e) for v in e]
+
+    p0, p1 = softmax(0, 1, -0.1), softmax(0, 0.5, -0.1)
+    assert p0[1] > p1[1] > p1[0] > p1[2] > p0[0] > p0[2]  # the order used above
+    np.testing.assert_allclose(sc.ap, [5 / 6])
+    assert sc.correct.tolist() == [1] and sc.labeled.tolist() == [2]
+    assert sc.pixel_accuracy == pytest.approx(50.0)
+    # unsigned maps lose their mean first: [2, 1, -2] - 1/3, / max
+    vis_u, _ = authors_multilabel_vis(class_maps, torch.tensor([[2.0, -1.0]]), signed=False)
+    hand = (torch.tensor([2.0, 1.0, -2.0]) - 1 / 3) / (2 - 1 / 3)
+    torch.testing.assert_close(vis_u[0, 1, 0], hand)
+    with pytest.raises(ValueError, match="masks must hold 0..2"):
+        softmax_map_scores(vis, present, torch.tensor([[[3, 0, 0]]]))
+    with pytest.raises(ValueError, match=r"class_maps must be \[B, K, H, W\]"):
+        authors_multilabel_vis(class_maps[0], torch.tensor([[2.0, -1.0]]), signed=True)

@@ -21,6 +21,17 @@ method: notebook 02 passes ``visxai.methods.registry.Method.signed``):
   foreground channel with the (positive part of the) map and the background with its
   complement instead. mAP is the mean over images.
 
+Table 3b as the authors evaluate it (their ``generate_segmentation.py`` and
+``segmentation_eval_from_hdf5.py``, shirgur/AGFVisualization) is a different, 21-way protocol:
+:func:`authors_multilabel_vis` builds one map per predicted class (sigmoid > 0.5), each divided
+by its max (unsigned maps: after subtracting their mean), in channel ``class + 1`` of a
+``[B, K+1, H, W]`` map whose channel 0 (background) is 0; :func:`softmax_map_scores` clamps it at
+0, subtracts 0.1 on the channels of predicted-absent classes, takes the softmax over the ``K+1``
+channels and scores it per image: AP of the one-hot ``K+1``-way ground truth against the
+softmax, flattened together (continuous AP), and pixel accuracy of the argmax. The authors'
+meter multiplies each image's correct-pixel count by its labelled count; we pool correct /
+labelled pixels (a percentage, as the paper reports).
+
 Written by hand around scikit-learn (thresholding and accumulation only, a few lines), because
 the rule for signed vs unsigned maps is specific to this benchmark.
 """
@@ -38,6 +49,8 @@ __all__ = [
     "segment",
     "SegmentationScores",
     "segmentation_scores",
+    "authors_multilabel_vis",
+    "softmax_map_scores",
 ]
 
 
@@ -148,4 +161,71 @@ def segmentation_scores(
         y = np.concatenate([1 - t, t])  # one-hot (background, foreground), flattened together
         s = np.concatenate([1.0 - s_fg, s_fg])
         ap[i] = np.nan_to_num(average_precision_score(y, s)) if 0 < y.sum() < len(y) else 0.0
+    return SegmentationScores(correct, labeled, ap)
+
+
+def authors_multilabel_vis(
+    class_maps: torch.Tensor, logits: torch.Tensor, signed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' Table 3b input: ``(vis [B, K+1, H, W], present [B, K])`` from one map per
+    class ``class_maps [B, K, H, W]`` (only the predicted classes' maps are used) and the
+    multi-label ``logits [B, K]``. ``present = sigmoid(logits) > 0.5``; channel ``c + 1`` holds
+    class c's map divided by its max (unsigned maps: minus their mean first), 0 if c is not
+    predicted; channel 0 is 0. A map whose max is <= 0 stays 0 (the authors do not guard this).
+    """
+    class_maps, logits = _as_tensor(class_maps).float(), _as_tensor(logits).float()
+    if class_maps.dim() != 4 or logits.shape != class_maps.shape[:2]:
+        raise ValueError(
+            f"class_maps must be [B, K, H, W] and logits [B, K], got {tuple(class_maps.shape)} "
+            f"and {tuple(logits.shape)}"
+        )
+    present = torch.sigmoid(logits) > 0.5
+    cam = class_maps
+    if not signed:
+        cam = cam - cam.mean(dim=(2, 3), keepdim=True)
+    top = cam.amax(dim=(2, 3), keepdim=True)
+    cam = torch.where(top > 0, cam / top.clamp(min=1e-12), torch.zeros_like(cam))
+    cam = cam * present[:, :, None, None]
+    return torch.cat([torch.zeros_like(cam[:, :1]), cam], dim=1), present
+
+
+def softmax_map_scores(
+    vis: torch.Tensor,
+    present: torch.Tensor,
+    masks: torch.Tensor | np.ndarray,
+    ignore_index: int | None = 255,
+    absent_offset: float = 0.1,
+) -> SegmentationScores:
+    """Table 3b per the authors' ``segmentation_eval_from_hdf5.py``: ``vis [B, K+1, H, W]``
+    (:func:`authors_multilabel_vis`) clamped at 0, ``absent_offset`` subtracted on the channels
+    of classes not in ``present [B, K]``, softmax over the ``K+1`` channels; per image the AP of
+    the one-hot ground truth against it over all channels and labelled pixels (continuous AP)
+    and the argmax's correct / labelled pixels. ``masks [B, H, W]``: 0 = background, ``c + 1``
+    = class c, ``ignore_index`` = unlabelled."""
+    vis, present = _as_tensor(vis).float(), _as_tensor(present).bool()
+    gt = _as_tensor(masks).long()
+    b, k1 = vis.shape[:2]
+    if vis.dim() != 4 or tuple(present.shape) != (b, k1 - 1) or gt.shape != (b, *vis.shape[2:]):
+        raise ValueError(
+            f"vis must be [B, K+1, H, W], present [B, K] and masks [B, H, W], got "
+            f"{tuple(vis.shape)}, {tuple(present.shape)}, {tuple(gt.shape)}"
+        )
+    valid = gt != ignore_index if ignore_index is not None else torch.ones_like(gt, dtype=bool)
+    if ((gt[valid] < 0) | (gt[valid] >= k1)).any():
+        raise ValueError(f"masks must hold 0..{k1 - 1} or ignore_index={ignore_index}")
+    p = vis.clamp(min=0)
+    p[:, 1:] -= absent_offset * (~present).float()[:, :, None, None]
+    p = torch.softmax(p, dim=1)
+    correct = np.zeros(b, dtype=np.int64)
+    labeled = np.zeros(b, dtype=np.int64)
+    ap = np.zeros(b, dtype=np.float64)
+    for i in range(b):
+        v = valid[i]
+        t = gt[i][v]  # [P]
+        scores = p[i][:, v]  # [K+1, P]
+        onehot = torch.zeros_like(scores).scatter_(0, t[None], 1.0)
+        labeled[i] = int(v.sum())
+        correct[i] = int((scores.argmax(0) == t).sum())
+        y, s_ = onehot.flatten().numpy(), scores.flatten().numpy().astype(np.float64)
+        ap[i] = np.nan_to_num(average_precision_score(y, s_)) if 0 < y.sum() < len(y) else 0.0
     return SegmentationScores(correct, labeled, ap)
