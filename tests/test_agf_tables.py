@@ -124,3 +124,38 @@ def test_segmentation_tables_keys_rows_and_missing_control():
     assert verdicts[("case", "pixel accuracy")][0][0] == "holds"
     assert len(long) == 2 * 3 and set(long["data"]) == {"the case"}
     assert (long.dropna(subset=["AGF beats it"])["randomised: AGF beats it"] == "not run").all()
+
+
+def test_background_fill_table_equals_the_metric_called_directly():
+    """Notebook 02's Fashion-MNIST Table 2 diagnostic: the background share and both fills are
+    those of the metric on the same maps (predicted class, first n images)."""
+    from tiny_models import tiny_cnn
+
+    from visxai.methods.explain import explain
+    from visxai.metrics.negative_perturbation import (
+        negative_perturbation,
+        removed_background_share,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 24, 24, generator=g)
+    x[:, :, :, :12] = 0.0  # a black left half: background
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    model = tiny_cnn().eval()
+    run = at.AGFRun(batch=4)
+    t = run.label
+    bg = at.background_fill_table(run, model, None, x, y, ["gradient", "random"], n=4)
+    assert bg["method"].tolist() == [t("gradient"), t("random")] and bg["n"].tolist() == [4, 4]
+    fill = float(x[:4].mean())
+    with torch.no_grad():
+        pred = model(x[:4]).argmax(1)
+    maps = explain(model, x[:4], pred, method="gradient")
+    row = bg.iloc[0]
+    share = removed_background_share(x[:4], maps)
+    assert row["removed pixels that are background (%)"].value == pytest.approx(100 * share.mean())
+    c0 = negative_perturbation(model, x[:4], maps, y[:4])
+    cm = negative_perturbation(model, x[:4], maps, y[:4], fill=fill)
+    assert row["AUC, fill 0 (paper)"].value == pytest.approx(c0.auc)
+    assert row[f"AUC, fill {fill:.3f} (mean; sensitivity check)"].value == pytest.approx(cm.auc)
+    with pytest.raises(ValueError, match="n must be in 1..6"):
+        at.background_fill_table(run, model, None, x, y, ["gradient"], n=7)
