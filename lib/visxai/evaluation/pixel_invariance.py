@@ -9,6 +9,8 @@ They stand on :mod:`visxai.methods.pixel_invariance` (the method, the metrics of
   controls;
 * :func:`table1_report`: the estimates with their 95% CIs, the verdicts against the paper and of
   the paper's claim, the scorecard rows, the texts the notebook prints and its figures;
+* :func:`schedule_comparison`: the convergent fit of Eq. 2 against the paper's schedule on one
+  photo (both heatmaps, their Pearson r, the final losses);
 * :func:`refit_panel`: the α / λ / V slider panel (:func:`refit_figure`).
 
 Written by hand: the protocol glue (loops, tables, figures); the statistics are
@@ -58,6 +60,8 @@ __all__ = [
     "InvarianceCase",
     "invariance_case",
     "run_table1",
+    "ScheduleComparison",
+    "schedule_comparison",
     "PANEL_ALPHAS",
     "PANEL_LAMBDAS",
     "PANEL_VS",
@@ -703,6 +707,125 @@ def run_table1(
         )
         heatmaps.update(cls_maps)
     return frame, heatmaps
+
+
+# ------------------------------------------------------------------------------------------------
+# The surrogate's fit: the convergent schedule against the paper's
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScheduleComparison:
+    """Both fits of Eq. 2 on one photo's data (see :func:`schedule_comparison`).
+
+    ``photo``: the photo; ``converge`` / ``paper``: the
+    :class:`~visxai.methods.pixel_invariance.InvarianceResult` of
+    ``schedule="converge"`` and ``schedule="paper"``; ``pearson``: Pearson r of their (raw)
+    heatmaps.
+    """
+
+    model: str
+    image: str
+    photo: torch.Tensor  # [3,H,W] in [0,1]
+    converge: InvarianceResult
+    paper: InvarianceResult
+    pearson: float
+
+    def summary(self) -> dict[str, object]:
+        """The fit facts: per schedule its first and final loss, iterations and ``converged``."""
+        out: dict[str, object] = {"model": self.model, "image": self.image}
+        for name, res in (("converge", self.converge), ("paper", self.paper)):
+            fit = res.fit
+            assert fit is not None
+            out[name] = {
+                "first loss": fit.history[0]["total"] if fit.history else float("nan"),
+                "final loss": fit.loss,
+                "iterations": fit.iterations,
+                "converged": fit.converged,
+                "monotone": bool(np.all(np.diff([h["total"] for h in fit.history]) <= 0)),
+            }
+        out["pearson"] = self.pearson
+        return out
+
+    def text(self) -> str:
+        """Robust lines for the notebook: loss up or down, converged yes / no, r to 1 decimal."""
+        s = self.summary()
+        c, p = s["converge"], s["paper"]
+        assert isinstance(c, dict) and isinstance(p, dict)
+
+        def way(d: dict) -> str:
+            return "decreases" if d["final loss"] < d["first loss"] else "increases"
+
+        return "\n".join(
+            [
+                f"{self.model}, {self.image}:",
+                f"  convergent fit: loss {way(c)} at every iteration: "
+                f"{'yes' if c['monotone'] else 'no'}; converged within {c['iterations']} "
+                f"iterations: {'yes' if c['converged'] else 'no'}",
+                f"  paper's schedule: loss {way(p)} over its {p['iterations']} epochs "
+                f"(by a factor > 10: {'yes' if p['final loss'] > 10 * p['first loss'] else 'no'})",
+                f"  Pearson r of the two heatmaps: {self.pearson:.1f}",
+            ]
+        )
+
+    def plot(self) -> Figure:
+        """The photo, both displayed heatmaps (titles: schedule, final loss), both loss curves."""
+        import matplotlib.pyplot as plt
+
+        from ..plotting import show_heatmap
+
+        fig, axes = plt.subplots(1, 4, figsize=(10, 2.6))
+        img = self.photo
+        axes[0].imshow(img.permute(1, 2, 0).numpy())
+        axes[0].axis("off")
+        axes[0].set_title(f"{self.model}\n{self.image}", fontsize=8)
+        for ax, (name, res) in zip(
+            axes[1:3], (("convergent fit", self.converge), ("paper's schedule", self.paper))
+        ):
+            assert res.fit is not None
+            show_heatmap(ax, res.display, img, title=f"{name}\nfinal loss {res.fit.loss:.3g}")
+        for name, res in (("convergent fit", self.converge), ("paper's schedule", self.paper)):
+            axes[3].plot([h["total"] for h in res.history], label=name)
+        axes[3].set_yscale("log")
+        axes[3].set(xlabel="iteration / epoch", ylabel="loss of Eq. 2")
+        axes[3].legend(fontsize=7)
+        fig.suptitle(f"Pearson r of the heatmaps: {self.pearson:.2f}", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+
+def schedule_comparison(
+    pi: PixelInvariance,
+    case: InvarianceCase,
+    model: str | None = None,
+    image: str | None = None,
+) -> ScheduleComparison:
+    """The surrogate of Eq. 2 fitted with ``schedule="converge"`` and ``schedule="paper"`` on the
+    same data (augments, similarities, NMF target) of one photo (notebook 01).
+
+    ``model``: a row of ``case.models`` (default: the first); ``image``: a photo of the case
+    (default: the first shown). ``pi`` gives every other parameter (its model is replaced by the
+    row's). Returns a :class:`ScheduleComparison` (its ``text()`` and ``plot()``).
+    """
+    model = next(iter(case.models)) if model is None else model
+    image = case.shown[0] if image is None else image
+    if model not in case.models:
+        raise ValueError(f"schedule_comparison: unknown model {model!r}; rows: {list(case.models)}")
+    if image not in case.images:
+        raise ValueError(
+            f"schedule_comparison: unknown photo {image!r}; the case has {list(case.images)}"
+        )
+    net, mean, std = case.models[model]
+    base = pi.replace(model=net, mean=mean, std=std)
+    data = base.prepare(case.images[image])
+    conv = base.replace(schedule="converge").fit(data)
+    paper = base.replace(schedule="paper").fit(data)
+    r = float(
+        np.corrcoef(conv.heatmap.reshape(-1).numpy(), paper.heatmap.reshape(-1).numpy())[0, 1]
+    )
+    return ScheduleComparison(
+        model=model, image=image, converge=conv, paper=paper, pearson=r, photo=data.image
+    )
 
 
 # ------------------------------------------------------------------------------------------------
