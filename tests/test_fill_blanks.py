@@ -385,7 +385,8 @@ def _tiny_study(min_correct: int = 5):
     s = fib.NotebookSettings(
         "offline", "10k", "lin-a", "fmnist-lin", "lin-b", fig2_min_correct=min_correct,
         check_min_correct=min_correct, table_per_class=2, table_min_correct=3,
-        control_per_class=1, fig5_images=2, fig4_min_correct=3, max_masks_factor=3, batch_size=64,
+        other_min_correct=2, control_per_class=1, fig5_images=2, fig4_min_correct=3,
+        max_masks_factor=3, batch_size=64,
     )  # fmt: skip
     names = [s.fig_model, s.table_model, s.fmnist_model]
     methods = {n: FillInTheBlanks(lin, device="cpu", min_correct=min_correct) for n in names}
@@ -402,6 +403,7 @@ def test_notebook_settings() -> None:
     for s in (off, paper):  # the paper's N* > 10,000 in both profiles (Fig. 2 and Table 1)
         assert s.fig2_min_correct == s.table_min_correct == 10_000
         assert s.check_min_correct > s.fig2_min_correct
+    assert paper.other_min_correct == 10_000 and off.other_min_correct == 1_000
     assert off.table_per_class * 10 >= 100  # at least 10 images per class, 100 in all
     assert paper.table_per_class is None and off.profile == "offline"
     with pytest.raises(ValueError, match="profile"):
@@ -458,8 +460,11 @@ def test_table1_and_verdicts() -> None:
     st = _tiny_study()
     t1 = fib.table1(st, seeds=(0, 1), progress=False)
     assert t1.n_images == 20 and t1.control.endswith("(control)")
-    assert t1.random_seeds == (0,) and t1.n_star[t1.control].shape == (10, 1)
     tm = st.settings.table_model
+    assert t1.random_seeds == (0,) and t1.n_star[t1.control].shape == (10, 1)
+    # the table model at the other runs' N* (2): the same mask stream stopped earlier
+    assert t1.min_correct == {tm: 3, t1.control: 2, st.settings.fig_model: 2}
+    assert fib.reduced_name(2) in t1.pairs[tm] and fib.reduced_name(2) not in t1.pairs[t1.control]
     assert set(t1.pairs) == {tm, t1.control, st.settings.fig_model}
     assert fib.PROGRESSIVE_ALL in t1.pairs[tm] and fib.PROGRESSIVE_ALL not in t1.pairs[t1.control]
     lab, pr = t1.pairs[tm][fib.RANDOM]
@@ -476,7 +481,7 @@ def test_table1_and_verdicts() -> None:
     sc = Scorecard("test")
     stab = fib.table1_verdicts(t1, sc)
     assert all(len(v) in (1, 2) for v in stab.values())
-    assert len(sc.rows) == 16  # 2 x 6 paper cells (ResNet5, CNN3), the ordering, 3 controls
+    assert len(sc.rows) == 17  # 2 x 6 paper cells, the ordering, the reduced-N* check, 3 controls
     assert t1.values()["metric"].nunique() == 3
 
 
@@ -593,8 +598,8 @@ def test_table1_reports_every_image_short_of_n_star(model: nn.Module) -> None:
 
     st = _tiny_study()
     t1 = fib.table1(st, seeds=(0,), progress=False)
-    m = st.settings.table_min_correct
     for run, ns in t1.n_star.items():
+        m = t1.min_correct[run]
         assert ns.shape == (len(t1.indices[run]), 1)
         line = next(ln for ln in t1.short_lines() if ln.startswith(f"{run}:"))
         bad = np.nonzero(ns[:, 0] <= m)[0]
