@@ -555,3 +555,162 @@ def test_run_table1_keeps_fig2_heatmaps_and_leaves_the_classifier_out_of_the_fra
     assert case.setting((3, 4)).startswith("offline: test, 16px, 2 photos, B=16, seeds (3, 4)")
     with pytest.raises(ValueError, match="profile"):
         invariance_case("laptop")
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 13: the surrogate's fit, the display order, Table I's metrics on hand examples
+# ------------------------------------------------------------------------------------------------
+
+
+def _small_problem(b: int = 200, p: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(p, generator=g)
+    x2 = x1 + 0.5 * torch.randn(b, p, generator=g)
+    w_true = torch.randn(p, generator=g)
+    s = torch.sigmoid(0.5 * (x1 + x2) @ w_true)  # soft similarities in (0, 1)
+    t = torch.rand(b, generator=g)
+    return x1, x2, s, t
+
+
+def test_convergent_fit_decreases_monotonically_to_a_minimum() -> None:
+    from visxai.methods.pixel_invariance import fit_surrogate
+
+    x1, x2, s, t = _small_problem()
+    cfg = SurrogateConfig(max_iter=5000, ftol=1e-10, gtol=1e-6)
+    fit = fit_surrogate(x1, x2, s, t, cfg)
+    loss = np.array([h["total"] for h in fit.history])
+    assert fit.schedule == "converge" and fit.converged and fit.iterations < cfg.max_iter
+    assert np.all(np.diff(loss) <= 0)  # monotone
+    assert fit.loss == pytest.approx(loss[-1]) and fit.loss < loss[0]
+    # optimality of the L1-regularised loss (KKT): grad + lam * sign(w) = 0 where w != 0,
+    # |grad| <= lam where w = 0 (the bias is penalised too, as in the authors' code)
+    w = torch.cat([fit.weight, fit.bias[None]]).double().requires_grad_(True)
+    xb = 0.5 * (x1 + x2).double()
+    z = xb @ w[:-1] + w[-1]
+    smooth = (
+        torch.nn.functional.binary_cross_entropy_with_logits(z, s.double(), reduction="sum")
+        + cfg.alpha * (torch.sigmoid(z) - t.double()).pow(2).mean()
+    )
+    (grad,) = torch.autograd.grad(smooth, w)
+    z0 = torch.zeros_like(z)
+    grad0 = xb.T @ (torch.sigmoid(z0) - s.double())  # the BCE's gradient at w = 0
+    tol = 5e-3 * float(grad0.abs().max())  # float32 fit of a summed loss
+    nz = w.detach() != 0
+    assert nz.any()
+    kkt = grad[nz] + cfg.lam * torch.sign(w.detach()[nz])
+    assert float(kkt.abs().max()) < tol
+    if (~nz).any():
+        assert float(grad[~nz].abs().max()) <= cfg.lam + tol
+
+
+def test_paper_schedule_is_the_authors_sgd_loop_and_reports_no_convergence() -> None:
+    from visxai.methods.pixel_invariance import fit_surrogate
+
+    x1, x2, s, t = _small_problem(b=64, p=20, seed=1)
+    x1, x2 = 0.05 * x1, 0.05 * x2  # lr x curvature < 2: SGD is stable, rounding does not grow
+    fit = fit_surrogate(x1, x2, s, t, SurrogateConfig(schedule="paper"))
+    # the authors' loop (explain-cl methods.pixel_invariance), weights started at zero
+    layer = nn.Linear(20, 1)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    for _ in range(100):
+        preds = (layer(x1[None]) + layer(x2)) / 2
+        loss = nn.BCEWithLogitsLoss(reduction="sum")(preds[:, 0], s)
+        loss = loss + 2.0 * nn.MSELoss()(torch.sigmoid(preds[:, 0]), t)
+        loss = loss + 0.2 * sum(p.abs().sum() for p in layer.parameters())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.testing.assert_close(fit.weight, layer.weight.detach()[0], rtol=1e-5, atol=1e-5)
+    assert fit.iterations == 100 and len(fit.history) == 100 and not fit.converged
+    # at the scale of real pixels the paper's schedule diverges, the convergent fit does not
+    x1, x2, s, t = _small_problem(b=64, p=20, seed=1)
+    paper = fit_surrogate(x1, x2, s, t, SurrogateConfig(schedule="paper"))
+    conv = fit_surrogate(x1, x2, s, t, SurrogateConfig(max_iter=300))
+    assert paper.loss > paper.history[0]["total"]  # the loss went up
+    assert conv.loss < conv.history[0]["total"] < paper.loss
+    assert np.all(np.diff([h["total"] for h in conv.history]) <= 0)
+
+
+def test_schedule_and_center_are_constructor_options_center_off_by_default() -> None:
+    pi = PixelInvariance(nn.Flatten(), n_augments=4, device="cpu")
+    assert pi.surrogate.schedule == "converge" and pi.surrogate.center is False
+    assert pi.replace(schedule="paper", center=True).surrogate.schedule == "paper"
+    with pytest.raises(ValueError, match="schedule"):
+        SurrogateConfig(schedule="sgd")
+
+
+def test_display_trims_and_blurs_at_the_surrogate_resolution_then_resizes() -> None:
+    from visxai.methods.pixel_invariance import InvarianceResult
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3 * 16 * 16, generator=g)
+    hm = weights_to_heatmap(w, 16, out_size=(48, 48))
+    res = InvarianceResult(
+        heatmap=hm, weight=w, bias=torch.zeros(()), nmf_target=torch.zeros(1), size=(16, 16)
+    )
+    small = display_heatmap(weights_to_heatmap(w, 16))
+    expected = torch.nn.functional.interpolate(
+        small[None, None], size=(48, 48), mode="bilinear", align_corners=False
+    )[0, 0]
+    torch.testing.assert_close(res.display, expected)
+    assert not torch.allclose(res.display, display_heatmap(hm))  # the other order differs
+
+
+class _PairScore:
+    """A similarity score with fixed per-pair values: ``full`` for the unmasked image, ``masked``
+    for any other image (what evaluate's Average Drop / Increase in Confidence read)."""
+
+    def __init__(self, image: torch.Tensor, full, masked) -> None:
+        self.image = image
+        self.full = torch.tensor(full, dtype=torch.float32)
+        self.masked = torch.tensor(masked, dtype=torch.float32)
+
+    def per_reference(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [self.full if torch.equal(x, self.image) else self.masked for x in images]
+        )
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.per_reference(images).mean(dim=1)
+
+
+def test_average_drop_and_increase_per_pair_on_a_hand_example() -> None:
+    """Grad-CAM++'s formulas per (image, transformation) pair: drop max(0, Y - O) / Y (O clamped
+    at 0), undefined where Y <= 0 (left out, counted), increase 1[O > Y] over all pairs."""
+    pi = PixelInvariance(nn.Flatten(), n_augments=4, device="cpu")
+    img = _image()
+    x = pi.normalize(img)
+    y = [0.8, 0.5, -0.2, 0.0, 0.5]
+    o = [0.4, 0.6, 0.1, -0.3, -0.5]
+    # drops: 0.5, 0 (O > Y), undefined (Y < 0), undefined (Y = 0), 1 (O clamped at 0)
+    # increases: O > Y for pairs 2 and 3 (a negative Y is beaten by a positive O)
+    ev = evaluate(pi, img, torch.rand(S, S), score=_PairScore(x, y, o))
+    assert ev["drop"] == pytest.approx(0.5)
+    assert ev["n_undefined_drop"] == 2
+    assert ev["increase"] == pytest.approx(0.4)
+    assert ev["full"] == pytest.approx(np.mean(y)) and ev["masked"] == pytest.approx(np.mean(o))
+    # every pair undefined: the drop is NaN, not 0
+    ev = evaluate(pi, img, torch.rand(S, S), score=_PairScore(x, [-0.1, 0.0], [0.2, 0.3]))
+    assert np.isnan(ev["drop"]) and ev["n_undefined_drop"] == 2 and ev["increase"] == 1.0
+
+
+def test_insertion_and_deletion_on_a_hand_4x4_example() -> None:
+    """Score = sum of the pixels, saliency = the pixel values, 4 pixels per step: the curves and
+    their trapezoidal AUCs (RISE's CausalMetric: (sum - y0/2 - yn/2) / n) by hand."""
+    from visxai.metrics.perturbation import deletion, insertion
+
+    img = (torch.arange(16.0) / 16).view(1, 4, 4)
+    sal = img[0].clone()
+
+    def score(batch: torch.Tensor) -> torch.Tensor:
+        return batch.flatten(1).sum(1)
+
+    dele = deletion(score, img, sal, step=4)
+    np.testing.assert_allclose(dele.curve, [7.5, 4.125, 1.75, 0.375, 0.0], atol=1e-6)
+    assert dele.auc == pytest.approx((13.75 - 7.5 / 2 - 0.0 / 2) / 4)  # 2.5
+    ins = insertion(score, img, sal, step=4, substrate=torch.zeros_like(img))
+    np.testing.assert_allclose(ins.curve, [0.0, 3.375, 5.75, 7.125, 7.5], atol=1e-6)
+    assert ins.auc == pytest.approx((23.75 - 0.0 / 2 - 7.5 / 2) / 4)  # 5.0

@@ -559,13 +559,13 @@ def display_heatmap(
     heatmap: torch.Tensor, trim: float = 0.5, kernel_size: int = 11, sigma: float = 5.0
 ) -> torch.Tensor:
     """The paper's display post-processing (not used for evaluation): values < ``trim`` set to 0,
-    then a Gaussian blur (kernel 11, sigma 5, as in the authors' code)."""
+    then a Gaussian blur (kernel 11, sigma 5, as in the authors' code; on a map smaller than 6 px
+    the kernel is cut to 2 min(H, W) - 1, what reflect padding allows)."""
     hm = _minmax(heatmap.detach().float())
     hm = torch.where(hm < trim, torch.zeros_like(hm), hm)
-    if kernel_size > 1 and sigma > 0:
-        hm = TF.gaussian_blur(
-            hm[None], kernel_size=[kernel_size, kernel_size], sigma=[sigma, sigma]
-        )[0]
+    k = min(int(kernel_size), 2 * min(hm.shape[-2:]) - 1)
+    if k > 1 and sigma > 0:
+        hm = TF.gaussian_blur(hm[None], kernel_size=[k, k], sigma=[sigma, sigma])[0]
     return hm
 
 
