@@ -714,3 +714,35 @@ def test_insertion_and_deletion_on_a_hand_4x4_example() -> None:
     ins = insertion(score, img, sal, step=4, substrate=torch.zeros_like(img))
     np.testing.assert_allclose(ins.curve, [0.0, 3.375, 5.75, 7.125, 7.5], atol=1e-6)
     assert ins.auc == pytest.approx((23.75 - 0.0 / 2 - 7.5 / 2) / 4)  # 5.0
+
+
+def test_schedule_comparison_fits_both_schedules_on_the_same_data() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from visxai.evaluation.pixel_invariance import InvarianceCase, schedule_comparison
+
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    case = InvarianceCase(
+        profile="offline",
+        models={"region": (RegionModel(), mean, std)},
+        images={"x": _image()},
+        shown=("x",),
+        size=S,
+        surrogate_size=None,
+        n_augments=32,
+        description="test",
+    )
+    pi = PixelInvariance(RegionModel(), mean, std, n_augments=32, surrogate_size=None, device="cpu")
+    sc = schedule_comparison(pi, case)
+    assert sc.converge.fit.schedule == "converge" and sc.paper.fit.schedule == "paper"
+    assert sc.paper.fit.iterations == 100 and not sc.paper.fit.converged
+    assert np.all(np.diff([h["total"] for h in sc.converge.history]) <= 0)
+    # the same data: both fits start from the same loss (weights at zero)
+    assert sc.converge.history[0]["total"] <= sc.paper.history[0]["total"] + 1e-3
+    r = np.corrcoef(sc.converge.heatmap.flatten().numpy(), sc.paper.heatmap.flatten().numpy())
+    assert sc.pearson == pytest.approx(float(r[0, 1]))
+    assert "converged within" in sc.text() and "Pearson r" in sc.text()
+    assert len(sc.plot().axes) == 4
+    with pytest.raises(ValueError, match="unknown model"):
+        schedule_comparison(pi, case, model="nope")
