@@ -621,6 +621,9 @@ class PixelInvariance:
     the seed); the calls take only the data: ``pi(image)``, ``pi.prepare(image)`` then
     ``pi.fit(data)``. :meth:`replace` gives a copy with some parameters changed (another model,
     seed or alpha: notebook 01 builds one object from its parameters cell and derives the others).
+    ``schedule``, ``max_iter``, ``center``: how the surrogate is fitted (:class:`SurrogateConfig`;
+    ``epochs`` and ``lr`` apply to ``schedule="paper"`` only); :attr:`InvarianceResult.fit` says
+    how the fit ended.
     """
 
     def __init__(
