@@ -1,12 +1,13 @@
 """The README's "AGF coverage" table: model x method, supported / refused, CPU seconds per image.
 
-Every torchvision classification family of issue 19 (random weights,
+Every torchvision classification family of issue 19, plus MNASNet and GoogLeNet (random weights,
 ``torchvision.models.NAME(weights=None)``, nothing downloaded), EfficientNet-Lite0 (the zoo's
 offline weights) and a ViT-B/16 (refused), explained with AGF, RAP, CLRP, SGLRP and LRP
 through ``visxai.methods.explain`` on one random 224 x 224 image, one thread. A cell is the
 CPU time of one call (``time.process_time``: the work done, not the wait for a core on a
-shared machine), after one untimed forward pass; "refused" cells give the start of the
-``UnsupportedLayerError`` message. The whole run takes a few minutes on one core.
+shared machine), after one untimed forward pass; for a "refused" model a line under the table
+names the first unsupported operation from the ``UnsupportedLayerError`` message. The whole run
+takes about five minutes on one core.
 
     .venv/bin/python benchmarks/coverage_table.py [--models resnet18,vit_b_16] [--size 224]
         [--methods agf,rap,clrp,sglrp,lrp] [--out table.md]
@@ -40,6 +41,8 @@ MODELS = (
     "regnet_y_400mf",
     "shufflenet_v2_x1_0",
     "convnext_tiny",
+    "mnasnet1_0",
+    "googlenet",
     "efficientnet-lite0",
     "vit_b_16",
 )

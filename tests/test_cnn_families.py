@@ -17,7 +17,7 @@ from torch import nn
 
 from visxai.errors import UnsupportedLayerError
 from visxai.methods import explain
-from visxai.methods.agf import LRPRules, relevance
+from visxai.methods.agf import LRPRules, canonized, relevance
 from visxai.methods.agf.rules import LinearOp
 
 METHODS = ("agf", "rap", "clrp", "sglrp", "lrp")
@@ -38,6 +38,7 @@ def _calibrated(model: nn.Module) -> nn.Module:
 
 def _family(name: str) -> nn.Module:
     import torchvision.models as tm
+    from torchvision.models import convnext as cn
     from torchvision.models import efficientnet as ef
     from torchvision.models import regnet as rg
 
@@ -66,6 +67,9 @@ def _family(name: str) -> nn.Module:
         model = tm.MNASNet(0.5, num_classes=10)
     elif name == "googlenet":
         model = tm.GoogLeNet(num_classes=10, aux_logits=False, init_weights=True)
+    elif name == "convnext":  # layer scale 1 (not 1e-6) so that the blocks carry relevance
+        setting = [cn.CNBlockConfig(16, 32, 1), cn.CNBlockConfig(32, None, 2)]
+        model = cn.ConvNeXt(setting, stochastic_depth_prob=0.1, layer_scale=1.0, num_classes=10)
     else:
         raise KeyError(name)
     return _calibrated(model)
@@ -81,6 +85,7 @@ FAMILIES = (
     "densenet",
     "mnasnet",
     "googlenet",
+    "convnext",
 )
 
 
@@ -111,6 +116,9 @@ def test_every_method_runs_and_leaves_the_model_as_it_was(family: str) -> None:
     state = _state(model)
     with torch.no_grad():
         before = model(x)
+        with canonized(model):  # the canonized forward computes the model's own, bitwise
+            assert torch.equal(model(x), before)
+        assert _state(model) == state
     maps = {}
     for method in METHODS:
         for target in (1, 2) if method in CLASS_SPECIFIC else (1,):
@@ -168,10 +176,11 @@ def test_vit_is_refused_naming_the_class_token_concat() -> None:
 
     torch.manual_seed(0)
     vit = VisionTransformer(32, 16, 1, 2, 16, 16, num_classes=10).eval()
-    x = torch.randn(1, 3, 32, 32)
+    x, state = torch.randn(1, 3, 32, 32), _state(vit)
     for method in METHODS:
         with pytest.raises(UnsupportedLayerError, match=r"torch\.cat.*conv_proj"):
             explain(vit, x, 1, method=method)
+        assert _state(vit) == state  # a refusal during the forward leaves nothing behind
 
 
 # ----------------------------------------------------------------------------- LRP refusals

@@ -27,7 +27,32 @@ Public API (stable; notebooks 02 parts 1 and 2 and other modules code against it
 ``UnsupportedLayerError``: raised with the module path and type for anything not in
     ``SUPPORTED_LAYERS`` (Conv2d incl. groups and EfficientNet's Conv2dStaticSamePadding,
     Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Dropout, Flatten,
-    Identity) or for a functional operation between modules that the canonizers do not cover.
+    Identity; and, for the other torchvision families, SiLU, Hardswish, GELU, Hardsigmoid,
+    Sigmoid, AdaptiveMaxPool2d, LayerNorm over the last dim, torchvision's LayerNorm2d,
+    Permute and StochasticDepth, and the canonizers' modules of ``ops.py``), for an output
+    changed in place, or for a functional operation between modules that the canonizers do
+    not cover (named: ``torch.cat``, ``+``, ...; refusals come in execution order, so a ViT
+    is refused at its class-token ``torch.cat`` / position-embedding ``+``).
+
+Coverage (issue 19; README "AGF coverage", tests/test_cnn_families.py): torchvision VGG, ResNet,
+DenseNet, MobileNetV2/V3, EfficientNet (V1, V2), RegNet, ShuffleNetV2, ConvNeXt, MNASNet,
+GoogLeNet and EfficientNet-Lite, unmodified. Streams of Algorithm 1 per layer, in every family:
+the layer on the image gets z^B; a "flat" conv gets C only (Eq. 9); every other conv gets the
+full step (C, A, F_x, F_dx, M and the gated residual, Delta-shifted, Eqs. 9-14); the output
+Linear gets Eq. 8; a hidden Linear gets C, plus M when its input is a flattened feature map
+(Alg. 1 line 8). The flat convs are the 1x1 convs inside a block, as in the authors' ResNet
+Bottleneck: ResNet conv1/conv3/downsample (BasicBlock: conv2/downsample); MobileNet /
+EfficientNet / MNASNet expand and project convs; GoogLeNet's Inception 1x1 convs; RegNet a, c
+and proj; ShuffleNet branch 1x1 convs; DenseNet's bottleneck conv1. Full step: VGG's convs; the
+3x3 / depthwise / grouped convs of every block (FusedMBConv's k x k expand conv); DenseNet's
+transition convs and the 1x1 head convs outside blocks (MobileNet, EfficientNet, ShuffleNet
+conv5). ConvNeXt: full step on the depthwise 7x7 and the downsampling convs, C only on its
+pointwise Linear layers (1x1 convs on [B, H, W, C]). Residual adds (``Sum2``) split R by the
+z-rule; ``torch.cat`` splits it by channels; squeeze-excitation gates, SiLU / Hardswish / GELU
+(x g(x), g held constant) pass it; LayerNorm uses the LN-rule of Ali et al. 2022
+(``rules.layer_norm_rule``). The squeeze-excitation convs get no relevance (the gate is
+constant) but the gradient stream runs through them.
+
 ``set_weight_cache(enabled)``, ``weight_cache(enabled)`` (context manager),
     ``clear_weight_cache()``: the cache of weight-derived tensors (|W|, W+/W-, the all-ones
     response; cache.py), on by default; it keeps one extra copy of the weights per model and
@@ -35,9 +60,10 @@ Public API (stable; notebooks 02 parts 1 and 2 and other modules code against it
     case it cannot see: writes through ``weight.data``). Results are the same with it off.
 ``canonized(model)``: context manager used by ``trace``; residual additions of torchvision
     ResNet BasicBlock / Bottleneck and EfficientNet-Lite MBConvBlock become an explicit ``Sum2``
-    module; in-place ReLUs are made out-of-place for the duration. It applies one zennit-style
-    canonizer per block type (``BasicBlockCanonizer``, ``BottleneckCanonizer``,
-    ``MBConvCanonizer``, in ``canonizers.py``), the same ones the zennit LRP baselines use.
+    module; in-place activations are made out-of-place for the duration. It applies one
+    zennit-style canonizer per block type (``BasicBlockCanonizer``, ``BottleneckCanonizer``,
+    ``MBConvCanonizer``, the same ones the zennit LRP baselines use, and the
+    ``EXTENDED_CANONIZERS`` of the other torchvision families, in ``canonizers.py``).
 
 What is written by hand and why: no maintained library implements AGF (zennit's hooks rewrite
 the gradient of one module at a time and cannot run AGF's two coupled streams, the

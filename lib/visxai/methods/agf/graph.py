@@ -40,6 +40,7 @@ SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (
     # added for the torchvision families beyond VGG / ResNet (issue 19; rules.py)
     nn.SiLU,
     nn.Hardswish,
+    nn.GELU,
     nn.Hardsigmoid,
     nn.Sigmoid,
     nn.AdaptiveMaxPool2d,
