@@ -197,7 +197,7 @@ def test_ablations_change_the_map(x16: torch.Tensor) -> None:
             assert not torch.allclose(m, full), name
 
 
-@pytest.mark.parametrize("layer", [nn.GELU(), nn.LayerNorm([8, 16, 16])])
+@pytest.mark.parametrize("layer", [nn.GroupNorm(2, 8), nn.LayerNorm([8, 16, 16])])
 def test_unsupported_layer_is_named(x16: torch.Tensor, layer: nn.Module) -> None:
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), layer, nn.Flatten(), nn.Linear(8 * 256, 4)
