@@ -20,8 +20,6 @@ from visxai.methods.fill_blanks import (
 )
 from visxai.models.small_cnns import SmallCNN3
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
