@@ -1,5 +1,7 @@
 """visxai.device: device choice, seeding, batched map with out-of-memory halving."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +127,71 @@ def test_batched_map_on_empty_inputs_keeps_the_output_structure():
         lambda x, y: {"s": x * 2, "t": y}, torch.empty(0, 3), torch.empty(0, dtype=torch.long)
     )
     assert out["s"].shape == (0, 3) and out["t"].dtype == torch.long
+
+
+def test_cpu_workers_choice(monkeypatch):
+    from visxai.device import cpu_workers
+
+    assert cpu_workers(3) == 3
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        cpu_workers(0)
+    assert cpu_workers(None, "cuda") == 1  # a GPU: one process
+    monkeypatch.setenv("VISXAI_WORKERS", "2")
+    assert cpu_workers() == 2
+    monkeypatch.setenv("VISXAI_WORKERS", "two")
+    with pytest.raises(ValueError, match="VISXAI_WORKERS"):
+        cpu_workers()
+    monkeypatch.delenv("VISXAI_WORKERS")
+    n = cpu_workers()
+    assert n >= 1 and n == max(1, len(os.sched_getaffinity(0)) // torch.get_num_threads())
+
+
+def _warn_twice(v: int) -> int:
+    import warnings
+
+    warnings.warn(f"shown {v}", RuntimeWarning)
+    warnings.warn(f"hidden {v}", RuntimeWarning)
+    return v
+
+
+def test_process_map_applies_and_reissues_warnings():
+    import warnings
+
+    from visxai.device import process_map
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message="hidden")  # the parent's filter holds there
+        assert process_map(_warn_twice, [1, 2], 2) == [1, 2]
+    assert sorted(str(w.message) for w in caught) == ["shown 1", "shown 2"]
+
+
+def _square_and_report(v: int) -> int:
+    from visxai.device import worker_progress
+
+    bar = worker_progress()
+    assert bar is not None  # in a worker process
+    bar.update(v)
+    return v * v
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+
+def test_process_map_order_progress_and_errors():
+    from visxai.device import process_map, worker_progress
+
+    bar = _Counter()
+    assert process_map(_square_and_report, [1, 2, 3, 4], 2, progress=bar) == [1, 4, 9, 16]
+    assert bar.n == 10  # every worker's updates reached the parent's bar
+    assert worker_progress() is None  # not in a worker
+    assert process_map(abs, [-1, -2], 1) == [1, 2]  # one worker: here
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        process_map(abs, [1], 0)
+    with pytest.raises(TypeError):  # a worker's exception is raised here
+        process_map(abs, ["a", "b"], 2)

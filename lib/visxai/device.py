@@ -2,7 +2,13 @@
 
 Methods call :func:`batched_map` instead of writing their own chunk loops, so that work is
 batched on the GPU and CPU alike and a CUDA out-of-memory error halves the chunk instead of
-failing the run.
+failing the run. On a CPU, work that splits into independent parts (e.g. notebook 03's
+optimisation jobs) runs in :func:`cpu_workers` processes with :func:`process_map`: one torch
+thread per process uses every core without OpenMP's spin-waiting (see :func:`configure_threads`).
+
+Written by hand: the progress relay of :func:`process_map` (a queue from the workers to one tqdm
+bar); the processes are ``concurrent.futures.ProcessPoolExecutor``'s, started with ``spawn``
+(safe inside Jupyter kernels and with OpenMP).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ __all__ = [
     "frozen",
     "freeze",
     "configure_threads",
+    "cpu_workers",
+    "process_map",
+    "worker_progress",
 ]
 
 
@@ -74,6 +83,140 @@ def configure_threads(num_threads: int | None = None) -> int:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         torch.set_num_threads(int(num_threads))
     return torch.get_num_threads()
+
+
+def cpu_workers(workers: int | None = None, device: str | torch.device | None = None) -> int:
+    """Worker processes for a CPU map (:func:`process_map`): ``workers``, else 1 on a GPU, else
+    ``$VISXAI_WORKERS``, else one per core that torch's threads leave free (cores // threads).
+
+    With ``make`` (``VISXAI_THREADS=1``) a 2-core machine gets 2 workers; without it torch uses
+    every core in one process and this gives 1. Runners that already run several notebooks side
+    by side (``make nbval``) export ``VISXAI_WORKERS=1``.
+    """
+    if workers is not None:
+        if int(workers) < 1:
+            raise ValueError(f"workers must be >= 1 (or None: automatic), got {workers}")
+        return int(workers)
+    if device is not None and torch.device(device).type != "cpu":
+        return 1
+    env = os.environ.get("VISXAI_WORKERS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"$VISXAI_WORKERS must be a whole number >= 1, got {env!r}")
+        return int(env)
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return max(1, cores // max(1, torch.get_num_threads()))
+
+
+_WORKER_QUEUE: Any = None  # set in a process_map worker: its relay to the parent's progress bar
+
+
+class _QueueProgress:
+    """A tqdm-like sink in a worker: ``update(k)`` sends ``k`` to the parent's bar."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def update(self, k: int = 1) -> None:
+        self.queue.put(int(k))
+
+    def close(self) -> None:
+        pass
+
+
+def worker_progress() -> _QueueProgress | None:
+    """In a :func:`process_map` worker, an object with tqdm's ``update`` / ``close`` that moves
+    the parent's progress bar; ``None`` elsewhere."""
+    return _QueueProgress(_WORKER_QUEUE) if _WORKER_QUEUE is not None else None
+
+
+def _init_worker(
+    threads: int, deterministic: bool, warn_only: bool, queue: Any, filters: list
+) -> None:
+    import warnings
+
+    global _WORKER_QUEUE
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    warnings.filters[:] = filters  # the parent's filters (e.g. a notebook's "ignore")
+    _WORKER_QUEUE = queue
+
+
+def _call_recording(fn: Callable[[Any], Any], part: Any) -> tuple[Any, list]:
+    """``fn(part)`` in a worker, with the warnings it raised (re-issued by the parent)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        out = fn(part)
+    return out, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
+
+
+def process_map(
+    fn: Callable[[Any], Any],
+    parts: Sequence[Any],
+    workers: int,
+    progress: Any = None,
+) -> list[Any]:
+    """``[fn(p) for p in parts]``, the parts in up to ``workers`` spawned processes.
+
+    ``fn`` must be a module-level function and ``parts`` picklable (models and tensors are). Each
+    worker uses the parent's torch thread count and deterministic-algorithms setting; the
+    environment (e.g. the emulated-CPU variables) is inherited. ``progress``: a tqdm bar that the
+    workers move through :func:`worker_progress`. The parent's warning filters apply in the
+    workers, and the warnings they raise are re-issued here (so that a notebook shows them).
+    With ``workers == 1`` or one part, the map runs here, in this process. An exception in a
+    worker is raised here.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1 or len(parts) <= 1:
+        return [fn(p) for p in parts]
+    import multiprocessing as mp
+    import queue as queue_mod
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    init = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        q,
+        list(warnings.filters),
+    )
+
+    def drain(block: float) -> None:
+        try:
+            while True:
+                k = q.get(timeout=block)
+                block = 0.0
+                if progress is not None:
+                    progress.update(k)
+        except queue_mod.Empty:
+            pass
+
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(parts)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=init,
+    ) as pool:
+        futures = [pool.submit(_call_recording, fn, p) for p in parts]
+        try:
+            while wait(futures, timeout=0.2).not_done:
+                drain(0.0)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        drain(0.05)
+        results = [f.result() for f in futures]
+    for _, caught in results:  # the workers' warnings, here, in part order
+        for message, category, filename, lineno in caught:
+            warnings.warn_explicit(message, category, filename, lineno)
+    return [out for out, _ in results]
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generator:
