@@ -19,10 +19,10 @@ VISXAI_FIGURES), and for each notebook with a panel, in headless Chromium:
 Why not Run All: a full offline run takes 3-18 min per notebook on a CI CPU (Table I of 01 and
 04, the gray-level sweep of 03), far above this check's budget (a few minutes in all); the panels
 need only their set-up cells (seconds), except 03's, whose gray-level panel browses the sweep.
-For 03 the check runs the notebook's own sweep cells on three levels (0, 60, 120), two replicates
-of the soccer-ball start and one of the other classes (:data:`LIVE_OVERRIDES`, run just before
-the sweep cell): the panel is the notebook's own, on a smaller sweep. The live part takes about
-2-4 minutes.
+For 03 the check runs the notebook's own sweep cells on four levels (0, 10, 60, 120; the
+black-start rise needs 0 and 10), two replicates of the soccer-ball start and one of the other
+classes (:data:`LIVE_OVERRIDES`, run just before the sweep cell): the panel is the notebook's
+own, on a smaller sweep. The live part takes about 2-4 minutes.
 
 Screenshots of each panel (saved; during an update, when one is caught; live) are written to
 $VISXAI_LAB_SHOTS (default: a temporary folder). `--saved-only` skips the live part.
@@ -66,7 +66,7 @@ LIVE_OVERRIDES = {
     "03_transformation_invariant_optimization": {
         "tio.ReplicateJobs.build(": (
             "import dataclasses\n"
-            "gray_levels = [0, 60, 120]  # check_lab: a three-level sweep\n"
+            "gray_levels = [0, 10, 60, 120]  # check_lab: a four-level sweep (0 and 10: the rise)\n"
             "R, R_SWEEP = 1, 2  # replicates per start, of the soccer-ball sweep\n"
             "S = dataclasses.replace(S, fig2_levels=(60,))"
         )

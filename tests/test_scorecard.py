@@ -120,6 +120,25 @@ def test_compare_flags_moved_verdicts_values_outside_the_ci_and_missing_rows(tmp
     assert any("/ b / m: row missing" in p for p in problems)
 
 
+def test_compare_checks_only_the_verdict_where_the_committed_ci_has_no_width(tmp_path):
+    from visxai.scorecard import compare
+
+    def write(root, est, verdict="holds"):
+        sc = Scorecard("99_demo")
+        sc.add("d", "distance to 127", "> 30", est, "s", verdict)
+        return sc.save(root / "99_demo" / "scorecard.csv")
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    write(ref, _est(97.0, 97.0, 97.0))  # every resampled unit on one grid value
+    write(run, _est(67.0, 67.0, 67.0))  # another grid value, the same verdict
+    assert compare(run, ref) == []
+    write(run, _est(10.0, 10.0, 10.0), "fails")  # a moved verdict is still flagged
+    assert any("verdict 'fails', committed 'holds'" in p for p in compare(run, ref))
+    write(ref, _est(97.0, 96.0, 98.0))  # a committed CI with width: the value is checked
+    write(run, _est(67.0, 67.0, 97.0))
+    assert any("outside the committed CI" in p for p in compare(run, ref))
+
+
 def test_committed_scorecards_use_the_vocabulary_and_carry_cis():
     """Every committed row (what `make reproduce` wrote) has a known verdict; numbers carry CIs."""
     from visxai.paths import repo_root

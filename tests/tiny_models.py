@@ -1,4 +1,4 @@
-"""Small seeded models shared by the tests of the attribution methods."""
+"""Small seeded models shared by the tests of the attribution methods and of TIO."""
 
 import torch
 from torch import nn
@@ -18,3 +18,20 @@ def tiny_cnn() -> nn.Module:
         nn.Flatten(),
         nn.Linear(16, 5),
     ).eval()
+
+
+def tio_cnn(seed: int = 0) -> nn.Module:
+    """A small random CNN (10 classes) whose weights are scaled up so that a target class is
+    reachable by TIO's ascent in a few steps (notebook 03's tests)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 10, 3, stride=2, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)
+    return model

@@ -243,9 +243,15 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "q_target": Param("float", low=0, high=1, low_open=True, high_open=True),
         "lr": _POSITIVE,
         "max_steps_per_round": _COUNT,
+        "final_optimize": Param("bool"),
+        "objective": Param(choices=("log_prob", "logit")),
+        "step_rule": Param(choices=("normalized", "sign")),
+        "interpolation": Param(choices=("bilinear", "nearest")),
+        "corner_fill": Param("float", low=0, high=255),
         "noise_amplitude": _NONNEGATIVE,
         "gray_levels": Param("list", item=Param("int", low=0, high=255)),
         "entropy_window": _COUNT,
+        "workers": Param("int", low=1, choices=(None,)),
     },
     "04_fill_in_the_blanks": {
         **_COMMON,
@@ -257,6 +263,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Param]] = {
         "binarize": Param("float", low=0, high=1, high_open=True, choices=("otsu", "none", None)),
         "progressive_target": Param(choices=("first", "predicted", "label")),
         "bfgs_iterations": Param("int", low=0),
+        "workers": Param("int", low=1, choices=(None,)),
     },
 }
 

@@ -18,26 +18,46 @@ corners are filled with RGB (0, 0, 0) and the image is clipped to [0, 255]). The
 Batched: :class:`TransformationInvariantOptimizer` optimises many start images at once (gray
 levels x classes). Every image carries its own state (current round, steps in the round, done);
 each iteration runs one forward+backward pass over the *unfinished* images only and, per image,
-either takes a gradient step (``q_C <= q_target``) or ends its round with a rotation.
+either takes a gradient step (``q_C <= q_target``) or ends its round with a transformation
+(the final round, without one, ends the image's run).
 
 Decisions where the paper is silent (all are constructor arguments; defaults documented here):
 
-* objective: ascent on ``log q_C`` (log-softmax of the target class). The paper's stopping
-  rule is stated on the confidence ``q_C``; the log-probability raises ``q_C`` directly rather
-  than a logit that can grow together with its competitors.
-* step: normalised gradient ascent ``x <- clip(x + lr * g / mean|g|, 0, 255)`` per image
-  (the DeepDream normalisation), so ``lr`` reads as "mean change in gray levels per step"
-  independently of the model's gradient scale. Default ``lr = 2``.
+* objective (``objective``): ascent on ``log q_C`` (``"log_prob"``, the log-softmax of the target
+  class; default). The paper's stopping rule is stated on the confidence ``q_C``; the
+  log-probability raises ``q_C`` directly rather than a logit that can grow together with its
+  competitors. ``"logit"`` ascends the class logit ``z_C`` (Simonyan et al.'s class score
+  ``S_C``); the stopping test stays on the softmax ``q_C`` either way.
+* step (``step_rule``): normalised gradient ascent ``x <- clip(x + lr * g / mean|g|, 0, 255)``
+  per image (``"normalized"``, the DeepDream normalisation; default), so ``lr`` reads as "mean
+  change in gray levels per step" independently of the model's gradient scale. Default
+  ``lr = 2``. ``"sign"`` takes ``x <- clip(x + lr * sign(g), 0, 255)`` (every pixel moves by
+  ``lr``; the fast-gradient-sign step), as scale-free but blind to the gradient's shape.
 * ``q_target = 0.9``; a round also ends after ``max_steps_per_round`` steps so that an
   unreachable target cannot hang the loop (the count of such rounds is reported).
-* rotation: bilinear interpolation about the image centre (torchvision's ``rotate``), corners
-  filled with 0 (black). Bilinear resampling slightly low-pass filters every round; nearest
+* rotation: by ``angle = 10`` degrees, counter-clockwise for a positive angle (the paper does
+  not give the direction; a negative ``angle`` turns clockwise), bilinear interpolation about
+  the image centre (torchvision's ``rotate``), corners filled with ``fill = 0`` (black, the
+  paper's zero RGB). Bilinear resampling slightly low-pass filters every round; nearest
   neighbour is available via ``interpolation="nearest"``.
+* transformations (``transforms``, default ``("rotate",)``: the paper's figures): the abstract
+  also names scaling and symmetry, without a protocol. Round ``i`` applies
+  ``transforms[i % len(transforms)]``: ``"scale"`` resamples about the centre (:func:`scale`,
+  the same ``interpolation`` and ``fill``), by ``scale_factor = 0.9`` and ``1 / scale_factor`` on
+  alternate scale rounds so that the net scale stays near 1 (a fixed factor would shrink the
+  content to a dot or zoom it out of the frame); ``"mirror"`` is the left-right flip
+  (:func:`mirror`, exact). ``n_rotations`` then counts the rounds of all transforms together.
 * stopping criterion S: one full revolution, i.e. ``n_rotations = 36`` rotations by 10 degrees
   (the setting of all the paper's figures). The evaluation step records ``q_C`` of the freshly
   rotated image (the transformation test); with ``stop_when_invariant = k`` an image also stops
   once ``k`` consecutive rotated images passed the test without needing a gradient step.
-  The output is the image after the last rotation (back in its start orientation).
+* the run ends with an optimisation (``final_optimize=True``, default): Algorithm 1 leaves the
+  loop after the evaluation step, so its output is the last *optimised* image; after the last
+  transformation one more round ascends until ``q_C > q_target`` or the cap (its steps count in
+  ``steps``, a capped final round in ``capped_rounds``; ``rounds`` stays the number of
+  transformations). Both readings are reported: ``q_after_transform`` (the transformation test
+  of the last transformation) and ``q_final`` (the output). With ``final_optimize=False`` the
+  output is the image after the last rotation (back in its start orientation), as before.
 * the notebook's offline run uses ``lr = 4`` and ``max_steps_per_round = 25`` (fewer passes on a
   CPU); hard classes (laptop, goldfish, ...) then hit the cap in a few rounds, which is reported.
 * batching: the batch *size* changes the float summation order of a real network's kernels (oneDNN
@@ -46,15 +66,18 @@ Decisions where the paper is silent (all are constructor arguments; defaults doc
   exactly ``batch_size`` images (the last chunk padded with black images whose results are
   dropped), so an image's result does not depend on which, or how many, other jobs share its run
   (measured bitwise for EfficientNet-Lite0 on CPU; tests/test_tio.py). It still depends on the
-  CPU's numerics: that is what the replicates below are for.
+  CPU's numerics: that is what the replicates below are for. For the same reason ``workers > 1``
+  (CPU processes of one thread each, :func:`visxai.device.process_map`) changes no result: the
+  images are dealt round-robin to the processes, each runs its share in the same fixed chunks.
 * replicates: the trajectory is chaotic, so one run per start is not a result.
   :func:`replicate_starts` adds seeded uniform noise of amplitude ``0.5`` gray levels (below
   one 8-bit step: the rounded start image is unchanged) to a start; :func:`replicate_seeds`
   derives the replicate seeds from a notebook seed (seed 0 -> 0, 1, 2, ...; seed 1 -> 1000,
   1001, ...). Statistics of replicated curves come with a bootstrap CI over replicates
   (:func:`replicate_estimate`).
-* classic baseline (Fig. 1, row 1): the same ascent step without transformations, run for a
-  given number of steps per image (notebook 03 matches each image's step count in Algorithm 1).
+* classic baseline (Fig. 1, row 1): the same ascent step (the same ``objective`` and
+  ``step_rule``) without transformations, run for a given number of steps per image
+  (notebook 03 matches each image's step count in Algorithm 1).
 * every parameter is a constructor argument; ``optimize`` takes only the data (start images,
   targets; for the baseline also the per-image step budgets).
 * notebook 03's protocol (its profiles, the replicate jobs, the studies of Figs. 1-7 and the
@@ -63,7 +86,8 @@ Decisions where the paper is silent (all are constructor arguments; defaults doc
 
 Written by hand because no library implements Algorithm 1 (Captum's / lucent's feature
 visualisation use random jitter / transform-robust losses, not the iterate-then-rotate scheme);
-rotation itself is torchvision's ``rotate``.
+the transformations themselves are library calls: torchvision's ``rotate`` and ``affine`` (the
+scaling), ``torch.flip`` (the mirror).
 """
 
 from __future__ import annotations
@@ -90,6 +114,11 @@ if TYPE_CHECKING:  # annotations only
 __all__ = [
     "gray_images",
     "rotate",
+    "scale",
+    "mirror",
+    "OBJECTIVES",
+    "STEP_RULES",
+    "TRANSFORMS",
     "screen_square",
     "pixel_to_input",
     "to_pixels",
@@ -104,6 +133,14 @@ __all__ = [
 ]
 
 _INTERP = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
+OBJECTIVES = ("log_prob", "logit")  # what the ascent raises: log q_C, or the class logit
+STEP_RULES = ("normalized", "sign")  # x + lr g / mean|g|, or x + lr sign(g)
+TRANSFORMS = ("rotate", "scale", "mirror")  # the abstract's rotation, scaling and symmetry
+
+
+def _check_choice(value: object, choices: Sequence[str], name: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
 def gray_images(
@@ -139,11 +176,51 @@ def rotate(
 ) -> torch.Tensor:
     """Rotate a batch ``[B, C, H, W]`` by ``angle`` degrees (counter-clockwise) about its centre.
 
-    Pixels rotated in from outside the square are ``fill`` (0 = black, Algorithm 1's zero RGB).
+    The direction is the sign of ``angle``: positive turns counter-clockwise (torchvision's
+    convention, as the image is displayed), negative clockwise. Pixels rotated in from outside the
+    square are ``fill`` (0 = black, Algorithm 1's zero RGB).
     """
-    if interpolation not in _INTERP:
-        raise ValueError(f"interpolation must be one of {sorted(_INTERP)}, got {interpolation!r}")
+    _check_choice(interpolation, list(_INTERP), "interpolation")
     return TF.rotate(x, float(angle), interpolation=_INTERP[interpolation], fill=float(fill))
+
+
+def scale(
+    x: torch.Tensor, factor: float, interpolation: str = "bilinear", fill: float = 0.0
+) -> torch.Tensor:
+    """Resample a batch ``[B, C, H, W]`` by ``factor`` about its centre, at the same size.
+
+    Notebook 03 / TIO, the abstract's scaling. ``factor < 1`` shrinks the content and fills the
+    border it leaves with ``fill``; ``factor > 1`` zooms in and crops. ``factor == 1`` is the
+    identity and returns a copy without resampling (torchvision's bilinear identity resample is
+    off by ~1e-4). Resampling is a convex combination of pixels and ``fill``, so an image in
+    [0, 255] with ``fill`` in [0, 255] stays there (clipped, against rounding).
+    """
+    _check_choice(interpolation, list(_INTERP), "interpolation")
+    if not factor > 0:
+        raise ValueError(f"scale factor must be > 0, got {factor}")
+    if not 0.0 <= fill <= 255.0:
+        raise ValueError(f"fill must be a pixel value in [0, 255], got {fill}")
+    if factor == 1:
+        return x.clone()
+    out = TF.affine(
+        x,
+        angle=0.0,
+        translate=[0, 0],
+        scale=float(factor),
+        shear=[0.0, 0.0],
+        interpolation=_INTERP[interpolation],
+        fill=float(fill),
+    )
+    return out.clamp_(0.0, 255.0)
+
+
+def mirror(x: torch.Tensor) -> torch.Tensor:
+    """Left-right flip of a batch ``[B, C, H, W]`` (notebook 03 / TIO, the abstract's symmetry).
+
+    ``torch.flip`` of the width axis: no resampling, an exact involution (``mirror(mirror(x))``
+    is ``x``), values unchanged.
+    """
+    return torch.flip(x, dims=(-1,))
 
 
 def screen_square(
@@ -177,20 +254,32 @@ def to_pixels(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
 
 @dataclass
 class TIOResult:
-    """Output of an optimisation run (one entry per start image)."""
+    """Output of an optimisation run (one entry per start image).
+
+    ``q_after_transform`` is ``q_C`` of the image right after its last transformation, before
+    the final optimisation round (``final_optimize``); without a final round, and for the
+    baseline, it is ``q_final`` (the default when it is not given). ``steps_per_round`` lists
+    every optimisation round, the final one last (``rounds + 1`` entries with a final round).
+    """
 
     images: torch.Tensor  # [B, 3, H, W] in [0, 255], CPU
     targets: torch.Tensor  # [B]
     q_final: torch.Tensor  # [B] target confidence of the output image
-    steps: torch.Tensor  # [B] gradient steps taken in total
-    rounds: torch.Tensor  # [B] rotations done
-    capped_rounds: torch.Tensor  # [B] rounds that hit max_steps_per_round before q_target
+    steps: torch.Tensor  # [B] gradient steps taken in total (the final round's included)
+    rounds: torch.Tensor  # [B] transformations done
+    capped_rounds: torch.Tensor  # [B] rounds (the final one too) that hit max_steps_per_round
+    q_after_transform: torch.Tensor | None = None  # [B] q_C after the last transformation
     q_after_rotation: list[list[float]] = field(default_factory=list)  # per image, per round
     steps_per_round: list[list[int]] = field(default_factory=list)  # per image, per round
 
+    def __post_init__(self) -> None:
+        if self.q_after_transform is None:
+            self.q_after_transform = self.q_final.clone()
+
 
 class _Ascent:
-    """Shared step rule: normalised ascent on log q_C in pixel space, clipped to [0, 255].
+    """Shared step rule: ascent on the ``objective`` in pixel space by the ``step_rule``, clipped
+    to [0, 255] (defaults: normalised ascent on log q_C; see the module docstring).
 
     Every parameter is a constructor argument (``progress``: a tqdm bar, its text when a
     string); the ``optimize`` call takes only the data. :meth:`replace` gives a copy with some
@@ -207,12 +296,19 @@ class _Ascent:
         channels_last: bool = True,
         fixed_chunks: bool = True,
         progress: bool | str = False,
+        objective: str = "log_prob",
+        step_rule: str = "normalized",
+        workers: int = 1,
     ) -> None:
         self._params = {
             k: v for k, v in locals().items() if k not in ("self", "model", "to_input", "__class__")
         }
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
+        _check_choice(objective, OBJECTIVES, "objective")
+        _check_choice(step_rule, STEP_RULES, "step_rule")
+        self.objective = objective
+        self.step_rule = step_rule
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -225,6 +321,10 @@ class _Ascent:
         self.channels_last = channels_last
         self.fixed_chunks = bool(fixed_chunks)
         self.progress = progress
+        if int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+        self._sink: Any = None  # in a worker process: the relay to the parent's progress bar
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -246,6 +346,8 @@ class _Ascent:
         return type(self)(self.model, self.to_input, **params)
 
     def _bar(self, total: int, default: str):
+        if self._sink is not None:
+            return self._sink
         if not self.progress:
             return None
         from tqdm.auto import tqdm
@@ -274,14 +376,23 @@ class _Ascent:
     def confidence_and_grad(
         self, x: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q_C`` [B] and the gradient of ``log q_C`` w.r.t. the pixels, in batch_size chunks."""
+        """``q_C`` [B] and the gradient of the objective w.r.t. the pixels, in batch_size chunks.
+
+        The objective is ``log q_C`` (``"log_prob"``, the log-softmax of the target class) or the
+        target's logit ``z_C`` (``"logit"``, Simonyan et al.'s class score)."""
         qs, gs = [], []
         for xc, tc, n in self._chunks(x, targets):
             xi = self._prep(xc).requires_grad_(True)
-            logp = torch.log_softmax(self.model(self.to_input(xi)).float(), dim=1)
-            sel = logp.gather(1, tc.to(self.device).view(-1, 1)).squeeze(1)
+            logits = self.model(self.to_input(xi)).float()
+            ti = tc.to(self.device).view(-1, 1)
+            if self.objective == "logit":
+                sel = logits.gather(1, ti).squeeze(1)
+                q = torch.softmax(logits.detach(), 1).gather(1, ti).squeeze(1)
+            else:
+                sel = torch.log_softmax(logits, dim=1).gather(1, ti).squeeze(1)
+                q = sel.detach().exp()
             (g,) = torch.autograd.grad(sel.sum(), xi)
-            qs.append(sel.detach().exp()[:n])
+            qs.append(q[:n])
             gs.append(g.detach()[:n].contiguous())
         return torch.cat(qs).to(x.device), torch.cat(gs).to(x.device)
 
@@ -296,13 +407,24 @@ class _Ascent:
         return torch.cat(out).cpu()
 
     def step(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """``clip(x + lr * g / mean|g|, 0, 255)`` per image."""
-        scale = g.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
-        return (x + self.lr * g / scale).clamp_(0.0, 255.0)
+        """``clip(x + lr * g / mean|g|, 0, 255)`` per image (``"normalized"``), or
+        ``clip(x + lr * sign(g), 0, 255)`` (``"sign"``: every pixel moves by ``lr`` gray levels)."""
+        if self.step_rule == "sign":
+            return (x + self.lr * g.sign()).clamp_(0.0, 255.0)
+        norm = g.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        return (x + self.lr * g / norm).clamp_(0.0, 255.0)
 
 
 class TransformationInvariantOptimizer(_Ascent):
-    """Algorithm 1: ascend until ``q_C > q_target``, rotate, repeat ``n_rotations`` times (batched).
+    """Algorithm 1: ascend until ``q_C > q_target``, transform, repeat (batched); then, with
+    ``final_optimize``, ascend once more so that the output itself passes ``q_target``.
+
+    Round ``i`` (0-based) applies ``transforms[i % len(transforms)]``: ``"rotate"`` by ``angle``,
+    ``"scale"`` by ``scale_factor`` and ``1 / scale_factor`` on alternate scale rounds (the net
+    scale stays near 1), ``"mirror"`` (left-right flip). ``n_rotations`` counts the rounds of all
+    transforms together: with ``k`` transforms a full revolution of 10 degrees needs
+    ``n_rotations = 36 k``. ``objective``, ``step_rule``, ``interpolation``, ``fill`` and the sign
+    of ``angle`` (positive: counter-clockwise) are the open choices of the module docstring.
 
     >>> tio = TransformationInvariantOptimizer(model, pixel_to_input(mean, std), lr=4.0)
     >>> res = tio.optimize(gray_images([0, 60, 127], 224), targets=805)  # 805: soccer ball
@@ -325,15 +447,40 @@ class TransformationInvariantOptimizer(_Ascent):
         channels_last: bool = True,
         fixed_chunks: bool = True,
         progress: bool | str = False,
+        objective: str = "log_prob",
+        step_rule: str = "normalized",
+        final_optimize: bool = True,
+        transforms: Sequence[str] = ("rotate",),
+        scale_factor: float = 0.9,
+        workers: int = 1,
     ) -> None:
         self._params = {
             k: v for k, v in locals().items() if k not in ("self", "model", "to_input", "__class__")
         }
         own = dict(self._params)
         super().__init__(
-            model, to_input, lr, batch_size, device, channels_last, fixed_chunks, progress
+            model,
+            to_input,
+            lr,
+            batch_size,
+            device,
+            channels_last,
+            fixed_chunks,
+            progress,
+            objective,
+            step_rule,
+            workers,
         )
         self._params = own
+        if isinstance(transforms, str):
+            transforms = (transforms,)
+        transforms = tuple(transforms)
+        if not transforms:
+            raise ValueError(f"transforms needs at least one of {list(TRANSFORMS)}")
+        for name in transforms:
+            _check_choice(name, TRANSFORMS, "every transform")
+        if not scale_factor > 0:
+            raise ValueError(f"scale_factor must be > 0, got {scale_factor}")
         if not 0.0 < q_target < 1.0:
             raise ValueError(f"q_target must lie in (0, 1), got {q_target}")
         if n_rotations < 0 or max_steps_per_round < 1:
@@ -351,12 +498,74 @@ class TransformationInvariantOptimizer(_Ascent):
         self.interpolation = interpolation
         self.fill = float(fill)
         self.stop_when_invariant = stop_when_invariant
+        self.final_optimize = bool(final_optimize)
+        self.transforms = transforms
+        self.scale_factor = float(scale_factor)
+
+    def round_transform(self, i: int) -> tuple[str, float]:
+        """The transformation of round ``i`` (0-based) and its parameter: the angle for
+        ``"rotate"``, the factor for ``"scale"`` (``scale_factor`` on the even-numbered scale
+        rounds, ``1 / scale_factor`` on the odd ones), 0 for ``"mirror"``."""
+        k = len(self.transforms)
+        name = self.transforms[i % k]
+        if name == "rotate":
+            return name, self.angle
+        if name == "scale":
+            n_scale = self.transforms.count("scale")
+            j = (i // k) * n_scale + self.transforms[: i % k].count("scale")
+            return name, self.scale_factor if j % 2 == 0 else 1.0 / self.scale_factor
+        return name, 0.0
+
+    def transform(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Round ``i``'s transformation of ``x`` (:meth:`round_transform`), clipped to [0, 255]."""
+        return self._apply(x, *self.round_transform(i))
+
+    def _apply(self, x: torch.Tensor, name: str, value: float) -> torch.Tensor:
+        if name == "rotate":
+            y = rotate(x, value, self.interpolation, self.fill)
+        elif name == "scale":
+            y = scale(x, value, self.interpolation, self.fill)
+        else:
+            y = mirror(x)
+        return y.clamp_(0.0, 255.0)
 
     def optimize(self, x0: torch.Tensor, targets: int | Sequence[int] | torch.Tensor) -> TIOResult:
-        """Run Algorithm 1 on every start image of ``x0`` ``[B, 3, H, W]`` (pixels in [0, 255])."""
+        """Run Algorithm 1 on every start image of ``x0`` ``[B, 3, H, W]`` (pixels in [0, 255]).
+
+        With ``final_optimize`` the run ends with an optimisation round (also the only round when
+        ``n_rotations == 0``); without it the output is the image after the last transformation.
+
+        With ``workers > 1`` on the CPU the images are dealt round-robin to that many processes
+        (:func:`visxai.device.process_map`), at most one per ``batch_size`` images. Each image's
+        result is the same as in one process: every pass runs on chunks of exactly
+        ``batch_size`` images whichever images share them (``fixed_chunks``; tested bitwise).
+        """
         _check_pixels(x0, "x0")
         n = len(x0)
         t = as_targets(targets, n)
+        w = min(self.workers, n // max(self.batch_size, 1))
+        if w > 1 and self.device.type == "cpu" and self.fixed_chunks:
+            return self._optimize_in_workers(x0, t, w)
+        return self._optimize_here(x0, t)
+
+    def _optimize_in_workers(self, x0: torch.Tensor, t: torch.Tensor, w: int) -> TIOResult:
+        from ..device import process_map
+
+        n = len(x0)
+        parts_idx = [torch.arange(k, n, w) for k in range(w)]
+        params = {**self._params, "workers": 1, "progress": False, "device": "cpu"}
+        state = (type(self), self.model, self.to_input, params)
+        parts = [(state, x0[i].detach().cpu(), t[i]) for i in parts_idx]
+        bar = self._bar(n * (self.n_rotations + self.final_optimize), "TIO")
+        try:
+            outs = process_map(_optimize_part, parts, w, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return _merge_results(outs, parts_idx, n)
+
+    def _optimize_here(self, x0: torch.Tensor, t: torch.Tensor) -> TIOResult:
+        n = len(x0)
         x = x0.detach().float().clone().to(self.device)
         rounds = torch.zeros(n, dtype=torch.long)
         in_round = torch.zeros(n, dtype=torch.long)
@@ -364,11 +573,14 @@ class TransformationInvariantOptimizer(_Ascent):
         capped = torch.zeros(n, dtype=torch.long)
         streak = torch.zeros(n, dtype=torch.long)  # consecutive rounds passed without a step
         done = torch.zeros(n, dtype=torch.bool)
+        final = torch.zeros(n, dtype=torch.bool)  # in the final optimisation round
+        q_after = torch.zeros(n)  # q_C after the last transformation
         q_rot: list[list[float]] = [[] for _ in range(n)]
         spr: list[list[int]] = [[] for _ in range(n)]
         if self.n_rotations == 0:
-            done[:] = True
-        bar = self._bar(n * self.n_rotations, "TIO")
+            final[:] = self.final_optimize
+            done[:] = not self.final_optimize
+        bar = self._bar(n * (self.n_rotations + self.final_optimize), "TIO")
         while not bool(done.all()):
             idx = (~done).nonzero().flatten()
             q, g = self.confidence_and_grad(x[idx.to(x.device)], t[idx])
@@ -376,6 +588,8 @@ class TransformationInvariantOptimizer(_Ascent):
             for j, v in zip(idx.tolist(), q.tolist()):
                 if in_round[j] == 0 and rounds[j] > 0:  # transformation test of the rotated image
                     q_rot[j].append(float(v))
+                if in_round[j] == 0 and final[j]:
+                    q_after[j] = v
             passed = q > self.q_target
             hit_cap = (~passed) & (in_round[idx] >= self.max_steps_per_round)
             finish = passed | hit_cap
@@ -386,23 +600,37 @@ class TransformationInvariantOptimizer(_Ascent):
                 x[go.to(x.device)] = self.step(x[go.to(x.device)], g[sel.to(g.device)])
                 steps[go] += 1
                 in_round[go] += 1
-            # images whose round is over: record, rotate, evaluate the stopping criterion
+            # images whose round is over: record; the final round ends the run
             fin = idx[finish]
             if len(fin):
                 capped[idx[hit_cap]] += 1
                 for j in fin.tolist():
                     spr[j].append(int(in_round[j]))
+                ended = fin[final[fin]]
+                done[ended] = True
+                fin = fin[~final[fin]]
+                if bar is not None:
+                    bar.update(len(ended))
+            # the other finished rounds: transform, evaluate the stopping criterion
+            if len(fin):
                 streak[fin] = torch.where(
                     in_round[fin] == 0, streak[fin] + 1, torch.zeros_like(streak[fin])
                 )
-                fd = fin.to(x.device)
-                x[fd] = rotate(x[fd], self.angle, self.interpolation, self.fill).clamp_(0.0, 255.0)
+                # one call per distinct transformation (one call for rotation only)
+                kinds = [self.round_transform(i) for i in rounds[fin].tolist()]
+                for kind in dict.fromkeys(kinds):
+                    grp = fin[torch.tensor([k == kind for k in kinds])]
+                    gd = grp.to(x.device)
+                    x[gd] = self._apply(x[gd], *kind)
                 rounds[fin] += 1
                 in_round[fin] = 0
                 stop = rounds[fin] >= self.n_rotations
                 if self.stop_when_invariant is not None:
                     stop |= streak[fin] >= self.stop_when_invariant
-                done[fin[stop]] = True
+                if self.final_optimize:
+                    final[fin[stop]] = True
+                else:
+                    done[fin[stop]] = True
                 if bar is not None:
                     bar.update(len(fin))
         if bar is not None:
@@ -411,7 +639,48 @@ class TransformationInvariantOptimizer(_Ascent):
         for j in range(n):  # the last rotation is tested on the output itself
             if rounds[j] > len(q_rot[j]):
                 q_rot[j].append(float(q_final[j]))
-        return TIOResult(x.cpu(), t, q_final, steps, rounds, capped, q_rot, spr)
+        if not self.final_optimize:
+            q_after = q_final.clone()
+        return TIOResult(x.cpu(), t, q_final, steps, rounds, capped, q_after, q_rot, spr)
+
+
+def _optimize_part(part: tuple) -> TIOResult:
+    """One worker's share of :meth:`TransformationInvariantOptimizer.optimize` (its images, run
+    in this process; progress relayed to the parent's bar)."""
+    from ..device import worker_progress
+
+    (cls, model, to_input, params), x0, t = part
+    opt = cls(model, to_input, **params)
+    opt._sink = worker_progress()
+    return opt._optimize_here(x0, t)
+
+
+def _merge_results(
+    outs: Sequence[TIOResult], parts_idx: Sequence[torch.Tensor], n: int
+) -> TIOResult:
+    """The per-worker results put back in the images' order."""
+    order = torch.cat(list(parts_idx))
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(n)
+
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(o, name) for o in outs])[inv]
+
+    def lists(name: str) -> list:
+        flat = [v for o in outs for v in getattr(o, name)]
+        return [flat[int(i)] for i in inv]
+
+    return TIOResult(
+        cat("images"),
+        cat("targets"),
+        cat("q_final"),
+        cat("steps"),
+        cat("rounds"),
+        cat("capped_rounds"),
+        cat("q_after_transform"),
+        lists("q_after_rotation"),
+        lists("steps_per_round"),
+    )
 
 
 class GradientAscent(_Ascent):
