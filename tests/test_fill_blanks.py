@@ -111,6 +111,22 @@ def test_threshold_only_blank_pixels_and_binary(model: nn.Module, images: torch.
     assert torch.equal(threshold(3.0 * delta, keep), threshold(delta, keep))
 
 
+@pytest.mark.parametrize("binarize", [0.5, 0.0, "none", "otsu"])
+def test_threshold_of_a_batch_is_that_of_each_image(binarize: object) -> None:
+    """T works per image (Eq. 4): a batch gives, bit for bit, what each image gives alone; an
+    image without blank pixels, or with a zero update, gets an all-zero T."""
+    g = make_generator(2)
+    delta = torch.randn(6, 1, 28, 28, generator=g) * torch.logspace(-3, 3, 6).view(6, 1, 1, 1)
+    delta[0], delta[1] = delta[0].abs(), 0.0
+    keep = patch_masks(6, ratio=0.3, generator=g)
+    keep[2] = 1.0
+    t = threshold(delta, keep, binarize)
+    for b in range(6):
+        assert torch.equal(t[b : b + 1], threshold(delta[b : b + 1], keep[b : b + 1], binarize))
+    assert torch.all(t[1] == 0) and torch.all(t[2] == 0) and torch.all(t[keep.bool()] == 0)
+    assert t[0][~keep[0].bool()].max() == 1.0  # the largest (positive) update: 1 in every mode
+
+
 def test_update_is_gradient_at_masked_image(model: nn.Module, images: torch.Tensor) -> None:
     """Delta x is taken w.r.t. the model input at M(x): non-zero on blank pixels (not through M)."""
     fb = FillInTheBlanks(model, gamma=0.5, device="cpu")
@@ -169,6 +185,39 @@ def test_expected_update_counts_and_determinism(model: nn.Module, images: torch.
     kept = a.keep.bool()
     assert torch.equal(filled[kept], images[0][kept])
     assert set(filled[~kept].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_expected_updates_in_worker_processes_are_the_same(
+    model: nn.Module, images: torch.Tensor
+) -> None:
+    from visxai.evaluation.fill_blanks import expected_updates
+
+    fb = FillInTheBlanks(model, device="cpu", batch_size=64, min_correct=40, seed=3)
+    with torch.no_grad():
+        y = model(images).argmax(1)
+    one = expected_updates(fb, images, y, snapshots=(10,))
+    two = expected_updates(fb, images, y, snapshots=(10,), workers=2)  # round-robin, 2 processes
+    assert len(two) == len(images)
+    for a, b in zip(one, two):  # in image order, bitwise
+        assert torch.equal(a.mean, b.mean) and torch.equal(a.snapshots[10], b.snapshots[10])
+        assert (a.n_correct, a.n_sampled, a.label) == (b.n_correct, b.n_sampled, b.label)
+        assert torch.equal(a.keep, b.keep)
+
+
+def test_forward_first_gives_the_same_estimate(model: nn.Module, images: torch.Tensor) -> None:
+    """forward_first_below: the misclassified masks skip the backward pass; N*, the masks and
+    E[dx] stay those of the plain loop (E[dx] up to float rounding)."""
+    x = images[0]
+    label = int(model(images[:1]).argmax())
+    plain = FillInTheBlanks(model, device="cpu", min_correct=40, batch_size=16, seed=2)
+    a = plain.expected_update(x, label)
+    b = plain.replace(forward_first_below=1.0).expected_update(x, label)  # every batch but one
+    assert 0 < a.correct_rate < 1  # some masks are skipped, some are kept
+    assert (a.n_correct, a.n_sampled) == (b.n_correct, b.n_sampled)
+    assert torch.equal(a.keep, b.keep)
+    torch.testing.assert_close(a.mean, b.mean, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="forward_first_below"):
+        plain.replace(forward_first_below=1.5)
 
 
 def test_expected_update_is_mean_of_blank_updates(model: nn.Module, images: torch.Tensor) -> None:
@@ -233,6 +282,20 @@ def test_progressive_fill(model: nn.Module, images: torch.Tensor) -> None:
 
 
 # ---------------------------------------------------------------------------- 4.5 second order
+def test_progressive_in_chunks_equals_one_batch(model: nn.Module, images: torch.Tensor) -> None:
+    """The images of a progressive fill are independent: chunks of batch_size give the same."""
+    keeps = partition_masks(4, n=len(images), generator=make_generator(4))
+    for target in ("first", "predicted", "label"):
+        fb = FillInTheBlanks(model, device="cpu", progressive_target=target, batch_size=256)
+        whole = fb.progressive(images, labels=[1, 2, 3, 4], keeps=keeps)
+        parts = fb.replace(batch_size=3).progressive(images, labels=[1, 2, 3, 4], keeps=keeps)
+        for a, b in zip(
+            (whole.keeps, whole.predicted_region, whole.fills, whole.predictions),
+            (parts.keeps, parts.predicted_region, parts.fills, parts.predictions),
+        ):
+            assert torch.equal(a, b)
+
+
 def test_second_order_bfgs_lowers_loss_on_blank_pixels(
     model: nn.Module, images: torch.Tensor
 ) -> None:
@@ -321,6 +384,33 @@ def test_prototype_scores_bootstrap_over_images() -> None:
     assert all((v.value, v.lo, v.hi) == (100.0, 100.0, 100.0) for v in perfect.values())
     # the same data give the same interval (seeded resampling)
     assert prototype_scores(y, p) == est
+
+
+def test_prototype_scores_equal_a_bootstrap_of_classification_scores() -> None:
+    """The fast resample statistic (per-image confusion counts, once for the three metrics, and
+    the memo) gives exactly the CIs of bootstrapping classification_scores itself."""
+    import numpy as np
+
+    from visxai.methods.fill_blanks import SCORE_NAMES, classification_scores, prototype_scores
+    from visxai.stats import estimate
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 7, (40, 2))
+    p = np.where(rng.random(y.shape) < 0.6, y, rng.integers(0, 9, y.shape))  # classes 7, 8 too
+    idx = np.arange(40, dtype=float)
+    for seed in (0, 5):
+        got = prototype_scores(y, p, seed=seed)
+        for k, name in enumerate(SCORE_NAMES):
+            direct = estimate(
+                idx,
+                statistic=lambda i, k=k: classification_scores(y[i.astype(int)], p[i.astype(int)])[
+                    k
+                ],
+                seeds=2,
+                seed=seed,
+            )
+            assert got[name] == direct
+        assert prototype_scores(y, p, seed=seed) == got  # memo: the same answer again
 
 
 # ------------------------------------------------------------- the parameter set, in one place
@@ -481,6 +571,41 @@ def test_table1_and_verdicts() -> None:
     assert all(len(v) in (1, 2) for v in stab.values())
     assert len(sc.rows) == 17  # 2 x 6 paper cells, the ordering, the reduced-N* check, 3 controls
     assert t1.values()["metric"].nunique() == 3
+
+
+def test_table1_keeps_its_prototypes_and_plots_the_misclassified() -> None:
+    """Table 1 keeps the prototypes it scores (first seed): they are the images whose
+    predictions the table counts, and the figure shows the misclassified beside the correct."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from visxai.evaluation import fill_blanks as fib
+
+    st = _tiny_study()
+    t1 = fib.table1(st, seeds=(0, 1), progress=False)
+    assert set(t1.prototypes) == set(t1.pairs)
+    for run, mechs in t1.prototypes.items():
+        f = st.methods.get(run)
+        for mech, (lab, pr, img) in mechs.items():
+            assert img.shape == (len(t1.indices[run]), 1, 28, 28)
+            assert (lab == t1.pairs[run][mech][0][:, 0]).all()  # first seed of the table
+            assert (pr == t1.pairs[run][mech][1][:, 0]).all()
+            if f is not None:  # the trained runs: the model's prediction of the kept image
+                assert (f.predict(img).numpy() == pr).all()
+    tm = st.settings.table_model
+    counts = fib.misclassified_counts(t1)
+    for mech, (bad, n) in counts.items():
+        lab, pr, _ = t1.prototypes[tm][mech]
+        assert (bad, n) == (int((lab != pr).sum()), len(lab))
+    fig = fib.plot_misclassified(t1, n=3)
+    assert len(fig.axes) == 4 * 3  # (misclassified, correct) x (random, progressive) x n
+    shown = [ax.get_title() for ax in fig.axes[:3] if ax.get_title()]
+    assert len(shown) == min(3, counts[fib.RANDOM][0])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no prototypes of run"):
+        fib.plot_misclassified(t1, run="no-such-model")
 
 
 def test_ordering_verdicts() -> None:

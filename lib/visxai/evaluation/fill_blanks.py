@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ..scorecard import Scorecard
 
 __all__ = [
+    "expected_updates",
     "TABLE1_PAPER",
     "TABLE1_TOL",
     "FIG5_BANDS",
@@ -88,6 +89,8 @@ __all__ = [
     "plot_expected",
     "plot_progressive",
     "plot_table1",
+    "misclassified_counts",
+    "plot_misclassified",
     "plot_mask_sweep",
     "plot_orders",
     "plot_binarisation",
@@ -135,10 +138,18 @@ class NotebookSettings:
     fig5_images: int  # images (2 per class offline) of the first- vs second-order comparison
     fig4_min_correct: int  # N* of every cell of Fig. 4
     max_masks_factor: int  # stop sampling after factor * (N* + 1) masks (rarely correct images)
-    batch_size: int  # measured best batch (benchmarks/bench_fill_blanks.py)
+    #: measured best batch (benchmarks/bench_fill_blanks.py; offline, 1 thread, channels_last:
+    #: 256 gives 1.26x the passes per CPU-second of 1024 for ResNet5, 1.43x for CNN3). The mask
+    #: stream does not depend on it; E[dx] only up to float rounding (summation order)
+    batch_size: int
     #: extra Table 1 rows (not in the paper), control_per_class images per class: the ResNet5
     #: trained with the masks as an augmentation
     extra_table_models: tuple[str, ...] = ()
+    #: FillInTheBlanks.forward_first_below: below this rate of correct masks an E[dx] batch is
+    #: classified first and only its correct masks go backward (offline, measured on a CPU:
+    #: ResNet5 1.19x at rate 0.46, CNN3 0.86x at 0.75; the same N* and masks; the crossover
+    #: 1 - t_forward / t_forward+backward is about 0.7 for ResNet5, 0.6 for CNN3)
+    forward_first_below: float = 0.0
 
 
 def notebook_settings(profile: str, min_correct: int = 10_000) -> NotebookSettings:
@@ -150,8 +161,8 @@ def notebook_settings(profile: str, min_correct: int = 10_000) -> NotebookSettin
             fig2_min_correct=min_correct, check_min_correct=2 * min_correct, table_per_class=10,
             table_min_correct=min_correct, other_min_correct=min(1_000, min_correct),
             control_per_class=3, fig5_images=20,
-            fig4_min_correct=100, max_masks_factor=3, batch_size=1024,
-            extra_table_models=("mnist-resnet5-maskaug",),
+            fig4_min_correct=100, max_masks_factor=3, batch_size=256,
+            extra_table_models=("mnist-resnet5-maskaug",), forward_first_below=0.65,
         ),
         "paper": NotebookSettings(
             "paper", "full", "mnist-cnn3", "fmnist-resnet5", "mnist-resnet5",
@@ -239,6 +250,7 @@ def load_study(
             device=dev,
             batch_size=settings.batch_size,
             channels_last=dev.type == "cpu",
+            forward_first_below=settings.forward_first_below,
         )
         for n in names
     }
@@ -497,11 +509,67 @@ class RandomPrototypes:
     #: ``{n: predictions}`` of the prototypes from the running estimate at ``N* > n`` (the
     #: snapshots of :meth:`~FillInTheBlanks.expected_update`; ``f.binarize``)
     reduced: dict[int, torch.Tensor] = field(default_factory=dict)
+    #: the prototypes ``M(x) + T(E[dx])`` [n, C, H, W] under ``f.binarize`` (the ones that
+    #: ``predictions[binarize_label(f.binarize)]`` classifies)
+    images: torch.Tensor | None = None
 
     @property
     def n_star(self) -> np.ndarray:
         """``N*`` reached per image."""
         return np.array([e.n_correct for e in self.estimates])
+
+
+def _expected_updates(part: tuple) -> list[ExpectedUpdate]:
+    """One worker's images of :func:`expected_updates` (progress relayed to the parent's bar)."""
+    from ..device import worker_progress
+
+    f, x, lab, snapshots = part
+    bar = worker_progress()
+    out = []
+    for j in range(len(x)):
+        out.append(f.expected_update(x[j], int(lab[j]), snapshots=snapshots))
+        if bar is not None:
+            bar.update(1)
+    return out
+
+
+def expected_updates(
+    f: FillInTheBlanks,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    snapshots: Sequence[int] = (),
+    progress: bool | str = False,
+    workers: int = 1,
+) -> list[ExpectedUpdate]:
+    """``f.expected_update`` of every image of ``x`` for its label, in image order.
+
+    ``workers > 1`` deals the images round-robin to that many CPU processes
+    (:func:`visxai.device.process_map`); each image's estimate is the same as in one process (its
+    own mask stream, batches of its own masked copies)."""
+    from tqdm.auto import tqdm
+
+    from ..device import process_map
+
+    n = len(x)
+    w = min(int(workers), n) if f.device.type == "cpu" else 1
+    bar = tqdm(total=n, desc=progress or "E[dx]", disable=not progress, leave=False)
+    try:
+        if w <= 1:
+            here = []
+            for j in range(n):
+                here.append(f.expected_update(x[j], int(labels[j]), snapshots=snapshots))
+                bar.update(1)
+            return here
+        idx = [list(range(k, n, w)) for k in range(w)]
+        parts = [(f, x[i], labels[i], tuple(snapshots)) for i in idx]
+        outs = process_map(_expected_updates, parts, w, progress=bar)
+    finally:
+        bar.close()
+    ests: list[ExpectedUpdate] = [None] * n  # type: ignore[list-item]
+    for i, out in zip(idx, outs):
+        for j, e in zip(i, out):
+            ests[j] = e
+    return ests
 
 
 def random_prototypes(
@@ -510,6 +578,7 @@ def random_prototypes(
     binarizes: Sequence[Binarize] = (),
     progress: bool | str = False,
     snapshots: Sequence[int] = (),
+    workers: int = 1,
 ) -> RandomPrototypes:
     """Table 1 "random (4.1)" for images ``x``: ``E[Delta x]`` per image (``N* > f.min_correct``,
     masks of seed ``f.seed``), then ``M(x) + T(E[dx])`` labelled ``y_hat = f(x)`` (the class the
@@ -519,19 +588,15 @@ def random_prototypes(
     ``T(E[dx])`` over the whole image, and a random-saliency fill of the same blanks (uniform
     noise of seed ``f.seed`` through the same ``T``: :func:`visxai.controls.random_saliency`).
     ``snapshots``: also the predictions from the running estimate at each ``N* > n`` (free: the
-    same mask stream, stopped earlier), to check a reduced ``N*``."""
-    from tqdm.auto import tqdm
-
+    same mask stream, stopped earlier), to check a reduced ``N*``. ``workers``: CPU processes
+    for the estimates (:func:`expected_updates`; the same results)."""
     from ..controls import random_saliency
 
     lab = f.predict(x)
-    ests = [
-        f.expected_update(x[j], int(lab[j]), snapshots=snapshots)
-        for j in tqdm(range(len(x)), desc=progress or "E[dx]", disable=not progress, leave=False)
-    ]
+    ests = expected_updates(f, x, lab, snapshots, progress, workers)
     size = tuple(x.shape[-2:])
     keeps = torch.stack([e.keep if e.keep is not None else torch.ones(1, *size) for e in ests])
-    preds = {}
+    preds, images = {}, None
     for b in dict.fromkeys([f.binarize, *binarizes]):
         fb = f.replace(binarize=b)
         proto = torch.stack(
@@ -541,6 +606,7 @@ def random_prototypes(
             ]
         )
         preds[binarize_label(b)] = fb.predict(proto)
+        images = proto if images is None else images  # f.binarize comes first
     noise = fill(
         x, keeps, threshold(random_saliency((len(x), 1, *size), seed=f.seed), keeps, f.binarize)
     )
@@ -556,17 +622,19 @@ def random_prototypes(
                 ]
             )
         )
-    return RandomPrototypes(lab, ests, preds, whole, f.predict(noise), reduced)
+    return RandomPrototypes(lab, ests, preds, whole, f.predict(noise), reduced, images)
 
 
 def progressive_prototypes(
-    f: FillInTheBlanks, x: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+    f: FillInTheBlanks, x: torch.Tensor, *, images: bool = False
+) -> tuple[torch.Tensor, ...]:
     """Table 1 "progressive (4.2)" for images ``x`` (masks of seed ``f.seed``): the label
     ``y_hat`` of the first masked input ``M_1(x)`` and the prediction of the fully filled image,
-    with ``f.progressive_target`` and ``f.binarize``."""
+    with ``f.progressive_target`` and ``f.binarize``; ``images=True`` adds the filled images
+    [n, C, H, W] (the prototypes) as a third element."""
     prog = f.progressive(x)
-    return prog.first_prediction, f.predict(prog.image)
+    out = (prog.first_prediction, f.predict(prog.image))
+    return (*out, prog.image) if images else out
 
 
 def stack_seeds(per_seed: Sequence[Pairs]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -612,6 +680,12 @@ class Table1:
     #: the N* target of each run (``table_min_correct`` for the table model, else
     #: ``other_min_correct``)
     min_correct: dict[str, int] = field(default_factory=dict)
+    #: ``prototypes[run][mechanism] = (labels [n], predictions [n], images [n, C, H, W])`` for
+    #: random (4.1) and progressive (4.2), the first mask seed, the default binarisation: the
+    #: prototypes that Table 1 scores (:func:`plot_misclassified` shows them)
+    prototypes: dict[str, dict[str, tuple[np.ndarray, np.ndarray, torch.Tensor]]] = field(
+        default_factory=dict
+    )
 
     @property
     def short(self) -> dict[str, list[int]]:
@@ -714,6 +788,7 @@ def table1(
     seeds: Sequence[int] = (0, 1, 2),
     random_seeds: Sequence[int] = (0,),
     progress: bool = True,
+    workers: int = 1,
 ) -> Table1:
     """Table 1 for the table model (ResNet5), the same model with re-initialised weights (the
     model-randomisation control, :func:`visxai.controls.randomized_model` with seed 0: only the
@@ -725,7 +800,8 @@ def table1(
     ``N* > settings.table_min_correct`` (:func:`random_prototypes`). *progressive (4.2)*: the
     ``k`` masks of every seed of ``seeds`` (cheap: ``k`` passes per image). The trained models
     get the ablation (every :data:`ABLATION_BINARIZE` x :data:`ABLATION_TARGETS`) and an extra
-    row: progressive masking over every correctly classified test image."""
+    row: progressive masking over every correctly classified test image. ``workers``: CPU
+    processes for the ``E[Delta x]`` estimates (the same results, :func:`expected_updates`)."""
     from tqdm.auto import tqdm
 
     from ..controls import randomized_model
@@ -748,12 +824,13 @@ def table1(
         device=study.device,
         batch_size=s.batch_size,
         channels_last=base.channels_last,
+        forward_first_below=base.forward_first_below,
     )
     runs = {tm: study.methods[tm], control: fb_control, cm: study.methods[cm]}
     runs.update({m: study.methods[m] for m in s.extra_table_models})
     per_class = {tm: s.table_per_class, control: s.control_per_class, cm: s.table_per_class}
     per_class.update({m: s.control_per_class for m in s.extra_table_models})
-    pairs, n_star, indices, ablation, targets = {}, {}, {}, {}, {}
+    pairs, n_star, indices, ablation, targets, kept = {}, {}, {}, {}, {}, {}
     for run, f_run in runs.items():
         own = tm if run == control else run  # the control: the table model's images
         tidx, ok = table_images(study.predictions[own], y_all, per_class[run])
@@ -773,6 +850,7 @@ def table1(
                 binarizes=ABLATION_BINARIZE if trained else (),
                 snapshots=check,
                 progress=f"Table 1 {run}, E[dx] (seed {sd})" if progress else False,
+                workers=workers,
             )
             for sd in random_seeds
         ]
@@ -782,10 +860,16 @@ def table1(
         lab_r = stack([r.labels for r in rnd])
         mechs[RANDOM] = (lab_r, stack([r.predictions[default_b] for r in rnd]))
         prog = [
-            progressive_prototypes(f_run.replace(seed=sd), x)
-            for sd in tqdm(seeds, desc=f"Table 1 {run}, progressive", disable=not progress)
+            progressive_prototypes(f_run.replace(seed=sd), x, images=j == 0)
+            for j, sd in enumerate(
+                tqdm(seeds, desc=f"Table 1 {run}, progressive", disable=not progress)
+            )
         ]
         mechs[PROGRESSIVE] = (stack([p[0] for p in prog]), stack([p[1] for p in prog]))
+        kept[run] = {
+            RANDOM: (rnd[0].labels.numpy(), rnd[0].predictions[default_b].numpy(), rnd[0].images),
+            PROGRESSIVE: (prog[0][0].numpy(), prog[0][1].numpy(), prog[0][2]),
+        }
         mechs[WHOLE] = (lab_r, stack([r.whole for r in rnd]))
         mechs[NOISE] = (lab_r, stack([r.noise for r in rnd]))
         for n in check:  # the table model at the other runs' N*: does the reduction matter?
@@ -815,7 +899,7 @@ def table1(
     }
     return Table1(
         study, tuple(seeds), tuple(random_seeds), control, len(indices[tm]), pairs, n_star,
-        indices, scores, ablation, targets,
+        indices, scores, ablation, targets, kept,
     )  # fmt: skip
 
 
@@ -1280,6 +1364,54 @@ def plot_table1(t1: Table1) -> Figure:
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
+def misclassified_counts(t1: Table1, run: str | None = None) -> dict[str, tuple[int, int]]:
+    """Per mechanism (random, progressive), ``(misclassified, all)`` prototypes of ``run``
+    (default: the table model) in :attr:`Table1.prototypes` (the first mask seed)."""
+    run = t1.study.settings.table_model if run is None else run
+    return {m: (int((lab != pr).sum()), len(lab)) for m, (lab, pr, _) in t1.prototypes[run].items()}
+
+
+def plot_misclassified(t1: Table1, run: str | None = None, n: int = 8) -> Figure:
+    """The prototypes behind Table 1's errors: for random (4.1) and progressive (4.2) masking
+    (the first mask seed, the default binarisation; ``run`` default: the table model), up to
+    ``n`` prototypes that the model misclassifies, each titled with its label ``y_hat`` and the
+    model's prediction, beside (below) up to ``n`` correctly classified ones."""
+    run = t1.study.settings.table_model if run is None else run
+    if run not in t1.prototypes:
+        raise ValueError(
+            f"no prototypes of run {run!r} in this Table 1; runs: {list(t1.prototypes)}"
+        )
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    plt = _plt()
+    mechs = t1.prototypes[run]
+    fig, axes = plt.subplots(2 * len(mechs), n, figsize=(1.5 * n, 1.75 * 2 * len(mechs)))
+    axes = np.asarray(axes).reshape(2 * len(mechs), n)
+    for r, (mech, (lab, pr, img)) in enumerate(mechs.items()):
+        for row, (wrong, what) in enumerate(((True, "misclassified"), (False, "correct"))):
+            ax_row = axes[2 * r + row]
+            picks = np.nonzero((lab != pr) == wrong)[0][:n]
+            for ax, i in zip(ax_row, picks):
+                ax.imshow(img[i, 0], cmap="gray", vmin=0, vmax=1)
+                ax.set_title(
+                    f"y_hat {int(lab[i])}, f {int(pr[i])}", fontsize=8, color="C3" if wrong else "k"
+                )
+            for ax in ax_row[len(picks) :]:
+                ax.set_frame_on(False)  # empty (the row's label stays visible)
+            ax_row[0].set_ylabel(
+                f"{mech}\n{what}: {len(np.nonzero((lab != pr) == wrong)[0])} of {len(lab)}",
+                fontsize=8,
+            )
+    _clean_axes(axes)
+    fig.suptitle(
+        f"Table 1 prototypes of {run} (first mask seed): misclassified (red) and correct; "
+        "title: label y_hat, model's prediction f",
+        fontsize=10,
+    )
+    fig.tight_layout()
     return fig
 
 
