@@ -27,6 +27,9 @@ mnist-cnn3, mnist-resnet5,               small       notebook 04 / Fill in the B
 fmnist-resnet5, fmnist-vgg                           (committed checkpoints, 28x28 in [0, 1])
 ssl-simclrv2-1x / -2x, ssl-barlowtwins,  ssl         notebook 01 / Pixel Invariance, offline
 ssl-simsiam                                          miniatures (embed = backbone, head = projector)
+ssl-lite-simclrv2-1x / -2x,              ssl         notebook 01, offline: the four objectives
+ssl-lite-barlowtwins, ssl-lite-simsiam               continued from the EfficientNet-Lite ImageNet
+                                                     backbone (2x = Lite2; partial checkpoints)
 simclrv2-r50-1x / -2x, barlowtwins-r50,  ssl         notebook 01, the paper's ResNet-50s (paper)
 simsiam-r50
 synthetic-rotnet                         selfsup     notebook 02 / AGF Fig. 4-5, Table 4, offline
@@ -41,7 +44,8 @@ names; a name is the same model in both profiles. A missing artefact raises
 
 Modules: :mod:`~visxai.models.loaded` (the record), :mod:`~visxai.models.zoo` (registry and
 loaders), :mod:`~visxai.models.imagenet_classifiers`, :mod:`~visxai.models.small_cnns`,
-:mod:`~visxai.models.ssl_miniatures`, :mod:`~visxai.models.ssl_checkpoints`,
+:mod:`~visxai.models.ssl_miniatures`, :mod:`~visxai.models.ssl_lite`,
+:mod:`~visxai.models.ssl_checkpoints`,
 :mod:`~visxai.models.simclrv2_tf`, :mod:`~visxai.models.selfsup_miniatures`,
 :mod:`~visxai.models.rotnet_probes`, :mod:`~visxai.models.selfsup_checkpoints`,
 :mod:`~visxai.models.voc_multilabel`, and :mod:`~visxai.models.training` (the seeded recipe with

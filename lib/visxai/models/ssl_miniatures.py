@@ -55,6 +55,7 @@ __all__ = [
     "train_ssl",
     "photo_tensor",
     "ssl_preprocess",
+    "ssl_loss",
 ]
 
 OBJECTIVES = ("simclr", "simsiam", "barlowtwins")
@@ -223,7 +224,8 @@ def random_crops(
 # ------------------------------------------------------------------------------------------------
 
 
-def _loss_fn(config: dict[str, Any]):
+def ssl_loss(config: dict[str, Any]) -> nn.Module:
+    """The lightly loss of ``config["objective"]``: NT-Xent, Barlow Twins or negative cosine."""
     from lightly import loss
 
     if config["objective"] == "simclr":
@@ -255,7 +257,7 @@ def _train_ssl(model: SSLModel, config: dict[str, Any], progress: bool) -> dict[
     gen = make_generator(config["seed"])
     pool = photo_pool(config["pool_short_side"])
     aug = InvarianceAugment(AugmentConfig(jitter=tuple(config["jitter"]), p_erase=0.0))
-    crit = _loss_fn(config)
+    crit = ssl_loss(config)
     opt = torch.optim.SGD(
         model.parameters(), lr=config["lr"], momentum=0.9, weight_decay=config["weight_decay"]
     )

@@ -35,6 +35,12 @@ bit-for-bit deterministic on CPU for a given seed, and must run with the 2-core 
 
   ``train`` may return a dict of JSON-serialisable metrics (e.g. test accuracy); it is stored
   in the safetensors metadata with the config and read back by :func:`checkpoint_metadata`.
+
+  ``cached(..., keys=fn)`` stores a *partial* checkpoint: only the state-dict entries named by
+  ``fn(model)`` (e.g. the trained tail and heads of a model whose frozen part comes from
+  published weights that ``build()`` loads). At load, ``build()`` gives the rest and the file
+  must hold exactly those keys (:func:`load_checkpoint` with ``keys=``). Without ``keys`` the
+  whole state dict is stored, as before.
   Checkpoints are safetensors files (no pickle); ``.pt`` files are read with
   ``torch.load(weights_only=True)``.
 """
@@ -47,7 +53,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -392,15 +398,33 @@ def _atomic_write_bytes(path: Path, blob: bytes) -> None:
         raise
 
 
+def _select_keys(model: nn.Module, keys: Iterable[str]) -> list[str]:
+    """``keys`` as a sorted list, checked against ``model.state_dict()``."""
+    wanted = sorted(set(keys))
+    have = model.state_dict().keys()
+    unknown = [k for k in wanted if k not in have]
+    if unknown or not wanted:
+        raise ValueError(
+            f"keys must name entries of {type(model).__name__}.state_dict(); "
+            + (f"unknown: {unknown[:5]}" if unknown else "got none")
+        )
+    return wanted
+
+
 def save_checkpoint(
-    model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None
+    model: nn.Module,
+    path: str | Path,
+    metadata: Mapping[str, Any] | None = None,
+    keys: Iterable[str] | None = None,
 ) -> Path:
     """Save ``model.state_dict()`` as safetensors, atomically; ``metadata`` values stored as
-    JSON."""
+    JSON. ``keys``: store only these entries (a partial checkpoint)."""
     from safetensors.torch import save
 
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    full = model.state_dict()
+    names = list(full) if keys is None else _select_keys(model, keys)
+    state = {k: full[k].detach().cpu().contiguous().clone() for k in names}
     # one metadata key: safetensors writes a multi-key metadata map in random order, which would
     # make the file bytes (and the sha256 in CHECKSUMS) differ between identical trainings
     meta = {META_KEY: json.dumps(dict(metadata or {}), sort_keys=True)}
@@ -408,9 +432,14 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, path: str | Path, strict: bool = True, keys: Iterable[str] | None = None
+) -> nn.Module:
     """Load a ``.safetensors`` (or ``.pt``/``.pth`` with ``weights_only=True``) state dict into
-    ``model``."""
+    ``model``.
+
+    ``keys``: a partial checkpoint that must hold exactly these entries; the others keep the
+    values ``model`` has (``ValueError`` naming the difference otherwise)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -424,6 +453,16 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> 
             and isinstance(state["state_dict"], dict)
         ):
             state = state["state_dict"]
+    if keys is not None:
+        wanted = set(_select_keys(model, keys))
+        if set(state) != wanted:
+            missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)
+            raise ValueError(
+                f"{path.name} is not the partial checkpoint expected: missing {missing[:5]}, "
+                f"unexpected {extra[:5]}; delete it to retrain"
+            )
+        model.load_state_dict(state, strict=False)
+        return model
     model.load_state_dict(state, strict=strict)
     return model
 
@@ -478,13 +517,15 @@ def cached(
     *,
     commit: bool | None = None,
     strict: bool = True,
+    keys: Callable[[nn.Module], Iterable[str]] | None = None,
 ) -> nn.Module:
     """Return ``build()`` with trained weights, training with ``train(model)`` only if no checkpoint
     exists.
 
     See the module docstring for the lookup order and file naming. ``cached(config, build=...,
     train=...)`` (config first) is accepted too; the name is then ``config["name"]`` or ``"model"``.
-    The returned model is on CPU in eval mode.
+    ``keys(model)``: the state-dict entries to store and load (a partial checkpoint; the rest
+    comes from ``build()``). The returned model is on CPU in eval mode.
     """
     if isinstance(name, Mapping):  # cached(config, build, train)
         if callable(config):
@@ -503,8 +544,9 @@ def cached(
     path = find_checkpoint(name, config)
     with seeded(int(config.get("seed", 0))):
         model = build()
+        selected = None if keys is None else list(keys(model))
         if path is not None:
-            load_checkpoint(model, path, strict=strict)
+            load_checkpoint(model, path, strict=strict, keys=selected)
             return model.cpu().eval()
         metrics = train(model)
     model = model.cpu().eval()
@@ -512,7 +554,9 @@ def cached(
     meta: dict[str, Any] = {"name": name, "config": config}
     if isinstance(metrics, Mapping):
         meta["metrics"] = dict(metrics)
-    target = save_checkpoint(model, model_cache_dir() / fname, meta)
+    if selected is not None:
+        meta["partial"] = True  # the rest of the state dict comes from build()
+    target = save_checkpoint(model, model_cache_dir() / fname, meta, keys=selected)
     if commit is None:
         commit = os.environ.get(COMMIT_ENV, "").lower() in ("1", "true", "yes")
     if commit:

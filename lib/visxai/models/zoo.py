@@ -3,6 +3,7 @@
 
 The names, kinds and notebooks are listed in :mod:`visxai.models`. Each loader adapts one module
 (:mod:`~visxai.models.imagenet_classifiers`, :mod:`~visxai.models.ssl_miniatures`,
+:mod:`~visxai.models.ssl_lite`,
 :mod:`~visxai.models.ssl_checkpoints`, :mod:`~visxai.models.selfsup_miniatures` with
 :mod:`~visxai.models.rotnet_probes`, :mod:`~visxai.models.selfsup_checkpoints`,
 :mod:`~visxai.models.voc_multilabel`) to the one record; the small 28x28 models are defined here.
@@ -60,6 +61,7 @@ from . import selfsup_checkpoints as _selfc
 from . import selfsup_miniatures as _selfm
 from . import small_cnns as _small
 from . import ssl_checkpoints as _sslc
+from . import ssl_lite as _ssll
 from . import ssl_miniatures as _sslm
 from . import training as _training
 from . import voc_multilabel as _voc
@@ -362,10 +364,9 @@ SSL_MINIATURES = {f"ssl-{k}": k for k in _sslm.SSL_CONFIGS}
 PAPER_SSL = {art: k for k, art in _sslc.PAPER_SSL_ARTEFACTS.items()}
 
 
-def _load_ssl_miniature(name: str, pretrained: bool, progress: bool) -> LoadedModel:
-    key = SSL_MINIATURES[name]
-    cfg = _sslm.SSL_CONFIGS[key]
-    model = _sslm.load_ssl(key, pretrained=pretrained, progress=progress)
+def _ssl_loaded(name: str, model: nn.Module, cfg: dict[str, Any], key: str, **info: Any):
+    """The :class:`LoadedModel` of a project-trained SSL model (images in [0, 1], normalised
+    inside; ``embed`` = backbone features, ``head`` = projector)."""
     size = int(cfg["image_size"])
     normalize, denormalize, mean, std = identity_normalizers(3)  # normalises inside
     return LoadedModel(
@@ -383,11 +384,30 @@ def _load_ssl_miniature(name: str, pretrained: bool, progress: bool) -> LoadedMo
             "config": cfg,
             "config_hash": _training.config_hash(cfg),
             "objective": cfg["objective"],
+            **info,
             "stands_in_for": key,
         },
         embed=model.embed,
         head=model.projection,
     )
+
+
+def _load_ssl_miniature(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    key = SSL_MINIATURES[name]
+    model = _sslm.load_ssl(key, pretrained=pretrained, progress=progress)
+    return _ssl_loaded(name, model, _sslm.SSL_CONFIGS[key], key)
+
+
+#: offline ImageNet-initialised model -> key of :data:`~visxai.models.ssl_lite.LITE_CONFIGS`
+SSL_LITE = {f"ssl-lite-{k}": k for k in _ssll.LITE_CONFIGS}
+
+
+def _load_ssl_lite(name: str, pretrained: bool, progress: bool) -> LoadedModel:
+    """``pretrained=False``: the model before continuation (ImageNet backbone, fresh heads)."""
+    key = SSL_LITE[name]
+    cfg = _ssll.LITE_CONFIGS[key]
+    model = _ssll.load_ssl_lite(key, pretrained=pretrained, progress=progress)
+    return _ssl_loaded(name, model, cfg, key, backbone=f"efficientnet-lite{cfg['variant']}")
 
 
 def _load_paper_ssl(name: str, pretrained: bool, progress: bool) -> LoadedModel:
@@ -599,6 +619,19 @@ for _n, _k in SSL_MINIATURES.items():
         _load_ssl_miniature,
         f"small {_SSL_TITLES[_k]} ResNet + projection head trained on photo crops, offline "
         "stand-in (notebook 01 / Pixel Invariance)",
+        "ssl",
+        ("offline",),
+    )
+for _n, _k in SSL_LITE.items():
+    _cfg = _ssll.LITE_CONFIGS[_k]
+    _wide = "(the widest pretrained Lite, width x1.1: not twice as wide) " if "2x" in _k else ""
+    _register(
+        _n,
+        _load_ssl_lite,
+        f"{_SSL_TITLES[_k]} objective continued from the EfficientNet-Lite{_cfg['variant']} "
+        f"{_wide}ImageNet backbone on photo crops at {_cfg['image_size']} px, {_cfg['steps']} "
+        f"steps (conv_head + heads trained; trained here in {_ssll.TRAIN_SECONDS[_k]:.0f} s on 1 "
+        "CPU thread), offline stand-in (notebook 01 / Pixel Invariance)",
         "ssl",
         ("offline",),
     )
