@@ -8,9 +8,10 @@ import os
 import pytest
 import torch
 
-from visxai.device import seed_everything
+from visxai.device import keep_freed_memory, seed_everything
 
 torch.set_num_threads(int(os.environ.get("VISXAI_THREADS", "1")))
+keep_freed_memory()  # page faults of freed buffers: see visxai.device.keep_freed_memory
 
 
 @pytest.fixture(autouse=True)

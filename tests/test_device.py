@@ -195,3 +195,23 @@ def test_process_map_order_progress_and_errors():
         process_map(abs, [1], 0)
     with pytest.raises(TypeError):  # a worker's exception is raised here
         process_map(abs, ["a", "b"], 2)
+
+
+def test_keep_freed_memory_is_on_under_glibc_and_can_be_turned_off() -> None:
+    import subprocess
+    import sys
+
+    code = "from visxai.device import keep_freed_memory as k; print(k(), k())"
+    env = {k: v for k, v in os.environ.items() if k != "VISXAI_KEEP_FREED_MEMORY"}
+    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    off = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "VISXAI_KEEP_FREED_MEMORY": "0"},
+        capture_output=True,
+        text=True,
+    )
+    import platform
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert on.stdout.split() == ["True", "True"], on.stderr
+    assert off.stdout.split() == ["False", "False"], off.stderr

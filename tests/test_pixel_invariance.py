@@ -373,6 +373,58 @@ def test_invariance_table_runs_both_controls_deterministically() -> None:
     )  # the controls do not change the trained model's numbers
 
 
+def test_invariance_table_in_worker_processes_and_a_control_subset() -> None:
+    from visxai.methods.pixel_invariance import invariance_table
+
+    torch.manual_seed(321)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
+    other = nn.Sequential(nn.Conv2d(3, 2, 5), nn.AdaptiveAvgPool2d(3), nn.Flatten()).eval()
+    models = {"m": (model, (0.0,) * 3, (1.0,) * 3), "n": (other, (0.0,) * 3, (1.0,) * 3)}
+    images = {k: _image(i) for i, k in enumerate("abc")}
+    pi = PixelInvariance(model, n_augments=16, surrogate_size=8, epochs=3, device="cpu")
+    kw = dict(seeds=(0, 1), n_transforms=2, progress=False, randomised_images=["b"], step=16)
+    one, maps1 = invariance_table(pi, models, images, **kw)
+    two, maps2 = invariance_table(pi, models, images, workers=2, **kw)
+    cols = ["model", "weights", "saliency", "image", "seed"]
+    assert one[cols].equals(two[cols])  # the same rows in the same order
+    num = ["insertion", "deletion", "full", "masked", "drop", "increase", "rank_corr"]
+    np.testing.assert_array_equal(one[num].to_numpy(float), two[num].to_numpy(float))
+    assert set(maps1) == set(maps2)
+    assert all(torch.equal(maps1[k].heatmap, maps2[k].heatmap) for k in maps1)
+    # the randomised copy only on image b; the trained model on every image
+    assert set(one[one.weights == "randomised"].image) == {"b"}
+    assert set(one[one.weights == "trained"].image) == set("abc")
+    assert one[one.image != "b"].rank_corr.isna().all()
+    # a step of 16 pixels on a 16x16 image: 17 points per curve
+    assert len(one.insertion_curve.iloc[0]) == S * S // 16 + 1
+
+
+def test_erase_value_defaults_to_the_mean_and_can_be_set() -> None:
+    model = RegionModel()
+    pi = PixelInvariance(model, mean=(0.2, 0.3, 0.4), std=(1.0, 1.0, 1.0), device="cpu")
+    assert pi.augment.erase_value == pytest.approx((0.2, 0.3, 0.4))
+    inside = pi.replace(mean=(0.0,) * 3, erase_value=(0.5, 0.5, 0.5))
+    assert inside.augment.erase_value == (0.5, 0.5, 0.5)
+    assert inside.replace(seed=3).augment.erase_value == (0.5, 0.5, 0.5)  # kept by replace
+
+
+def test_photo_variants() -> None:
+    from visxai.evaluation.pixel_invariance import photo_of, photo_variants
+
+    v = photo_variants("chelsea", 32)
+    assert list(v) == ["chelsea", "chelsea, flipped", "chelsea, 70% crop"]
+    assert all(
+        t.shape == (3, 32, 32) and 0 <= float(t.min()) and float(t.max()) <= 1 for t in v.values()
+    )
+    assert torch.equal(v["chelsea, flipped"], v["chelsea"].flip(-1))
+    assert not torch.allclose(v["chelsea, 70% crop"], v["chelsea"], atol=0.05)
+    assert {photo_of(n) for n in v} == {"chelsea"}
+    with pytest.raises(ValueError, match="variant"):
+        photo_variants("chelsea", 32, ["rotated"])
+
+
 def test_evaluate_drop_and_increase_are_per_transformation_pair() -> None:
     from visxai.methods.pixel_invariance import similarity_score
     from visxai.metrics.confidence import masked_image
@@ -475,7 +527,8 @@ def test_table1_report_verdicts_follow_the_planted_differences(monkeypatch) -> N
         and rep.estimates[("SimSiam", "heatmap", "Insertion", 1)].seeds == 1
     )
     assert rep.rank_corr["SimSiam"].value == pytest.approx(0.25)
-    assert rep.table().shape == (4 * 3, 1 + 4) and len(rep.long()) == 4 * 3 * 4
+    assert rep.table().shape == (4 * 3, 2 + 4) and len(rep.long()) == 4 * 3 * 4
+    assert (rep.table()["n images"] == 10).all() and rep.n_images == 10
     # the same gap on the randomised models makes the claim uninformative
     ctl = table1_report(_table1_frame(0.05, 0.05, seeds=(0,)), rows, (0,))
     assert all(v == ["uninformative"] for v in ctl.claim_verdicts.values())
@@ -552,7 +605,9 @@ def test_run_table1_keeps_fig2_heatmaps_and_leaves_the_classifier_out_of_the_fra
     assert "B=16, seeds (3, 4)" in case.summary(
         (3, 4)
     ) and "c: 16x16, 1 photos, B=8" in case.summary((3, 4))
-    assert case.setting((3, 4)).startswith("offline: test, 16px, 2 photos, B=16, seeds (3, 4)")
+    assert case.setting((3, 4)).startswith(
+        "offline: test, 16px, 2 images of 2 photos, B=16, seeds (3, 4)"
+    )
     with pytest.raises(ValueError, match="profile"):
         invariance_case("laptop")
 
@@ -625,12 +680,15 @@ def test_paper_schedule_is_the_authors_sgd_loop_and_reports_no_convergence() -> 
         opt.step()
     torch.testing.assert_close(fit.weight, layer.weight.detach()[0], rtol=1e-5, atol=1e-5)
     assert fit.iterations == 100 and len(fit.history) == 100 and not fit.converged
-    # at the scale of real pixels the paper's schedule diverges, the convergent fit does not
-    x1, x2, s, t = _small_problem(b=64, p=20, seed=1)
+    # at the scale of real pixels the paper's schedule diverges, the convergent fit does not. The
+    # divergent trajectory is chaotic (its final loss moves with the CPU's rounding: on b=64,
+    # p=20 it ended below its start on one CPU), so the test asks for its peak, not its end
+    x1, x2, s, t = _small_problem(b=256, p=300, seed=1)
     paper = fit_surrogate(x1, x2, s, t, SurrogateConfig(schedule="paper"))
     conv = fit_surrogate(x1, x2, s, t, SurrogateConfig(max_iter=300))
-    assert paper.loss > paper.history[0]["total"]  # the loss went up
-    assert conv.loss < conv.history[0]["total"] < paper.loss
+    peak = max(h["total"] for h in paper.history)
+    assert peak > 100 * paper.history[0]["total"]  # the loss climbed by orders of magnitude
+    assert conv.loss < conv.history[0]["total"] < peak
     assert np.all(np.diff([h["total"] for h in conv.history]) <= 0)
 
 

@@ -57,9 +57,14 @@ __all__ = [
     "table1_report",
     "mean_curve",
     "INVARIANCE_PROFILES",
+    "VARIANT_SUFFIX",
+    "photo_variants",
+    "photo_of",
     "InvarianceCase",
     "invariance_case",
     "run_table1",
+    "AugmentCheck",
+    "augment_check",
     "ScheduleComparison",
     "schedule_comparison",
     "PANEL_ALPHAS",
@@ -114,7 +119,10 @@ class Table1Report:
 
     Built by :func:`table1_report` from :func:`invariance_table`'s frame. Every estimate is a
     mean over the photos with a 95% bootstrap CI over the photos, per seed and pooled
-    (``None``: per photo the mean over the seeds). Verdicts are per seed, in ``seeds`` order:
+    (``None``: per photo the mean over the seeds). The views of one photo (:func:`photo_variants`:
+    original, flipped, cropped; ``n_images`` in all) are averaged into one value per photo
+    first: they are not independent draws, so the photo is the unit the bootstrap resamples.
+    Verdicts are per seed, in ``seeds`` order:
 
     * ``paper_verdicts[(row, metric)]``: :func:`visxai.stats.verdict_paper` of the heatmap row
       against ``paper`` with tolerance ``paper_tol``;
@@ -143,6 +151,9 @@ class Table1Report:
     random_verdicts: dict[tuple[str, str], list[str]]
     rank_corr: dict[str, Estimate]
     n_photos: int
+    n_images: int = 0
+    #: (row, variant) -> the number of images behind it (the views of its photos)
+    images_per_row: dict[tuple[str, str], int] = field(default_factory=dict)
     claim_text: str = CLAIM_TEXT
     claim_short: str = CLAIM_SHORT
 
@@ -155,6 +166,7 @@ class Table1Report:
             {
                 "model": row,
                 "map": v,
+                "n images": self.images_per_row.get((row, v), est[(row, v, "Insertion", None)].n),
                 "n photos": est[(row, v, "Insertion", None)].n,
                 **{m: est[(row, v, m, None)].fmt() for m in TABLE1_METRICS},
             }
@@ -285,8 +297,8 @@ class Table1Report:
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
         fig.suptitle(
-            f"Table I: mean over {self.n_photos} photos and seeds {self.seeds}, "
-            "95% bootstrap CI over photos",
+            f"Table I: {self.n_images or self.n_photos} images of {self.n_photos} photos, seeds "
+            f"{self.seeds}; mean over photos, 95% bootstrap CI over photos",
             fontsize=10,
         )
         fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -430,6 +442,17 @@ def table1_report(
 
     rows, seeds = tuple(rows), tuple(int(s) for s in seeds)
     paper = PAPER_TABLE1 if paper is None else paper
+    n_images = int(frame.image.nunique())
+    images_per_row = {
+        (row, v): int(
+            frame[(frame.model == row) & (frame.weights == w) & (frame.saliency == sal)]
+            .image.nunique()
+        )
+        for row in rows
+        for v, (w, sal) in TABLE1_VARIANTS.items()
+    }
+    # the views of one photo are one unit: per_image then averages them with the seeds
+    frame = frame.assign(image=frame.image.map(photo_of))
     all_seeds: tuple[int | None, ...] = (None, *seeds)
     est: dict[EstimateKey, Estimate] = {}
     for row in rows:
@@ -508,6 +531,8 @@ def table1_report(
         random_verdicts=random_verdicts,
         rank_corr=rank_corr,
         n_photos=int(frame.image.nunique()),
+        n_images=n_images,
+        images_per_row=images_per_row,
     )
 
 
@@ -539,19 +564,27 @@ def mean_curve(
 INVARIANCE_PROFILES: dict[str, dict[str, object]] = {
     "offline": dict(
         ssl_models={
-            "SimCLRv2 (1x)": "ssl-simclrv2-1x",
-            "SimCLRv2 (2x)": "ssl-simclrv2-2x",
-            "Barlow Twins": "ssl-barlowtwins",
-            "SimSiam": "ssl-simsiam",
+            "SimCLRv2 (1x)": "ssl-lite-simclrv2-1x",
+            "SimCLRv2 (2x)": "ssl-lite-simclrv2-2x",
+            "Barlow Twins": "ssl-lite-barlowtwins",
+            "SimSiam": "ssl-lite-simsiam",
         },
-        ssl_size=32,
+        ssl_size=64,
         surrogate_size=None,
-        augments=500,
-        classifier="efficientnet-lite0",
+        augments=128,
+        variants=("original", "flipped", "crop"),
+        eval_steps=16,
+        randomised="originals",
+        erase_value=(0.5, 0.5, 0.5),
+        classifiers={
+            "EfficientNet-Lite0 (supervised)": "efficientnet-lite0",
+            "EfficientNet-Lite1 (supervised)": "efficientnet-lite1",
+            "EfficientNet-Lite2 (supervised)": "efficientnet-lite2",
+        },
         classifier_size=64,
-        classifier_photos=2,
-        classifier_augments=250,
-        description="project-trained small ResNet",
+        classifier_photos=6,
+        classifier_augments=128,
+        description="EfficientNet-Lite ImageNet backbones continued with each objective",
     ),
     "paper": dict(
         ssl_models={
@@ -563,7 +596,11 @@ INVARIANCE_PROFILES: dict[str, dict[str, object]] = {
         ssl_size=224,
         surrogate_size=64,
         augments=None,
-        classifier=None,
+        variants=("original",),
+        eval_steps=None,
+        randomised=None,
+        erase_value=None,
+        classifiers={},
         classifier_size=224,
         classifier_photos=0,
         classifier_augments=None,
@@ -571,18 +608,63 @@ INVARIANCE_PROFILES: dict[str, dict[str, object]] = {
     ),
 }
 
-#: the row name of the supervised classifier of Fig. 2
-CLASSIFIER_ROW = "EfficientNet-Lite0 (supervised)"
+#: the photo variants of :func:`photo_variants` -> the suffix of their names
+VARIANT_SUFFIX = {"original": "", "flipped": ", flipped", "crop": ", 70% crop"}
+
+
+def photo_variants(
+    name: str, size: int, variants: Sequence[str] = ("original", "flipped", "crop")
+) -> dict[str, torch.Tensor]:
+    """The offline photo ``name`` as [3, size, size] images in [0, 1]: ``original`` (short side
+    resized, centre crop), ``flipped`` (its mirror image) and ``crop`` (the central 70 % of the
+    original, resized back to ``size``), named ``name``, ``name, flipped``, ``name, 70% crop``.
+    Three views of one scene are not independent: the CIs resample photos, not views."""
+    import torch.nn.functional as F
+
+    from ..models import ssl_miniatures
+
+    unknown = [v for v in variants if v not in VARIANT_SUFFIX]
+    if unknown:
+        raise ValueError(f"unknown photo variant(s) {unknown}; known: {list(VARIANT_SUFFIX)}")
+    big = ssl_miniatures.photo_tensor(name, int(round(size / 0.7)))
+    out = {}
+    for v in variants:
+        if v == "original":
+            img = ssl_miniatures.photo_tensor(name, size)
+        elif v == "flipped":
+            img = ssl_miniatures.photo_tensor(name, size).flip(-1)
+        else:
+            h = big.shape[-1]
+            c = int(round(h * 0.7))
+            o = (h - c) // 2
+            img = F.interpolate(
+                big[None, :, o : o + c, o : o + c], size=(size, size), mode="bilinear",
+                antialias=True, align_corners=False,
+            )[0].clamp(0, 1)  # fmt: skip
+        out[name + VARIANT_SUFFIX[v]] = img.contiguous()
+    return out
+
+
+def photo_of(image: str) -> str:
+    """The photo an image of :func:`photo_variants` was made from (its name without suffix)."""
+    for suffix in VARIANT_SUFFIX.values():
+        if suffix and image.endswith(suffix):
+            return image[: -len(suffix)]
+    return image
 
 
 @dataclass
 class InvarianceCase:
     """The models and photos of notebook 01 for one profile (see :func:`invariance_case`).
 
-    ``models``: Table I's rows -> (projection-head model, mean, std); ``images``: every photo
-    -> [3, size, size] in [0, 1] (the Fig. 2 photos, ``shown``, first); ``classifier``: the
-    supervised model of Fig. 2's last row (penultimate features, :func:`without_head`) with its
-    own ``classifier_images`` and ``classifier_augments`` (empty in the paper profile).
+    ``models``: Table I's rows -> (projection-head model, mean, std); ``images``: every image
+    -> [3, size, size] in [0, 1] (the Fig. 2 photos, ``shown``, first; offline each photo with
+    its flipped and cropped variants, :func:`photo_variants`); ``classifier``: the supervised
+    models of Fig. 2's last rows (penultimate features, :func:`without_head`) with their own
+    ``classifier_images`` and ``classifier_augments`` (empty in the paper profile).
+    ``eval_step``: pixels per Insertion / Deletion step (None: RISE's, about 224 steps);
+    ``randomised_images``: the images of the model-randomisation control (None: all);
+    ``erase_value``: the colour of random erasing (None: the models' normalisation mean).
     """
 
     profile: str
@@ -597,13 +679,28 @@ class InvarianceCase:
     classifier_images: dict[str, torch.Tensor] = field(default_factory=dict)
     classifier_size: int = 0
     classifier_augments: int = 0
+    eval_step: int | None = None
+    randomised_images: tuple[str, ...] | None = None
+    erase_value: tuple[float, ...] | None = None
     prepared: dict[str, Any] = field(default_factory=dict, repr=False)  # the slider panel's cache
 
+    @property
+    def n_photos(self) -> int:
+        """The number of distinct photos behind the images."""
+        return len({photo_of(n) for n in self.images})
+
     def summary(self, seeds: Sequence[int]) -> str:
-        """What the run evaluates: models, size, photos, B, seeds (and the Fig. 2 classifier)."""
+        """What the run evaluates: models, size, images, B, seeds (and the Fig. 2 classifiers)."""
+        ctrl = (
+            "all images"
+            if self.randomised_images is None
+            else f"{len(self.randomised_images)} images"
+        )
+        steps = "RISE's steps" if self.eval_step is None else f"{self.eval_step} px per step"
         out = [
-            f"{len(self.models)} SSL models at {self.size}x{self.size}, {len(self.images)} photos, "
-            f"B={self.n_augments}, seeds {tuple(seeds)}"
+            f"{len(self.models)} SSL models at {self.size}x{self.size}, {len(self.images)} images "
+            f"of {self.n_photos} photos, B={self.n_augments}, seeds {tuple(seeds)}; "
+            f"randomised-model control on {ctrl}; Insertion / Deletion at {steps}"
         ]
         out += [
             f"{row}: {self.classifier_size}x{self.classifier_size}, "
@@ -616,18 +713,20 @@ class InvarianceCase:
     def setting(self, seeds: Sequence[int]) -> str:
         """The scorecard's setting column for a run over ``seeds``."""
         return (
-            f"{self.profile}: {self.description}, {self.size}px, {len(self.images)} photos, "
-            f"B={self.n_augments}, seeds {tuple(seeds)}; 95% CI: bootstrap over photos"
+            f"{self.profile}: {self.description}, {self.size}px, {len(self.images)} images of "
+            f"{self.n_photos} photos, B={self.n_augments}, seeds {tuple(seeds)}; "
+            "95% CI: bootstrap over images"
         )
 
 
 def invariance_case(
     profile: str = "offline", n_augments: int = 1000, device: str | torch.device = "cpu"
 ) -> InvarianceCase:
-    """Notebook 01's models and photos for ``profile`` (:data:`INVARIANCE_PROFILES`).
+    """Notebook 01's models and images for ``profile`` (:data:`INVARIANCE_PROFILES`).
 
     All 17 offline photos: the 6 held out of the SSL training (``EVAL_PHOTOS``, shown in Fig. 2)
-    first, then the 11 whose crops were trained on. ``n_augments``: B where the profile does not
+    first, then the 11 whose crops were trained on; offline each with its variants (the
+    profile's ``variants``, :func:`photo_variants`). ``n_augments``: B where the profile does not
     fix it (paper). A missing paper checkpoint raises ``ArtefactMissing`` naming
     ``python -m visxai fetch ...``.
     """
@@ -645,7 +744,14 @@ def invariance_case(
         lm = load_model(name, profile=profile, device=dev, progress=False)
         models[row] = (lm.model, tuple(lm.mean), tuple(lm.std))
     size = int(cfg["ssl_size"])  # type: ignore[call-overload]
-    images = {name: ssl_miniatures.photo_tensor(name, size) for name in photos}
+    variants = tuple(cfg["variants"])  # type: ignore[call-overload]
+    images: dict[str, torch.Tensor] = {}
+    for name in photos:  # the originals first (Fig. 2 and the control), then the variants
+        images[name] = ssl_miniatures.photo_tensor(name, size)
+    for name in photos:
+        images.update(photo_variants(name, size, [v for v in variants if v != "original"]))
+    steps = cfg["eval_steps"]
+    erase = cfg["erase_value"]
     case = InvarianceCase(
         profile=profile,
         models=models,
@@ -655,11 +761,15 @@ def invariance_case(
         surrogate_size=cfg["surrogate_size"],  # type: ignore[arg-type]
         n_augments=int(cfg["augments"] or n_augments),  # type: ignore[call-overload]
         description=str(cfg["description"]),
+        eval_step=None if steps is None else size * size // int(steps),  # type: ignore[call-overload]
+        randomised_images=tuple(photos) if cfg["randomised"] == "originals" else None,
+        erase_value=None if erase is None else tuple(erase),  # type: ignore[call-overload]
     )
-    if cfg["classifier"]:
-        lm = load_model(str(cfg["classifier"]), profile=profile, device=dev)
+    for row, name in dict(cfg["classifiers"]).items():  # type: ignore[call-overload]
+        lm = load_model(str(name), profile=profile, device=dev)
         net = without_head(lm.model, "_fc").to(dev)
-        case.classifier = {CLASSIFIER_ROW: (net, tuple(lm.mean), tuple(lm.std))}
+        case.classifier[row] = (net, tuple(lm.mean), tuple(lm.std))
+    if case.classifier:
         case.classifier_size = int(cfg["classifier_size"])  # type: ignore[call-overload]
         case.classifier_images = {
             n: ssl_miniatures.photo_tensor(n, case.classifier_size)
@@ -675,14 +785,16 @@ def run_table1(
     seeds: Sequence[int],
     n_transforms: int = 10,
     progress: bool = True,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str, str, int], InvarianceResult]]:
     """Notebook 01's run: Table I's frame and Fig. 2's heatmaps.
 
-    :func:`invariance_table` over the case's SSL models and photos for every seed with both
-    controls, keeping the heatmaps of the Fig. 2 photos at the first seed; then, where the case
-    has one, the supervised classifier on its own photos with its own B, first seed only,
-    without controls: its heatmaps join the dict (Fig. 2's last row), its rows are not in the
-    frame (two photos and one seed are too few for a CI).
+    :func:`invariance_table` over the case's SSL models and images for every seed with both
+    controls (the model-randomisation control on ``case.randomised_images``), Insertion /
+    Deletion at ``case.eval_step``, keeping the heatmaps of the Fig. 2 photos at the first seed;
+    then, where the case has them, the supervised classifiers on their own photos with their own
+    B, first seed only, without controls: their heatmaps join the dict (Fig. 2's last rows),
+    their rows are not in the frame. ``workers``: CPU processes (the same results).
     """
     seeds = tuple(int(s) for s in seeds)
     frame, heatmaps = invariance_table(
@@ -694,6 +806,9 @@ def run_table1(
         keep_images=case.shown,
         keep_seeds=seeds[:1],
         progress=progress,
+        step=case.eval_step,
+        randomised_images=case.randomised_images,
+        workers=workers,
     )
     if case.classifier:
         _, cls_maps = invariance_table(
@@ -704,9 +819,125 @@ def run_table1(
             n_transforms=n_transforms,
             controls=False,
             progress=progress,
+            step=case.eval_step,
+            workers=workers,
         )
         heatmaps.update(cls_maps)
     return frame, heatmaps
+
+
+# ------------------------------------------------------------------------------------------------
+# A smaller B offline: the same heatmaps and verdicts as B = 1000 on a subset
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentCheck:
+    """The offline B against the paper's B on a subset (see :func:`augment_check`).
+
+    ``pearson``: (model, image) -> Pearson r of the raw heatmaps at ``b_small`` and ``b_full``;
+    ``verdicts``: claim -> (verdict at ``b_small``, verdict at ``b_full``) for the paper's claim
+    per metric and "the heatmap beats a random map" per model and metric, on the subset's images
+    and one seed (no model-randomisation control: the question is whether B moves the verdict).
+    """
+
+    b_small: int
+    b_full: int
+    images: tuple[str, ...]
+    seed: int
+    pearson: dict[tuple[str, str], float]
+    verdicts: dict[str, tuple[str, str]]
+
+    @property
+    def same_verdicts(self) -> bool:
+        return all(a == b for a, b in self.verdicts.values())
+
+    def pearson_text(self) -> str:
+        """The Pearson r of the heatmaps: median and minimum, per model (not checked by nbval: the
+        second decimal moves with float rounding)."""
+        r = np.array(list(self.pearson.values()))
+        lines = [
+            f"B={self.b_small} against B={self.b_full}, {len(self.images)} photos, seed "
+            f"{self.seed}: Pearson r of the heatmaps, median {np.median(r):.2f}, "
+            f"minimum {r.min():.2f}"
+        ]
+        for row in dict.fromkeys(m for m, _ in self.pearson):
+            v = np.array([x for (m, _), x in self.pearson.items() if m == row])
+            lines.append(f"  {row:<14} median {np.median(v):.2f} (min {v.min():.2f})")
+        return "\n".join(lines)
+
+    def verdict_text(self) -> str:
+        """Robust lines: each verdict at both B and whether they all match."""
+        width = max(len(k) for k in self.verdicts)
+        lines = [f"verdicts at B={self.b_small} | B={self.b_full}, {len(self.images)} photos:"]
+        lines += [f"  {k:<{width}}  {a:<12} | {b}" for k, (a, b) in self.verdicts.items()]
+        lines.append(f"the same verdict at both B: {'yes' if self.same_verdicts else 'no'}")
+        return "\n".join(lines)
+
+
+def augment_check(
+    explainer: PixelInvariance,
+    case: InvarianceCase,
+    frame: pd.DataFrame,
+    heatmaps: dict[tuple[str, str, str, int], InvarianceResult],
+    seed: int,
+    b_full: int = 1000,
+    n_transforms: int = 10,
+    margin: float = 0.01,
+    workers: int = 1,
+    progress: bool = True,
+) -> AugmentCheck:
+    """Does the offline B (``case.n_augments``) give the heatmaps and verdicts of ``b_full``?
+
+    On the Fig. 2 photos (``case.shown``) and ``seed``, every SSL model is explained again with
+    ``b_full`` augments (the first ``case.n_augments`` of them are the offline run's: the
+    augments are drawn in sequence from the seed) and scored with the same transformations and
+    random maps; the offline values are read from ``frame`` / ``heatmaps`` (:func:`run_table1`,
+    which keeps the Fig. 2 photos' heatmaps at the first seed). Returns an :class:`AugmentCheck`.
+    """
+    from ..stats import verdict_claim
+
+    images = {n: case.images[n] for n in case.shown}
+    full, full_maps = invariance_table(
+        explainer.replace(n_augments=b_full),
+        case.models,
+        images,
+        seeds=(seed,),
+        n_transforms=n_transforms,
+        keep_seeds=(seed,),
+        progress=progress,
+        step=case.eval_step,
+        randomised_images=(),
+        workers=workers,
+    )
+    small = frame[frame.image.isin(list(images)) & (frame.weights == "trained")]
+    pearson = {}
+    for row in case.models:
+        for n in images:
+            a = heatmaps[(row, "trained", n, seed)].heatmap.reshape(-1).numpy()
+            b = full_maps[(row, "trained", n, seed)].heatmap.reshape(-1).numpy()
+            pearson[(row, n)] = float(np.corrcoef(a, b)[0, 1])
+    verdicts = {}
+    for metric in TABLE1_METRICS:
+        v = [
+            verdict_claim(claim_difference(f, CLAIM_BETTER, CLAIM_WORSE, metric, seed=seed),
+                          margin=margin)
+            for f in (small, full)
+        ]  # fmt: skip
+        verdicts[f"claim on {metric}"] = (v[0], v[1])
+    for row in case.models:
+        for metric in RANDOM_MAP_METRICS:
+            v = [
+                verdict_claim(
+                    claim_difference(f, row, None, metric, seed=seed, against="random map"),
+                    margin=margin,
+                )
+                for f in (small, full)
+            ]
+            verdicts[f"{row} heatmap beats random map on {metric}"] = (v[0], v[1])
+    return AugmentCheck(
+        case.n_augments, int(b_full), tuple(images), int(seed), pearson, verdicts
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -623,7 +623,9 @@ class PixelInvariance:
     seed or alpha: notebook 01 builds one object from its parameters cell and derives the others).
     ``schedule``, ``max_iter``, ``center``: how the surrogate is fitted (:class:`SurrogateConfig`;
     ``epochs`` and ``lr`` apply to ``schedule="paper"`` only); :attr:`InvarianceResult.fit` says
-    how the fit ended.
+    how the fit ended. ``erase_value``: the colour of random erasing in [0, 1] (None: ``mean``,
+    the mean colour, as the authors' ``RandomErasing(value=0)`` after ``Normalize``; a model that
+    normalises inside passes its own normalisation mean here).
     """
 
     def __init__(
@@ -644,6 +646,7 @@ class PixelInvariance:
         schedule: str = "converge",
         max_iter: int = 100,
         augment: AugmentConfig | None = None,
+        erase_value: Sequence[float] | None = None,
         batch_size: int = 256,
         device: str | torch.device = "auto",
         amp: bool = False,
@@ -669,6 +672,7 @@ class PixelInvariance:
             schedule=schedule,
             max_iter=max_iter,
             augment=augment,
+            erase_value=erase_value,
             batch_size=batch_size,
             device=device,
             amp=amp,
@@ -692,7 +696,10 @@ class PixelInvariance:
         )
         self.surrogate_size = surrogate_size
         self.heatmap_reduce = heatmap_reduce
-        self.augment = InvarianceAugment(augment, erase_value=tuple(float(m) for m in mean))
+        # the authors erase after Normalize with value 0, i.e. with the normalisation's mean colour;
+        # a model that normalises inside (mean 0 here) needs its own mean colour as erase_value
+        erase = mean if erase_value is None else erase_value
+        self.augment = InvarianceAugment(augment, erase_value=tuple(float(m) for m in erase))
         self.batch_size = batch_size
         self.device = pick_device(device)
         self.amp = amp
@@ -902,6 +909,9 @@ def invariance_table(
     keep_images: Collection[str] | None = None,
     keep_seeds: Collection[int] | None = None,
     progress: bool = True,
+    step: int | None = None,
+    randomised_images: Collection[str] | None = None,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str, str, int], InvarianceResult]]:
     """Table I's per-image metrics of every model, image and seed, with both controls (notebook 01).
 
@@ -915,30 +925,77 @@ def invariance_table(
       the same transformations as the heatmap (``saliency="random map"``), and
     * the model-randomisation check (Adebayo et al. 2018): the same protocol on
       :func:`visxai.controls.randomized_model` ``(model, seed=s)`` (``weights="randomised"``),
-      with the random map too and the Spearman correlation of its heatmap with the trained one.
+      with the random map too and the Spearman correlation of its heatmap with the trained one;
+      on the images of ``randomised_images`` only (None: all).
 
     The augments of one image and seed are drawn once and shared by the models with the same
-    normalisation mean (the erased colour). Returns ``(frame, heatmaps)``: a long
-    ``pandas.DataFrame`` with one row per (model, weights, saliency, image, seed) and columns
-    ``insertion, deletion, full, masked, drop, increase, insertion_curve, deletion_curve,
-    rank_corr`` (Spearman correlation of the trained and the randomised heatmap of the image, on
-    every row of that model, image and seed), and a dict ``(model, weights, image,
-    seed) -> InvarianceResult`` for the images in ``keep_images`` and the seeds in
-    ``keep_seeds`` (None: all).
+    normalisation mean (the erased colour). ``step``: pixels per Insertion / Deletion step (None:
+    RISE's, about 224 steps). ``workers > 1`` deals the images round-robin to that many CPU
+    processes (:func:`visxai.device.process_map`); the frame is the same, in the same order.
+    Returns ``(frame, heatmaps)``: a long ``pandas.DataFrame`` with one row per (model, weights,
+    saliency, image, seed) and columns ``insertion, deletion, full, masked, drop, increase,
+    insertion_curve, deletion_curve, rank_corr`` (Spearman correlation of the trained and the
+    randomised heatmap of the image, on every row of that model, image and seed), and a dict
+    ``(model, weights, image, seed) -> InvarianceResult`` for the images in ``keep_images`` and
+    the seeds in ``keep_seeds`` (None: all).
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..controls import random_saliency, randomized_model
+    from ..device import process_map
 
-    records: list[dict[str, object]] = []
-    heatmaps: dict[tuple[str, str, str, int], InvarianceResult] = {}
     names = list(images)
+    seeds = [int(s) for s in seeds]
+    job = dict(
+        explainer=explainer, models=models, seeds=seeds, n_transforms=n_transforms,
+        controls=controls, keep_images=keep_images, keep_seeds=keep_seeds, step=step,
+        randomised_images=randomised_images,
+    )  # fmt: skip
     total = len(seeds) * len(models) * len(names)
     bar = tqdm(total=total, desc="Table I", disable=not progress, leave=False)
-    for s in seeds:
+    w = max(1, min(int(workers), len(names))) if explainer.device.type == "cpu" else 1
+    parts = [
+        (job, {n: images[n] for n in names[i::w]}, list(range(len(names)))[i::w]) for i in range(w)
+    ]
+    if w == 1:
+        outs = [_invariance_part(*parts[0], bar=bar)]
+    else:
+        outs = process_map(_invariance_worker, parts, w, progress=bar)
+    bar.close()
+    records = [r for recs, _ in outs for r in recs]
+    heatmaps = {k: v for _, maps in outs for k, v in maps.items()}
+    rows, index = list(models), {n: k for k, n in enumerate(names)}
+    order = {"trained": 0, "randomised": 1, "heatmap": 0, "random map": 1}
+    records.sort(
+        key=lambda r: (
+            seeds.index(r["seed"]), rows.index(r["model"]), index[r["image"]],
+            order[r["weights"]], order[r["saliency"]],
+        )  # fmt: skip
+    )  # the order of one process: seed, model, image, weights, saliency
+    return pd.DataFrame.from_records(records), heatmaps
+
+
+def _invariance_worker(part: tuple) -> tuple[list[dict], dict]:
+    from ..device import worker_progress
+
+    return _invariance_part(*part, bar=worker_progress())
+
+
+def _invariance_part(
+    job: dict[str, Any], images: dict[str, torch.Tensor], indices: list[int], bar: Any = None
+) -> tuple[list[dict], dict]:
+    """:func:`invariance_table` on some of its images (``indices``: their places in the whole)."""
+    from ..controls import random_saliency, randomized_model
+
+    explainer: PixelInvariance = job["explainer"]
+    controls, keep_images, keep_seeds = job["controls"], job["keep_images"], job["keep_seeds"]
+    randomised_images = job["randomised_images"]
+    n_transforms, step = job["n_transforms"], job["step"]
+    records: list[dict[str, object]] = []
+    heatmaps: dict[tuple[str, str, str, int], InvarianceResult] = {}
+    for s in job["seeds"]:
         params: dict[tuple, AugmentParams] = {}
-        for row, (model, mean, std) in models.items():
+        for row, (model, mean, std) in job["models"].items():
             variants = {"trained": model}
             if controls:
                 variants["randomised"] = randomized_model(model, seed=int(s))
@@ -946,7 +1003,7 @@ def invariance_table(
                 w: explainer.replace(model=m, mean=mean, std=std, seed=int(s))
                 for w, m in variants.items()
             }
-            for k, name in enumerate(names):
+            for k, name in zip(indices, images):
                 img = images[name].float()
                 h, w = img.shape[-2:]
                 pi_t = pis["trained"]
@@ -955,8 +1012,11 @@ def invariance_table(
                     params[key] = pi_t.augment.sample(pi_t.n_augments, h, w, pi_t.seed)
                 x2 = pi_t.augment.apply(img.to(pi_t.device), params[key])
                 rmap = random_saliency((h, w), seed=10000 * int(s) + k) if controls else None
+                with_control = randomised_images is None or name in randomised_images
+                here = {wt: pi for wt, pi in pis.items() if wt == "trained" or with_control}
                 maps = {}
-                for weights, pi in pis.items():
+                n_before = len(records)
+                for weights, pi in here.items():
                     res = pi.fit(pi.prepare(img, x2))
                     maps[weights] = res.heatmap
                     if (keep_images is None or name in keep_images) and (
@@ -968,7 +1028,7 @@ def invariance_table(
                     if rmap is not None:
                         sal["random map"] = rmap
                     for kind, m in sal.items():
-                        ev = evaluate(pi, img, m, score=score)
+                        ev = evaluate(pi, img, m, score=score, step=step)
                         records.append(
                             {
                                 "model": row,
@@ -996,11 +1056,11 @@ def invariance_table(
                     if "randomised" in maps
                     else float("nan")
                 )
-                for r in records[-len(maps) * (2 if rmap is not None else 1) :]:
+                for r in records[n_before:]:
                     r["rank_corr"] = rc
-                bar.update(1)
-    bar.close()
-    return pd.DataFrame.from_records(records), heatmaps
+                if bar is not None:
+                    bar.update(1)
+    return records, heatmaps
 
 
 def per_image(
@@ -1027,7 +1087,8 @@ def per_image(
         raise ValueError(
             f"no rows for model={models}, weights={weights}, saliency={saliency}, seed={seed}"
         )
-    order = list(dict.fromkeys(frame.image))
+    present = set(sel.image)  # a control may cover a subset of the images
+    order = [i for i in dict.fromkeys(frame.image) if i in present]
     return sel.groupby("image", sort=False)[metric].mean().reindex(order)
 
 
