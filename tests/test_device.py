@@ -215,3 +215,17 @@ def test_keep_freed_memory_is_on_under_glibc_and_can_be_turned_off() -> None:
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert on.stdout.split() == ["True", "True"], on.stderr
     assert off.stdout.split() == ["False", "False"], off.stderr
+
+
+def test_deal_and_undeal_round_trip() -> None:
+    from visxai.device import deal, undeal
+
+    parts = deal(7, 3)
+    assert parts == [[0, 3, 6], [1, 4], [2, 5]]
+    outs = [[f"v{j}" for j in p] for p in parts]
+    assert undeal(parts, outs) == [f"v{j}" for j in range(7)]
+    assert deal(2, 4) == [[0], [1], [], []]
+    with pytest.raises(ValueError, match="came back"):
+        undeal(parts, [["a"], ["b"], ["c"]])
+    with pytest.raises(ValueError, match="workers"):
+        deal(3, 0)

@@ -37,6 +37,8 @@ __all__ = [
     "keep_freed_memory",
     "cpu_workers",
     "process_map",
+    "deal",
+    "undeal",
     "worker_progress",
 ]
 
@@ -194,6 +196,26 @@ def _call_recording(fn: Callable[[Any], Any], part: Any) -> tuple[Any, list]:
     with warnings.catch_warnings(record=True) as caught:
         out = fn(part)
     return out, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
+
+
+def deal(n: int, workers: int) -> list[list[int]]:
+    """The indices ``0 .. n-1`` dealt round-robin to ``workers`` parts (part ``k``: ``k, k +
+    workers, ...``), so that expensive and cheap items mix in every part; see :func:`undeal`."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return [list(range(k, n, workers)) for k in range(workers)]
+
+
+def undeal(parts: Sequence[Sequence[int]], outs: Sequence[Sequence[Any]]) -> list[Any]:
+    """Per-part results (``outs[k][j]`` belongs to index ``parts[k][j]``) back in index order."""
+    n = sum(len(p) for p in parts)
+    out: list[Any] = [None] * n
+    for idx, res in zip(parts, outs, strict=True):
+        if len(idx) != len(res):
+            raise ValueError(f"a part of {len(idx)} indices came back with {len(res)} results")
+        for j, v in zip(idx, res):
+            out[j] = v
+    return out
 
 
 def process_map(

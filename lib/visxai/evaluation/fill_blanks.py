@@ -357,12 +357,13 @@ def most_confident_per_class(
     return out
 
 
-def expected_panels(study: Study, progress: bool = True) -> dict[str, ExpectedPanel]:
+def expected_panels(
+    study: Study, progress: bool = True, workers: int = 1
+) -> dict[str, ExpectedPanel]:
     """Fig. 2 (section 4.1): for the most confident test image of each class, ``E[Delta x]`` over
     random masks until ``N* > settings.fig2_min_correct`` (a) with the figure model on MNIST and
-    (b) with the Fashion-MNIST model."""
-    from tqdm.auto import tqdm
-
+    (b) with the Fashion-MNIST model. ``workers``: CPU processes (:func:`expected_updates`: the
+    same estimates)."""
     s = study.settings
     out = {}
     for panel, (name, key) in {
@@ -372,10 +373,10 @@ def expected_panels(study: Study, progress: bool = True) -> dict[str, ExpectedPa
         x, y = study.data[key]
         f = study.methods[name]
         idx = most_confident_per_class(f.model, x, y)
-        ests = [
-            f.expected_update(x[i], c, progress=f"{panel} class {c}" if progress else False)
-            for c, i in enumerate(tqdm(idx, desc=panel, disable=not progress))
-        ]
+        classes = torch.arange(len(idx))
+        ests = expected_updates(
+            f, x[idx], classes, progress=f"Fig. 2 {panel}" if progress else False, workers=workers
+        )
         out[panel] = ExpectedPanel(name, x, idx, ests)
     return out
 
@@ -548,7 +549,7 @@ def expected_updates(
     own mask stream, batches of its own masked copies)."""
     from tqdm.auto import tqdm
 
-    from ..device import process_map
+    from ..device import deal, process_map, undeal
 
     n = len(x)
     w = min(int(workers), n) if f.device.type == "cpu" else 1
@@ -560,16 +561,12 @@ def expected_updates(
                 here.append(f.expected_update(x[j], int(labels[j]), snapshots=snapshots))
                 bar.update(1)
             return here
-        idx = [list(range(k, n, w)) for k in range(w)]
+        idx = deal(n, w)
         parts = [(f, x[i], labels[i], tuple(snapshots)) for i in idx]
         outs = process_map(_expected_updates, parts, w, progress=bar)
     finally:
         bar.close()
-    ests: list[ExpectedUpdate] = [None] * n  # type: ignore[list-item]
-    for i, out in zip(idx, outs):
-        for j, e in zip(i, out):
-            ests[j] = e
-    return ests
+    return undeal(idx, outs)
 
 
 def random_prototypes(

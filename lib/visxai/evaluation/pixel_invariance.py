@@ -849,12 +849,14 @@ class AugmentCheck:
     verdicts: dict[str, tuple[str, str]]
 
     @property
-    def same_verdicts(self) -> bool:
-        return all(a == b for a, b in self.verdicts.values())
+    def reversed(self) -> list[str]:
+        """The verdicts that reverse between the two B (holds at one, fails at the other)."""
+        return [k for k, (a, b) in self.verdicts.items() if {a, b} == {"holds", "fails"}]
 
-    def pearson_text(self) -> str:
-        """The Pearson r of the heatmaps: median and minimum, per model (not checked by nbval: the
-        second decimal moves with float rounding)."""
+    def text(self) -> str:
+        """The Pearson r of the heatmaps (median and minimum, per model) and every verdict at both
+        B (not checked by nbval: the second decimal moves with float rounding, and a CI on the
+        edge of the margin can move a verdict between ``inconclusive`` and ``holds``)."""
         r = np.array(list(self.pearson.values()))
         lines = [
             f"B={self.b_small} against B={self.b_full}, {len(self.images)} photos, seed "
@@ -864,15 +866,19 @@ class AugmentCheck:
         for row in dict.fromkeys(m for m, _ in self.pearson):
             v = np.array([x for (m, _), x in self.pearson.items() if m == row])
             lines.append(f"  {row:<14} median {np.median(v):.2f} (min {v.min():.2f})")
+        width = max(len(k) for k in self.verdicts)
+        lines.append(f"verdicts at B={self.b_small} | B={self.b_full}:")
+        lines += [f"  {k:<{width}}  {a:<12} | {b}" for k, (a, b) in self.verdicts.items()]
+        same = sum(a == b for a, b in self.verdicts.values())
+        lines.append(f"identical: {same} of {len(self.verdicts)}")
         return "\n".join(lines)
 
-    def verdict_text(self) -> str:
-        """Robust lines: each verdict at both B and whether they all match."""
-        width = max(len(k) for k in self.verdicts)
-        lines = [f"verdicts at B={self.b_small} | B={self.b_full}, {len(self.images)} photos:"]
-        lines += [f"  {k:<{width}}  {a:<12} | {b}" for k, (a, b) in self.verdicts.items()]
-        lines.append(f"the same verdict at both B: {'yes' if self.same_verdicts else 'no'}")
-        return "\n".join(lines)
+    def robust_text(self) -> str:
+        """What holds on any CPU: how many verdicts reverse (holds <-> fails) between the two B."""
+        return (
+            f"verdicts that reverse between B={self.b_small} and B={self.b_full} "
+            f"(holds <-> fails): {len(self.reversed)} of {len(self.verdicts)}"
+        )
 
 
 def augment_check(

@@ -127,6 +127,24 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------
 
 
+class Headless(nn.Module):
+    """``inner`` run with its layer ``attr`` swapped for ``Identity`` (see :func:`without_head`);
+    a module-level class so that it pickles into :func:`visxai.device.process_map`'s workers."""
+
+    def __init__(self, inner: nn.Module, attr: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.attr = attr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        saved = getattr(self.inner, self.attr)
+        setattr(self.inner, self.attr, nn.Identity())
+        try:
+            return self.inner(x)
+        finally:
+            setattr(self.inner, self.attr, saved)
+
+
 def without_head(model: nn.Module, attr: str = "_fc") -> nn.Module:
     """``model`` with its classification layer ``attr`` replaced by ``Identity`` (penultimate
     features).
@@ -135,21 +153,7 @@ def without_head(model: nn.Module, attr: str = "_fc") -> nn.Module:
     """
     if not hasattr(model, attr):
         raise ValueError(f"{type(model).__name__} has no attribute {attr!r} to remove")
-
-    class _Headless(nn.Module):
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            saved = getattr(self.inner, attr)
-            setattr(self.inner, attr, nn.Identity())
-            try:
-                return self.inner(x)
-            finally:
-                setattr(self.inner, attr, saved)
-
-    return _Headless(model).eval()
+    return Headless(model, attr).eval()
 
 
 @torch.no_grad()
@@ -942,7 +946,7 @@ def invariance_table(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..device import process_map
+    from ..device import deal, process_map
 
     names = list(images)
     seeds = [int(s) for s in seeds]
@@ -954,9 +958,7 @@ def invariance_table(
     total = len(seeds) * len(models) * len(names)
     bar = tqdm(total=total, desc="Table I", disable=not progress, leave=False)
     w = max(1, min(int(workers), len(names))) if explainer.device.type == "cpu" else 1
-    parts = [
-        (job, {n: images[n] for n in names[i::w]}, list(range(len(names)))[i::w]) for i in range(w)
-    ]
+    parts = [(job, {names[j]: images[names[j]] for j in idx}, idx) for idx in deal(len(names), w)]
     if w == 1:
         outs = [_invariance_part(*parts[0], bar=bar)]
     else:

@@ -549,10 +549,10 @@ class TransformationInvariantOptimizer(_Ascent):
         return self._optimize_here(x0, t)
 
     def _optimize_in_workers(self, x0: torch.Tensor, t: torch.Tensor, w: int) -> TIOResult:
-        from ..device import process_map
+        from ..device import deal, process_map
 
         n = len(x0)
-        parts_idx = [torch.arange(k, n, w) for k in range(w)]
+        parts_idx = [torch.tensor(p, dtype=torch.long) for p in deal(n, w)]
         params = {**self._params, "workers": 1, "progress": False, "device": "cpu"}
         state = (type(self), self.model, self.to_input, params)
         parts = [(state, x0[i].detach().cpu(), t[i]) for i in parts_idx]
@@ -658,17 +658,16 @@ def _optimize_part(part: tuple) -> TIOResult:
 def _merge_results(
     outs: Sequence[TIOResult], parts_idx: Sequence[torch.Tensor], n: int
 ) -> TIOResult:
-    """The per-worker results put back in the images' order."""
-    order = torch.cat(list(parts_idx))
-    inv = torch.empty_like(order)
-    inv[order] = torch.arange(n)
+    """The per-worker results put back in the images' order (:func:`visxai.device.undeal`)."""
+    from ..device import undeal
+
+    parts = [p.tolist() for p in parts_idx]
 
     def cat(name: str) -> torch.Tensor:
-        return torch.cat([getattr(o, name) for o in outs])[inv]
+        return torch.stack(undeal(parts, [list(getattr(o, name).unbind(0)) for o in outs]))
 
     def lists(name: str) -> list:
-        flat = [v for o in outs for v in getattr(o, name)]
-        return [flat[int(i)] for i in inv]
+        return undeal(parts, [list(getattr(o, name)) for o in outs])
 
     return TIOResult(
         cat("images"),
