@@ -16,10 +16,11 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cf
 # another CPU's float rounding: AVX2 oneDNN convolutions, MKL's compatible matrix kernels, torch's AVX2 kernels
 EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
 # notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
-# Longest first (measured 1 thread: 04 about 17 min, 03 10, 02 10, 01 5): the two workers take the
-# notebooks in this order, so the two longest run side by side and the short ones fill the gaps
+# Longest first (measured, one process each, AMD EPYC: 01 about 14 min, 03 10, 02 9, 04 7): the two
+# workers take the notebooks in this order, so the two longest run side by side and the short ones
+# fill the gaps
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-NB ?= $(foreach n,04 03 02 01,$(filter notebooks/$(n)_%,$(NOTEBOOKS))) \
+NB ?= $(foreach n,01 03 02 04,$(filter notebooks/$(n)_%,$(NOTEBOOKS))) \
       $(filter-out $(foreach n,01 02 03 04,notebooks/$(n)_%),$(NOTEBOOKS))
 
 .PHONY: setup install fetch reproduce test lint unit nbval test-portable check-clean check-lock check-lab notebooks lab bench clean

@@ -576,13 +576,14 @@ def test_gray_change_study_finds_the_planted_minimum() -> None:
         jobs, _fake_result(clean + change), clean, ("soccer ball", "Persian cat")
     )
     assert (st.whole.value, st.whole.lo, st.whole.hi) == (50.0, 50.0, 50.0)
-    assert st.disc.value == 50.0 and st.v_whole == st.v_disc == "agrees"
+    assert st.disc.value == 50.0 and st.v_whole == "agrees" and st.v_disc == "observed"
     assert st.dist_127.value == 77.0 and st.v_127 == "holds"
     assert st.argmins().to_dict("list") == {"whole": [50, 50], "disc": [50, 50]}
     curves = st.curves()
     assert set(curves.replicates) == {4, 2}  # 4 sweep replicates, 2 of the other class
     assert st.report().splitlines()[0].endswith(": agrees")
-    assert list(st.claims().values()) == ["agrees", "agrees", "holds"]
+    assert list(st.claims().values()) == ["agrees", "holds"]
+    assert "inscribed disc" not in st.report() and "observed" in st.summary()
 
 
 def test_entropy_study_statistics_match_their_definitions() -> None:

@@ -677,11 +677,11 @@ class GrayChangeStudy:
         )
 
     def report(self) -> str:
-        """The checked lines: the three verdicts."""
+        """The checked lines: the two verdicts (the disc's median argmin is ``observed`` only:
+        see :func:`gray_change_study`)."""
         n = len(self.classes)
         return (
             f"median argmin over {n} classes, whole image, vs paper 50 +- 25: {self.v_whole}\n"
-            f"median argmin over {n} classes, inscribed disc, vs paper 50 +- 25: {self.v_disc}\n"
             "gray 127 not special (every class's argmin more than 30 levels from 127): "
             f"{self.v_127}"
         )
@@ -690,15 +690,14 @@ class GrayChangeStudy:
         """Unchecked numbers: the per-class argmins and the three estimates with their CIs."""
         return (
             f"argmin of the mean curve per class (not checked):\n{self.argmins().to_string()}\n"
-            f"median argmin, whole: {self.whole.fmt()} | disc: {self.disc.fmt()} | min distance"
-            f" to 127: {self.dist_127.fmt()}"
+            f"median argmin, whole: {self.whole.fmt()} | disc: {self.disc.fmt()} (observed, "
+            f"the paper measures the whole image) | min distance to 127: {self.dist_127.fmt()}"
         )
 
     def claims(self) -> dict[str, str]:
         """Claim -> verdict, for the notebook's stability table."""
         return {
             "Fig. 2: minimum gray change near 50 (whole image)": self.v_whole,
-            "Fig. 2: minimum gray change near 50 (inscribed disc)": self.v_disc,
             "Fig. 2: gray 127 not special": self.v_127,
         }
 
@@ -743,8 +742,13 @@ def gray_change_study(
 ) -> GrayChangeStudy:
     """Fig. 2 of notebook 03: average gray change (Eq. 3 gray) of every run vs its clean start.
 
-    Verdicts: the median argmin against the paper's ``paper_level`` +- ``tol`` (whole image and
-    disc); "127 is not special": every class's argmin more than ``margin_127`` levels from 127.
+    Verdicts: the median argmin (whole image, as the paper measures it) against the paper's
+    ``paper_level`` +- ``tol``; "127 is not special": every class's argmin more than
+    ``margin_127`` levels from 127. The inscribed disc's median argmin (the project's corner
+    decomposition, not a quantity of the paper) is ``observed``, with its CI but without a
+    verdict: its CI bound sat on the band's edge (20 or 30 on the 10-level grid against 25), so
+    the verdict moved between ``inconclusive`` and ``agrees`` with the CPU's float rounding
+    (Intel vs AMD).
     The CIs resample replicate units (:meth:`ReplicateJobs.class_replicates`).
     """
     size = clean.shape[-1]
@@ -764,7 +768,7 @@ def gray_change_study(
     st.disc = replicate_estimate(median_argmin(disc), R, unit=unit, seeds=RS)
     st.dist_127 = replicate_estimate(dist_127, R, unit=unit, seeds=RS)
     st.v_whole = verdict_paper(st.whole, paper_level, tol)
-    st.v_disc = verdict_paper(st.disc, paper_level, tol)
+    st.v_disc = "observed"
     st.v_127 = verdict_claim(st.dist_127, greater=True, margin=margin_127)
     return st
 
