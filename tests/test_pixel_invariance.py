@@ -597,11 +597,12 @@ def test_run_table1_keeps_fig2_heatmaps_and_leaves_the_classifier_out_of_the_fra
     assert (
         set(frame.model) == {"m"} and set(frame.seed) == {3, 4} and set(frame.image) == {"a", "b"}
     )
-    assert set(maps) == {
+    assert set(maps) == {  # the Fig. 2 photo at the first seed; the classifier's
         ("m", "trained", "a", 3),
         ("m", "randomised", "a", 3),
         ("c", "trained", "a", 3),
     }
+    assert case.originals == ("a", "b")
     assert "B=16, seeds (3, 4)" in case.summary(
         (3, 4)
     ) and "c: 16x16, 1 photos, B=8" in case.summary((3, 4))

@@ -685,6 +685,11 @@ class InvarianceCase:
     prepared: dict[str, Any] = field(default_factory=dict, repr=False)  # the slider panel's cache
 
     @property
+    def originals(self) -> tuple[str, ...]:
+        """The images that are photos as they are (not a flipped or cropped view)."""
+        return tuple(n for n in self.images if photo_of(n) == n)
+
+    @property
     def n_photos(self) -> int:
         """The number of distinct photos behind the images."""
         return len({photo_of(n) for n in self.images})
@@ -791,7 +796,8 @@ def run_table1(
 
     :func:`invariance_table` over the case's SSL models and images for every seed with both
     controls (the model-randomisation control on ``case.randomised_images``), Insertion /
-    Deletion at ``case.eval_step``, keeping the heatmaps of the Fig. 2 photos at the first seed;
+    Deletion at ``case.eval_step``, keeping the heatmaps of the Fig. 2 photos (also those of
+    :func:`augment_check`) at the first seed;
     then, where the case has them, the supervised classifiers on their own photos with their own
     B, first seed only, without controls: their heatmaps join the dict (Fig. 2's last rows),
     their rows are not in the frame. ``workers``: CPU processes (the same results).
@@ -895,11 +901,15 @@ def augment_check(
 ) -> AugmentCheck:
     """Does the offline B (``case.n_augments``) give the heatmaps and verdicts of ``b_full``?
 
-    On the Fig. 2 photos (``case.shown``) and ``seed``, every SSL model is explained again with
+    On the Fig. 2 photos (``case.shown``: the 6 held out of the SSL training) and ``seed``, every
+    SSL model is explained again with
     ``b_full`` augments (the first ``case.n_augments`` of them are the offline run's: the
     augments are drawn in sequence from the seed) and scored with the same transformations and
     random maps; the offline values are read from ``frame`` / ``heatmaps`` (:func:`run_table1`,
-    which keeps the Fig. 2 photos' heatmaps at the first seed). Returns an :class:`AugmentCheck`.
+    which keeps the Fig. 2 photos' heatmaps at the first seed). Measured on this CPU: the 6 photos
+    take about 110 CPU-seconds; all 17 originals took about 300 and gave no closer agreement
+    (10 of 12 verdicts identical against 11 of 12, no reversal either way; per-model median
+    Pearson r 0.82-0.90). Returns an :class:`AugmentCheck`.
     """
     from ..stats import verdict_claim
 

@@ -50,7 +50,14 @@ from torch import nn
 from ..device import make_generator
 from . import training as _training
 from .imagenet_classifiers import build_efficientnet_lite
-from .ssl_miniatures import EVAL_PHOTOS, OBJECTIVES, photo_pool, random_crops, ssl_loss
+from .ssl_miniatures import (
+    EVAL_PHOTOS,
+    OBJECTIVES,
+    objective_rows,
+    photo_pool,
+    random_crops,
+    ssl_loss,
+)
 
 __all__ = [
     "LITE_CONFIGS",
@@ -88,12 +95,7 @@ _BASE: dict[str, Any] = {
 #: 64 px crops of photos resized to a short side of 96; for 96 px set ``image_size=96`` and
 #: ``pool_short_side=144`` (a new config hash: trained once, then cached). Training cost, seed 0,
 #: one CPU thread of the shared 2-core machine: see :data:`TRAIN_SECONDS`.
-LITE_CONFIGS: dict[str, dict[str, Any]] = {
-    "simclrv2-1x": {**_BASE, "objective": "simclr", "temperature": 0.2},
-    "simclrv2-2x": {**_BASE, "objective": "simclr", "temperature": 0.2, "variant": 2},
-    "barlowtwins": {**_BASE, "objective": "barlowtwins", "lambda_param": 5e-3},
-    "simsiam": {**_BASE, "objective": "simsiam"},
-}
+LITE_CONFIGS: dict[str, dict[str, Any]] = objective_rows(_BASE, {"variant": 2})
 
 #: seconds each committed checkpoint took to train (seed 0, 1 CPU thread, shared machine)
 TRAIN_SECONDS: dict[str, float] = {

@@ -46,6 +46,7 @@ __all__ = [
     "OBJECTIVES",
     "EVAL_PHOTOS",
     "SSL_CONFIGS",
+    "objective_rows",
     "SSLBackbone",
     "SSLModel",
     "build_ssl",
@@ -78,13 +79,20 @@ _BASE: dict[str, Any] = {
     "seed": 0,
 }
 
+def objective_rows(base: dict[str, Any], wider: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Table I's four rows from one ``base`` config: SimCLRv2 1x and 2x (``wider`` on top of the
+    1x config), Barlow Twins and SimSiam, each with its loss's settings."""
+    simclr = {**base, "objective": "simclr", "temperature": 0.2}
+    return {
+        "simclrv2-1x": simclr,
+        "simclrv2-2x": {**simclr, **wider},
+        "barlowtwins": {**base, "objective": "barlowtwins", "lambda_param": 5e-3},
+        "simsiam": {**base, "objective": "simsiam"},
+    }
+
+
 #: the four offline rows of Table I (one backbone, "2x" = twice the width)
-SSL_CONFIGS: dict[str, dict[str, Any]] = {
-    "simclrv2-1x": {**_BASE, "objective": "simclr", "temperature": 0.2},
-    "simclrv2-2x": {**_BASE, "objective": "simclr", "temperature": 0.2, "width": 32},
-    "barlowtwins": {**_BASE, "objective": "barlowtwins", "lambda_param": 5e-3},
-    "simsiam": {**_BASE, "objective": "simsiam"},
-}
+SSL_CONFIGS: dict[str, dict[str, Any]] = objective_rows(_BASE, {"width": 32})
 
 
 class SSLBackbone(nn.Module):
