@@ -56,6 +56,7 @@ from .ssl_miniatures import (
     objective_rows,
     photo_pool,
     random_crops,
+    ssl_heads,
     ssl_loss,
 )
 
@@ -124,7 +125,6 @@ class SSLLiteModel(nn.Module):
         pretrained: bool = True,
     ) -> None:
         super().__init__()
-        from lightly.models.modules import heads
 
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -139,17 +139,7 @@ class SSLLiteModel(nn.Module):
         self.n_frozen = n_blocks - trained_blocks
         d = self.backbone._bn1.num_features
         self.out_dim = d
-        if objective == "simclr":  # SimCLRv2: 3-layer projection head
-            self.projection = heads.SimCLRProjectionHead(d, hidden_dim, proj_dim, num_layers=3)
-        elif objective == "simsiam":
-            self.projection = heads.SimSiamProjectionHead(d, hidden_dim, proj_dim)
-        else:
-            self.projection = heads.BarlowTwinsProjectionHead(d, hidden_dim, proj_dim)
-        self.predictor = (
-            heads.SimSiamPredictionHead(proj_dim, hidden_dim // 2, proj_dim)
-            if objective == "simsiam"
-            else None
-        )
+        self.projection, self.predictor = ssl_heads(objective, d, hidden_dim, proj_dim)
         for m in self.frozen_modules():
             m.requires_grad_(False)
         self.eval()

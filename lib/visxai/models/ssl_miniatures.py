@@ -47,6 +47,7 @@ __all__ = [
     "EVAL_PHOTOS",
     "SSL_CONFIGS",
     "objective_rows",
+    "ssl_heads",
     "SSLBackbone",
     "SSLModel",
     "build_ssl",
@@ -95,6 +96,27 @@ def objective_rows(base: dict[str, Any], wider: dict[str, Any]) -> dict[str, dic
 SSL_CONFIGS: dict[str, dict[str, Any]] = objective_rows(_BASE, {"width": 32})
 
 
+def ssl_heads(
+    objective: str, in_dim: int, hidden_dim: int, proj_dim: int
+) -> tuple[nn.Module, nn.Module | None]:
+    """lightly's projection head of ``objective`` (SimCLRv2: 3 layers) on ``in_dim`` features,
+    and SimSiam's prediction head (None for the other objectives)."""
+    from lightly.models.modules import heads
+
+    if objective == "simclr":  # SimCLRv2: 3-layer projection head
+        projection = heads.SimCLRProjectionHead(in_dim, hidden_dim, proj_dim, num_layers=3)
+    elif objective == "simsiam":
+        projection = heads.SimSiamProjectionHead(in_dim, hidden_dim, proj_dim)
+    else:
+        projection = heads.BarlowTwinsProjectionHead(in_dim, hidden_dim, proj_dim)
+    predictor = (
+        heads.SimSiamPredictionHead(proj_dim, hidden_dim // 2, proj_dim)
+        if objective == "simsiam"
+        else None
+    )
+    return projection, predictor
+
+
 class SSLBackbone(nn.Module):
     """Small ResNet: 3x3 stride-2 stem, four BasicBlock stages (w, 2w, 4w, 4w), global pooling."""
 
@@ -130,24 +152,13 @@ class SSLModel(nn.Module):
         self, objective: str, width: int = 16, proj_dim: int = 64, hidden_dim: int = 128
     ) -> None:
         super().__init__()
-        from lightly.models.modules import heads
 
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.objective = objective
         self.backbone = SSLBackbone(width)
         d = self.backbone.out_dim
-        if objective == "simclr":  # SimCLRv2: 3-layer projection head
-            self.projection = heads.SimCLRProjectionHead(d, hidden_dim, proj_dim, num_layers=3)
-        elif objective == "simsiam":
-            self.projection = heads.SimSiamProjectionHead(d, hidden_dim, proj_dim)
-        else:
-            self.projection = heads.BarlowTwinsProjectionHead(d, hidden_dim, proj_dim)
-        self.predictor = (
-            heads.SimSiamPredictionHead(proj_dim, hidden_dim // 2, proj_dim)
-            if objective == "simsiam"
-            else None
-        )
+        self.projection, self.predictor = ssl_heads(objective, d, hidden_dim, proj_dim)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
