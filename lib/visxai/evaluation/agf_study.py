@@ -338,7 +338,9 @@ def add_part1_rows(
     class_names: Sequence[str],
     corr: Mapping[str, float],
 ) -> None:
-    """Part 1's scorecard rows: Table 1 / Fig. 2c per method, and the one-photo illustration."""
+    """Part 1's scorecard rows: Table 1 / Fig. 2c per method over the two-object images, each with
+    its CI. The one-photo illustration (``photo``, ``corr``) stays in the notebook's table only: one
+    image carries no CI, so it is not a scorecard row."""
     for m in order:
         r = rows[m]
         sampled = (
@@ -361,15 +363,6 @@ def add_part1_rows(
             f"specific if CI < {threshold}, agnostic if CI > {threshold} (ad hoc){sampled}",
             verdict=r["verdict"],
         )
-    sc.add(
-        item=f"Fig. 2c: {photo}.jpg, {model_name} (one image)",
-        metric=f"methods with corr(two-class maps) < {threshold}",
-        paper_value="Grad-CAM, CLRP, SGLRP, AGF (Table 1)",
-        reproduced=", ".join(METHODS[m].label for m in order if corr[m] < threshold),
-        setting=f"{profile}: {class_names[0]} vs {class_names[1]}; "
-        "n = 1 image, no CI: an illustration",
-        verdict="observed",
-    )
 
 
 # ------------------------------------------------------------------------------------- part 2
@@ -562,8 +555,10 @@ def table4_runs(
     params: Mapping[str, dict],
 ) -> Table4Runs:
     """Table 4: a supervised row (a classifier, its own held-out images as Algorithm 2's
-    reference set) and the SSL rows; the RotNet's SSL label is the applied rotation, clusters
-    have none (the unperturbed predicted cluster is kept)."""
+    reference set) and the SSL rows. Scoring rule, for every row and variant: the accuracy is
+    whether the perturbed image keeps the unperturbed prediction (the paper's "predicted SSL
+    class"; the authors released no Table 4 code); ``labels`` is not used for scoring. The class
+    agreement is the share of images whose explained class (Algorithm 2) equals that prediction."""
     t4, agree = {}, {}  # (row, method, variant) -> PerturbationCurve; (row, variant) -> agreement
     lm_s = classifiers.get(p2["t4_supervised"]) or load_model(
         p2["t4_supervised"], profile=profile, device=str(device)
@@ -579,17 +574,20 @@ def table4_runs(
         device=device,
         normalize=lm_s.normalize,
     )
-    xs4, ys4 = images[: p2["t4_images"]], labels[: p2["t4_images"]]
-    rows4 = [("Supervised (" + lm_s.name + ")", lm_s.model, lm_s.normalize, xs4, ys4, bank_s)]
+    xs4 = images[: p2["t4_images"]]
+    rows4 = [("Supervised (" + lm_s.name + ")", lm_s.model, lm_s.normalize, xs4, bank_s)]
     for name in p2["t4_ssl"]:
         c = ssl_cases[name]
-        xx = c.images if c.targets is not None else xs4
-        yy = (
-            c.targets
-            if c.targets is not None
-            else predict(c.model, xx, c.normalize).argmax(1).cpu()
+        rows4.append(
+            (c.desc, c.model, c.normalize, c.images if c.targets is not None else xs4, c.bank)
         )
-        rows4.append((c.desc, c.model, c.normalize, xx, yy, c.bank))
+    # scoring rule ("in the predicted SSL class", paper): the accuracy is whether the perturbed
+    # image keeps the model's prediction on the unperturbed image, for every row and variant; the
+    # class agreement column is the share of images whose explained class is that prediction
+    rows4 = [
+        (row, model, norm, xx, predict(model, xx, norm).argmax(1).cpu(), bank)
+        for row, model, norm, xx, bank in rows4
+    ]
     for row, model, norm, xx, yy, bank in rows4:
         emb_, head_ = penultimate_split(model)
         for v in VARIANTS:
