@@ -123,3 +123,98 @@ def test_part1_rows_one_per_method_each_with_a_ci(tmp_path, monkeypatch):
     assert len(sc.rows) == len(order)
     assert all(r.ci95 for r in sc.rows), [r.item for r in sc.rows if not r.ci95]
     assert all(r.verdict in VERDICTS for r in sc.rows)
+
+
+def test_per_photo_averages_the_views_of_each_photo():
+    """Images are stored view-major (all originals, then each further view in the same photo
+    order): the per-photo value is the mean over that photo's views."""
+    v = np.array([1.0, 2.0, 3.0, 3.0, 4.0, 5.0])  # 3 photos x 2 views
+    np.testing.assert_allclose(study._per_photo(v, 3), [2.0, 3.0, 4.0])
+    np.testing.assert_allclose(study._per_photo(v[:3], 3), v[:3])
+
+
+def test_photo_table2_units_are_photos_and_slow_methods_run_on_the_originals(monkeypatch):
+    """Table 2 on photos, on a tiny classifier and two offline photos in two views: fast methods
+    on every image, slow ones on the originals only, every CI over photos, one table row per
+    method and random saliency, verdicts from the closed set."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
+    ).eval()
+    lm = SimpleNamespace(model=model, normalize=None, name="tiny")
+    monkeypatch.setattr(study, "load_model", lambda *a, **k: lm)
+    p2 = dict(
+        t2_photo_model="tiny",
+        t2_photo_size=16,
+        t2_photo_views=["original", "flipped"],
+        t2_photos=["chelsea", "coffee"],
+        t2_photo_methods=["agf", "gradcam", "smoothgrad"],
+        t2_photo_slow=["smoothgrad"],
+        t2_photo_control_n=2,
+    )
+    run = at.AGFRun(params={"smoothgrad": dict(n_samples=2)})
+    res = study.photo_runs(run, p2, "offline", 0, "cpu")
+    assert res.names == ["chelsea", "coffee", "chelsea, flipped", "coffee, flipped"]
+    assert torch.equal(res.images[2], res.images[0].flip(-1))
+    assert len(res.values[("agf", 0)]) == 4 and len(res.values[("smoothgrad", 0)]) == 2
+    assert res.n_photos == 2 and set(res.maps) == {"agf", "gradcam", "smoothgrad"}
+    assert list(res.table["method"]) == ["AGF (ours)", "Grad-CAM", "SmoothGrad", "random saliency"]
+    assert list(res.table["images"]) == ["4 (2 photos x 2 views)", "4 (2 photos x 2 views)",
+                                         "2 originals", "4 (2 photos x 2 views)"]  # fmt: skip
+    for s in run.seeds:
+        verdict, comps = res.verdicts[s]
+        assert verdict in VERDICTS and set(comps) == {"gradcam", "smoothgrad", "random"}
+        assert all(c.diff.n == 2 for c in comps.values())  # units: the two photos
+
+
+def _tiny_gray_classifier() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
+    ).eval()
+
+
+def test_table4_runs_report_both_controls_and_a_controlled_verdict():
+    """Table 4 on a tiny classifier (supervised row only): the three claim comparisons, AGF Δ
+    against random saliency, the claim on a randomised copy, and a verdict that is
+    ``uninformative`` exactly when the randomised copy gives the same holds / fails verdict."""
+    from visxai.stats import verdict_controlled
+
+    model = _tiny_gray_classifier()
+    lm = SimpleNamespace(model=model, normalize=None, name="tiny")
+    x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 3, (10,))
+    p2 = dict(t4_supervised="tiny", t2_data="fashion-mnist", t4_images=10, ssl_bank=20,
+              t4_ssl=[], batch=5)  # fmt: skip
+    res = study.table4_runs(at.AGFRun(), p2, "offline", 0, "cpu", {"tiny": lm}, x, y, {}, {},
+                            control_n=6)  # fmt: skip
+    row = "Supervised (tiny)"
+    assert set(res.claims[row]) == {"AGF Δ - AGF Σ", "AGF Δ - AGF w/o", "AGF Δ - RAP Δ"}
+    est, rnd = res.controls[row]["AGF Δ - random saliency"]
+    assert est.n == 10 and rnd in VERDICTS
+    ctrl = res.controls[row]["randomised model"][1]
+    assert ctrl in VERDICTS
+    claim = study.combine_claims(v for _, v in res.claims[row].values())
+    assert res.verdicts[row] == verdict_controlled(claim, ctrl)
+    assert {"claim", "AGF Δ - random saliency"} <= set(res.claims_table.columns)
+
+
+def test_table5_controls_decide_the_verdict():
+    """Table 5's verdict: "every removal hurts", ``uninformative`` when the randomised copy gives
+    the same holds / fails verdict; full AGF against random saliency on every image."""
+    from visxai.stats import verdict_controlled
+
+    model = _tiny_gray_classifier()
+    lm = SimpleNamespace(model=model, normalize=None, name="tiny")
+    x, y = torch.rand(12, 1, 8, 8), torch.randint(0, 3, (12,))
+    res = study.table5_runs(at.AGFRun(), lm, x, y, batch=6, device="cpu", control_n=8)
+    assert res.random[0].n == 12 and res.random[1] in VERDICTS
+    assert res.control in VERDICTS and res.control_n == 8
+    assert res.verdict == verdict_controlled(res.claim, res.control)
