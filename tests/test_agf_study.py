@@ -83,17 +83,22 @@ def test_fig3_draws_one_panel_per_model_and_class_with_every_method():
     assert all(len(ax.lines) == len(order) + 1 for ax in fig.axes)  # + random saliency
 
 
-def test_table5_compares_every_ablation_with_the_full_method():
-    """On a tiny classifier: one curve per ablation, a paired comparison for each one but the
-    full method, and a table row per ablation."""
+def _tiny_classifier(channels: int) -> nn.Module:
+    """Conv-ReLU-pool-Linear, 3 classes, seeded: every method of notebook 02 supports it."""
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
+    return nn.Sequential(
+        nn.Conv2d(channels, 4, 3, padding=1),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(2),
         nn.Flatten(),
         nn.Linear(16, 3),
     ).eval()
+
+
+def test_table5_compares_every_ablation_with_the_full_method():
+    """On a tiny classifier: one curve per ablation, a paired comparison for each one but the
+    full method, and a table row per ablation."""
+    model = _tiny_classifier(3)
     lm = SimpleNamespace(model=model, normalize=None, name="tiny")
     x, y = torch.rand(12, 3, 8, 8), torch.randint(0, 3, (12,))
     res = study.table5_runs(at.AGFRun(), lm, x, y, batch=6, device="cpu")
@@ -137,14 +142,7 @@ def test_photo_table2_units_are_photos_and_slow_methods_run_on_the_originals(mon
     """Table 2 on photos, on a tiny classifier and two offline photos in two views: fast methods
     on every image, slow ones on the originals only, every CI over photos, one table row per
     method and random saliency, verdicts from the closed set."""
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16, 3),
-    ).eval()
+    model = _tiny_classifier(3)
     lm = SimpleNamespace(model=model, normalize=None, name="tiny")
     monkeypatch.setattr(study, "load_model", lambda *a, **k: lm)
     p2 = dict(
@@ -171,24 +169,13 @@ def test_photo_table2_units_are_photos_and_slow_methods_run_on_the_originals(mon
         assert all(c.diff.n == 2 for c in comps.values())  # units: the two photos
 
 
-def _tiny_gray_classifier() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16, 3),
-    ).eval()
-
-
 def test_table4_runs_report_both_controls_and_a_controlled_verdict():
     """Table 4 on a tiny classifier (supervised row only): the three claim comparisons, AGF Δ
     against random saliency, the claim on a randomised copy, and a verdict that is
     ``uninformative`` exactly when the randomised copy gives the same holds / fails verdict."""
     from visxai.stats import verdict_controlled
 
-    model = _tiny_gray_classifier()
+    model = _tiny_classifier(1)
     lm = SimpleNamespace(model=model, normalize=None, name="tiny")
     x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 3, (10,))
     p2 = dict(t4_supervised="tiny", t2_data="fashion-mnist", t4_images=10, ssl_bank=20,
@@ -211,7 +198,7 @@ def test_table5_controls_decide_the_verdict():
     the same holds / fails verdict; full AGF against random saliency on every image."""
     from visxai.stats import verdict_controlled
 
-    model = _tiny_gray_classifier()
+    model = _tiny_classifier(1)
     lm = SimpleNamespace(model=model, normalize=None, name="tiny")
     x, y = torch.rand(12, 1, 8, 8), torch.randint(0, 3, (12,))
     res = study.table5_runs(at.AGFRun(), lm, x, y, batch=6, device="cpu", control_n=8)

@@ -627,23 +627,10 @@ def table4_runs(
     lm_s = classifiers.get(p2["t4_supervised"]) or load_model(
         p2["t4_supervised"], profile=profile, device=str(device)
     )
-    emb_s, _ = penultimate_split(lm_s.model)
-    bank_s = reference_bank(
-        emb_s,
-        p2["t2_data"],
-        p2["t4_images"],
-        p2["ssl_bank"],
-        loaded=lm_s,
-        seed=seed,
-        device=device,
-        normalize=lm_s.normalize,
-    )
-    xs4 = images[: p2["t4_images"]]
-    rows4 = [("Supervised (" + lm_s.name + ")", lm_s.model, lm_s.normalize, xs4, bank_s)]
-    # the reference bank of a randomised copy, through the copy's own phi_F (None: not kept)
-    banks_r = {
-        rows4[0][0]: lambda emb_r: reference_bank(
-            emb_r,
+
+    def supervised_bank(embed: Any) -> torch.Tensor:  # held-out images through ``embed``
+        return reference_bank(
+            embed,
             p2["t2_data"],
             p2["t4_images"],
             p2["ssl_bank"],
@@ -651,8 +638,13 @@ def table4_runs(
             seed=seed,
             device=device,
             normalize=lm_s.normalize,
-        )  # fmt: skip
-    }
+        )
+
+    bank_s = supervised_bank(penultimate_split(lm_s.model)[0])
+    xs4 = images[: p2["t4_images"]]
+    rows4 = [("Supervised (" + lm_s.name + ")", lm_s.model, lm_s.normalize, xs4, bank_s)]
+    # the reference bank of a randomised copy, through the copy's own phi_F (absent: not kept)
+    banks_r = {rows4[0][0]: supervised_bank}
     for name in p2["t4_ssl"]:
         c = ssl_cases[name]
         rows4.append(
