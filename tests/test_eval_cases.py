@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from visxai.data.eval_sets import eval_data
-from visxai.evaluation import eval_case, multilabel_pairs, predict
+from visxai.evaluation import eval_case, predict
 
 
 def test_unknown_names_raise_value_error_not_system_exit():
@@ -18,27 +18,36 @@ def test_unknown_names_raise_value_error_not_system_exit():
         eval_case("fashion-mnist", n=3)
 
 
-def test_synthetic_case_items_are_the_explained_pairs_with_their_class_masks():
+def test_synthetic_case_items_are_images_with_their_predicted_labels_and_class_map():
+    """Table 3b as the authors: every label with sigmoid > 0.5 (present in the image or not) and
+    the per-pixel class mask (0 background, c + 1 on class c's visible object)."""
     from visxai.data.synthetic import make_synthetic
 
     pool = make_synthetic(30, seed=0, split="test")
     case = eval_case("synthetic", n=20, pool=pool)
     sub = pool.subset(slice(0, 20))
-    pidx, cls = multilabel_pairs(predict(case.model, sub.images), sub.labels)
-    assert len(case) == len(pidx) > 0
-    assert torch.equal(case.image_index, pidx) and torch.equal(case.targets, cls)
-    assert torch.equal(case.images, sub.images[pidx])
-    assert torch.equal(case.masks, sub.subset(pidx).class_mask(cls))
-    # every explained class is present in its image: a non-empty ground truth per item
-    assert bool((case.masks.flatten(1).sum(1) > 0).all())
-    assert bool((sub.labels[pidx, cls] > 0.5).all())
+    assert case.multilabel and len(case) == 20
+    assert torch.equal(case.image_index, torch.arange(20))
+    assert torch.equal(case.images, sub.images)
+    assert torch.equal(case.targets, torch.sigmoid(predict(case.model, sub.images)) > 0.5)
+    exact = float((case.targets.float() == sub.labels).all(1).float().mean())
+    assert case.exact_match == pytest.approx(exact)
+    # the class map: every object's pixels carry its class + 1, the rest is background
+    lab = case.masks
+    for i in range(20):
+        for slot, c in enumerate(sub.object_classes[i].tolist(), start=1):
+            if c >= 0:
+                assert bool((lab[i][sub.instances[i] == slot] == c + 1).all())
+        assert bool((lab[i][sub.instances[i] == 0] == 0).all())
+        assert set(lab[i].unique().tolist()) - {0} == {
+            c + 1 for c in torch.nonzero(sub.labels[i]).flatten().tolist()
+        }
     # the pool's first n images are the set's own first n (one set can serve several cases)
     alone = eval_case("synthetic", n=20)
     assert torch.equal(alone.images, case.images) and torch.equal(alone.masks, case.masks)
-    # get(idx) reads the same items as the full tensors
     idx = torch.tensor([3, 0])
     x, t, m = case.get(idx)
-    assert torch.equal(x, case.images[idx]) and torch.equal(t, cls[idx])
+    assert torch.equal(x, case.images[idx]) and torch.equal(t, case.targets[idx])
     assert torch.equal(m, case.masks[idx])
 
 
@@ -78,10 +87,11 @@ def test_distributed_turns_a_missing_artefact_into_exit_status_2(tmp_path, monke
     assert not out.exists()
 
 
-def test_distributed_segmentation_rows_are_the_case_pairs_scored_directly(tmp_path):
-    """torchrun's segmentation task = eval_case's pairs scored by segmentation_eval, a row each."""
+def test_distributed_segmentation_rows_are_the_case_images_scored_directly(tmp_path):
+    """torchrun's segmentation task = eval_case's images scored by the same 3b evaluation, a row
+    each, in chunks that split no image's classes."""
     from visxai.distributed import load_results, main
-    from visxai.evaluation import method_fn, segmentation_eval
+    from visxai.evaluation import method_fn, multilabel_segmentation_eval
     from visxai.methods.registry import get_method
 
     out = tmp_path / "seg"
@@ -90,7 +100,7 @@ def test_distributed_segmentation_rows_are_the_case_pairs_scored_directly(tmp_pa
     assert main(argv) == 0
     res = load_results(out)
     case = eval_case("synthetic", n=12)
-    sc, _ = segmentation_eval(
+    sc, _ = multilabel_segmentation_eval(
         case.model,
         case.images,
         case.targets,

@@ -111,7 +111,7 @@ def test_full_checkpoints_are_saved_bit_identically_to_the_committed_ones(tmp_pa
     """Without ``keys``, save_checkpoint writes the bytes of today's committed files."""
     from safetensors.torch import load_file
 
-    name = "synthetic-rotnet-probe1-899ead131a73.safetensors"
+    name = "synthetic-rotnet-probe1-74fa998f1641.safetensors"
     path = tr.checkpoints_dir() / name
     state = load_file(str(path))
 

@@ -272,10 +272,17 @@ def _task_fn(
     """``(fn, n)`` for the task: the case comes from :func:`visxai.evaluation.eval_case`, the
     method's facts from the registry; ``fn(idx)`` computes the per-item results of items ``idx``.
 
-    Segmentation items are the case's explained (image, class) pairs: each row also records the
-    ``image`` and ``class`` it belongs to.
+    Segmentation items are images: each row also records the ``image`` and its ``class`` (Table
+    3a: the explained top class; Table 3b: the predicted labels ``[K]``, all explained and scored
+    together as the authors do).
     """
-    from .evaluation import eval_case, method_fn, negative_perturbation_eval, segmentation_eval
+    from .evaluation import (
+        eval_case,
+        method_fn,
+        multilabel_segmentation_eval,
+        negative_perturbation_eval,
+        segmentation_eval,
+    )
     from .methods.registry import get_method
 
     method = get_method(args.method)
@@ -306,7 +313,8 @@ def _task_fn(
                 "correct": torch.from_numpy(curve.correct),
                 "pred": torch.from_numpy(curve.predictions),
             }
-        sc, _ = segmentation_eval(
+        evaluate = multilabel_segmentation_eval if case.multilabel else segmentation_eval
+        sc, _ = evaluate(
             model,
             xb,
             yb,

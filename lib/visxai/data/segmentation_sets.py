@@ -247,5 +247,10 @@ class VOCMasks:
         m = (self.masks == (c + 1)[:, None, None]).long()
         return torch.where(self.masks == VOC_IGNORE, torch.full_like(m, VOC_IGNORE), m)
 
+    @property
+    def label_mask(self) -> torch.Tensor:
+        """``[N,H,W]``: the masks as they are (0 background, ``c + 1`` class c, 255 ignore)."""
+        return self.masks
+
     def subset(self, idx: torch.Tensor | slice) -> VOCMasks:
         return VOCMasks(self.masks[idx])

@@ -13,7 +13,8 @@ later items occlude earlier ones, and each object keeps at least ``min_visible``
 * images ``[N,3,S,S]`` float32 in [0,1]; ``labels`` ``[N,10]`` multi-hot float32 (the multi-label
   target); ``instances`` ``[N,S,S]`` int64, 0 = background, k = k-th pasted object;
   ``object_classes`` ``[N,max_objects]`` (-1 = none); ``foreground`` and ``class_mask(c)`` give
-  the binary masks the segmentation metric needs.
+  the binary masks the segmentation metric needs, ``label_mask`` the per-pixel class map
+  (0 = background, ``c + 1`` = class c) of the multi-label test.
 
 Written by hand: it is a data generator specific to this project (a few dozen lines of NumPy and
 ``torch.nn.functional.interpolate``); textures come from ``skimage.data``, items from
@@ -83,6 +84,13 @@ class SyntheticSet:
             which.any(1), which.argmax(1) + 1, torch.full_like(cls_t, -1)
         )  # 1-based, -1 absent
         return (self.instances == slot[:, None, None]).long()
+
+    @property
+    def label_mask(self) -> torch.Tensor:
+        """``[N,S,S]`` int64: 0 on background, ``c + 1`` on the visible pixels of the object of
+        class ``c`` (the per-pixel class map of the multi-label segmentation test, Table 3b)."""
+        slots = torch.cat([torch.full_like(self.object_classes[:, :1], -1), self.object_classes], 1)
+        return slots.gather(1, self.instances.flatten(1)).view_as(self.instances) + 1
 
     def subset(self, idx: torch.Tensor | slice) -> SyntheticSet:
         return SyntheticSet(

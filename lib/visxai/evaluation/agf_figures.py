@@ -25,6 +25,7 @@ __all__ = [
     "plot_class_specificity",
     "plot_fig3",
     "plot_fig3_ci",
+    "plot_table2_photos",
     "plot_table3_examples",
     "plot_fig4",
     "plot_fig5",
@@ -195,13 +196,58 @@ def plot_fig3_ci(
     return fig
 
 
+def plot_table2_photos(photos: Any, label: Callable[[str], str], show: int = 3) -> plt.Figure:
+    """Table 2 on ImageNet weights (:class:`~visxai.evaluation.agf_study.PhotoRuns`): left, each
+    method's AUC with its 95% CI over photos (filled; open: the randomised network); right, the
+    maps of the first ``show`` photos (originals, predicted class)."""
+    meths = list(photos.auc)
+    shown = [m for m in meths if m in photos.maps][:6]
+    fig = plt.figure(figsize=(4.2 + 1.5 * (len(shown) + 1), max(3.6, 1.5 * show)))
+    grid = fig.add_gridspec(show, len(shown) + 3)
+    ax = fig.add_subplot(grid[:, :2])
+    for i, m in enumerate(meths):
+        col = "black" if m == "agf" else "C0"
+        for e, face, dy in ((photos.auc[m], col, 0.0), (photos.control_auc.get(m), "none", 0.3)):
+            if e is not None:
+                ax.errorbar(
+                    e.value, i + dy, xerr=[[e.value - e.lo], [e.hi - e.value]], fmt="o", ms=4,
+                    capsize=2, color=col, mfc=face,
+                )  # fmt: skip
+    ax.set_yticks(range(len(meths)))
+    ax.set_yticklabels([label(m) for m in meths], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("AUC (95% CI over photos; higher = better)")
+    ax.set_title(f"{photos.loaded.name}, {len(photos.images)} images", fontsize=9)
+    for r in range(min(show, photos.n_photos)):
+        a = fig.add_subplot(grid[r, 2])
+        a.imshow(photos.images[r].permute(1, 2, 0))
+        a.set_title(photos.names[r], fontsize=6)
+        a.axis("off")
+        for j, m in enumerate(shown):
+            a = fig.add_subplot(grid[r, j + 3])
+            show_heatmap(a, photos.maps[m][r], signed=METHODS[m].signed)
+            if r == 0:
+                a.set_title(label(m), fontsize=7)
+            a.axis("off")
+    fig.suptitle(
+        "Table 2 on ImageNet weights: negative perturbation AUC (open = randomised network) "
+        "and maps of the predicted class",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def plot_table3_examples(
     t3: Mapping[str, dict],
     methods: Sequence[str],
     label: Callable[[str], str],
     show: Sequence[int] = (0, 1, 2, 3),
 ) -> plt.Figure:
-    """Table 3 examples: image, mask and a few methods' maps of the first explained pairs."""
+    """Table 3 examples, the first images of each case. Table 3a: image, foreground mask, a few
+    methods' maps. Table 3b (multi-label, the authors' protocol): image, ground-truth class map
+    and each method's segmentation, the argmax of the softmax over the predicted classes' maps
+    (what pixel accuracy scores); titles name the predicted labels."""
     meths = [
         m for m in ["agf", "rap", "gradcam", "lrp", "clrp", "integrated_gradients"] if m in methods
     ]
@@ -212,6 +258,9 @@ def plot_table3_examples(
     for r, (d, i) in enumerate(rows):
         c = d["case"]
         axes[r, 0].imshow(c.images[i].permute(1, 2, 0))
+        if c.multilabel:
+            _table3b_row(axes[r], d, i, meths, label if r == 0 else None)
+            continue
         axes[r, 0].set_title(f"{c.class_names[int(c.targets[i])]}", fontsize=7)
         axes[r, 1].imshow(c.masks[i].clamp(max=1), cmap="gray")
         axes[r, 1].set_title("mask", fontsize=7)
@@ -228,12 +277,44 @@ def plot_table3_examples(
     fig.suptitle(
         "Table 3 examples: "
         + ", ".join(d["desc"] for d in t3.values())
-        + "; explained class above each image"
-        + " (red/blue = positive/negative)",
+        + "; 3b: ground truth and each method's argmax segmentation (black = background)",
         fontsize=9,
     )
     fig.tight_layout()
     return fig
+
+
+def _table3b_row(
+    axes: Sequence[Any], d: Mapping[str, Any], i: int, meths: Sequence[str], label: Any
+) -> None:
+    """One image of the multi-label Table 3b: ground truth and each method's argmax segmentation
+    (:func:`visxai.metrics.segmentation.softmax_map`), one colour per class."""
+    from matplotlib.colors import ListedColormap
+
+    from ..metrics.segmentation import multilabel_vis, softmax_map
+
+    c = d["case"]
+    present = c.targets.bool()
+    k = present.shape[1]
+    colours = plt.get_cmap("tab10" if k <= 10 else "tab20").colors[:k]
+    cmap = ListedColormap([(0, 0, 0), *colours, (1, 1, 1)])  # background, classes, unlabelled
+    idx, cls = torch.nonzero(present, as_tuple=True)
+    sel = idx == i
+    gt = c.masks[i].clone()
+    gt[(gt < 0) | (gt > k)] = k + 1
+    names = ", ".join(c.class_names[int(j)] for j in cls[sel]) or "none"
+    axes[0].set_title(f"predicted: {names}", fontsize=6)
+    axes[1].imshow(gt, cmap=cmap, vmin=0, vmax=k + 1, interpolation="nearest")
+    axes[1].set_title("ground truth", fontsize=7)
+    for j, m in enumerate(meths):
+        cm = torch.zeros(1, k, *gt.shape)
+        cm[0, cls[sel]] = d["maps"][m][sel].float()
+        seg = softmax_map(
+            multilabel_vis(cm, present[i : i + 1], METHODS[m].signed), present[i : i + 1]
+        )
+        axes[j + 2].imshow(seg[0].argmax(0), cmap=cmap, vmin=0, vmax=k + 1, interpolation="nearest")
+        if label is not None:
+            axes[j + 2].set_title(label(m), fontsize=7)
 
 
 def plot_fig4(

@@ -32,13 +32,14 @@ from torch import nn
 from .. import stats as st
 from ..controls import random_saliency, randomized_model
 from ..metrics.negative_perturbation import negative_perturbation, removed_background_share
-from ..metrics.segmentation import segmentation_scores
+from ..metrics.segmentation import SegmentationScores, multilabel_scores, segmentation_scores
 from .protocols import (
     Comparison,
     combine_claims,
     compare_paired,
     explain_batched,
     method_fn,
+    multilabel_segmentation_eval,
     negative_perturbation_both,
     paired_pooled_difference,
     pooled_estimate,
@@ -60,6 +61,8 @@ __all__ = [
     "table2_tables",
     "background_fill_table",
     "segmentation_runs",
+    "random_segmentation",
+    "blank_segmentation",
     "segmentation_tables",
     "formatted",
     "ssl_explainer",
@@ -494,50 +497,74 @@ def segmentation_runs(
 ) -> dict[str, Any]:
     """Table 3 for one :class:`~visxai.evaluation.cases.EvalCase`: every method (every sampling
     seed), random saliency (unsigned, seeds) and the randomised-model control on the first
-    ``control_n`` items (all if None).
+    ``control_n`` images (all if None).
+
+    Table 3a (``imagenet-seg``): one map per image for its top class, the foreground mask
+    (:func:`~visxai.evaluation.protocols.segmentation_eval`). Table 3b (``case.multilabel``): a map
+    for every predicted label, scored per image as the authors do
+    (:func:`~visxai.evaluation.protocols.multilabel_segmentation_eval`); the randomised copy
+    explains the trained model's predicted labels, so that only the maps differ.
 
     Returns ``{"scores": {(method, seed): SegmentationScores}, "maps": {method: maps (seed 0)},
-    "control": {method: SegmentationScores}}`` (method ``"random"`` = random saliency).
+    "control": {method: SegmentationScores}}`` (method ``"random"`` = random saliency; 3b's maps
+    are those of the explained (image, class) pairs, ``torch.nonzero(case.targets)`` order).
     """
     from tqdm.auto import tqdm
 
-    x, cls, masks, norm = case.images, case.targets, case.masks, case.normalize
+    x, tg, masks, norm = case.images, case.targets, case.masks, case.normalize
     dev = run.device
     out: dict[str, Any] = {"scores": {}, "maps": {}, "control": {}}
     rmodel = randomized_model(case.model, seed=seed)
-    nc = control_n or len(x)  # the randomised-model control runs on the first nc pairs
-    for m in tqdm(methods, desc=f"Table 3 {case.name}", leave=False, disable=not progress):
-        for s in run.seeds_of(m):
-            t0 = time.perf_counter()
-            out["scores"][(m, s)], maps = segmentation_eval(
-                case.model,
-                x.to(dev),
-                cls,
-                masks,
-                run.fn(m, s),
-                signed=_signed(m),
-                normalize=norm,
-                batch_size=run.batch,
-            )
-            if s == run.seeds[0]:
-                out["maps"][m] = maps
-                run.timed(("Table 3", f"{case.name} {case.model_name}", m), t0, len(x))
-        out["control"][m], _ = segmentation_eval(
-            rmodel,
-            x[:nc].to(dev),
-            cls[:nc],
-            masks[:nc],
-            run.fn(m),
+    nc = control_n or len(x)  # the randomised-model control runs on the first nc images
+    evaluate = multilabel_segmentation_eval if case.multilabel else segmentation_eval
+
+    def score(model: nn.Module, m: str, k: int, s: int | None = None) -> tuple:
+        return evaluate(
+            model,
+            x[:k].to(dev),
+            tg[:k],
+            masks[:k],
+            run.fn(m) if s is None else run.fn(m, s),
             signed=_signed(m),
             normalize=norm,
             batch_size=run.batch,
         )
+
+    for m in tqdm(methods, desc=f"Table 3 {case.name}", leave=False, disable=not progress):
+        for s in run.seeds_of(m):
+            t0 = time.perf_counter()
+            out["scores"][(m, s)], maps = score(case.model, m, len(x), s)
+            if s == run.seeds[0]:
+                out["maps"][m] = maps
+                run.timed(("Table 3", f"{case.name} {case.model_name}", m), t0, len(x))
+        out["control"][m], _ = score(rmodel, m, nc)
     for s in run.seeds:  # random saliency, unsigned (mean threshold)
-        rs = random_saliency(tuple(masks.shape), seed=s)
-        out["scores"][("random", s)] = segmentation_scores(rs, masks, signed=False)
-    rs = random_saliency(tuple(masks[:nc].shape), seed=run.seeds[0])
-    out["control"]["random"] = segmentation_scores(rs, masks[:nc], signed=False)
+        out["scores"][("random", s)] = random_segmentation(case, len(x), s)
+    out["control"]["random"] = random_segmentation(case, nc, run.seeds[0])
     return out
+
+
+def random_segmentation(case: Any, n: int, seed: int) -> SegmentationScores:
+    """Table 3's random-saliency control on the first ``n`` images of ``case``: uniform maps
+    (unsigned) in place of each explained map, scored by the case's protocol."""
+    return _fixed_maps(case, n, lambda shape: random_saliency(shape, seed=seed), signed=False)
+
+
+def blank_segmentation(case: Any, n: int | None = None) -> SegmentationScores:
+    """Table 3 for blank maps (all 0) on the first ``n`` images (all if None): every pixel is
+    called background, so its pixel accuracy is the background share of the labelled pixels,
+    the floor that a method's pixel accuracy has to beat."""
+    return _fixed_maps(case, n or len(case), torch.zeros, signed=True)
+
+
+def _fixed_maps(case: Any, n: int, make: Callable, signed: bool) -> SegmentationScores:
+    masks = case.masks[:n]
+    if not case.multilabel:
+        return segmentation_scores(make(tuple(masks.shape)), masks, signed)
+    present = case.targets[:n]
+    p = int(present.sum())
+    maps = make((p, *masks.shape[1:])) if p else torch.zeros(0, *masks.shape[1:])
+    return multilabel_scores(maps, present, masks, signed=signed)
 
 
 def segmentation_tables(

@@ -7,8 +7,10 @@ write each on their own. A case is one of
   with a classifier named by ``model`` (a :func:`visxai.models.load_model` name): items = the first
   ``n`` images, ``targets`` = their ground-truth labels, no masks;
 * a **segmentation set** (Table 3: ``"synthetic"``, ``"voc2012"``, ``"imagenet-seg"``): items =
-  the explained (image, class) pairs (multi-label sets: every class with p > 0.5 that is present
-  in the image; ImageNet-Segmentation: the top-predicted class), ``masks`` = that class's mask;
+  images. ImageNet-Segmentation (3a): ``targets`` = the top-predicted class, ``masks`` = the
+  foreground mask. Multi-label sets (3b, ``multilabel=True``): ``targets`` = the predicted labels
+  ``[N, K]`` (sigmoid > 0.5, all of them, as the authors), ``masks`` = the per-pixel class mask
+  (0 background, ``c + 1`` class c, 255 unlabelled);
 * a **self-supervised model** (Fig. 4a / Table 4: ``"rotnet-synthetic"`` offline, ``"scan"``,
   ``"sela"``, ``"rotnet"`` paper): images, foreground masks, the SSL task's labels where there
   are some (the RotNet's rotation) and Algorithm 2's reference bank.
@@ -29,7 +31,7 @@ import torch
 from torch import nn
 
 from ..data.eval_sets import eval_data
-from .protocols import multilabel_pairs, predict
+from .protocols import predict
 
 __all__ = [
     "CLASSIFICATION_CASES",
@@ -56,13 +58,14 @@ class EvalCase:
     Items are read by index, ``get(idx) -> (images, targets, masks)``, so that torchrun reads one
     chunk at a time (``imagenet-val`` is read lazily); :attr:`images`, :attr:`targets` and
     :attr:`masks` read all ``n`` items once. ``targets`` ``[N]``: the ground-truth label
-    (classification sets), the explained class (segmentation sets) or the SSL task's label
-    (RotNet: the applied rotation; ``None`` for clustering models). ``masks`` ``[N,H,W]`` where
-    the protocol has them. ``image_index``: the image each item belongs to (segmentation sets:
-    several classes of one image are several items). ``bank`` / ``bank_images``: Algorithm 2's
-    reference set (SSL cases) as ``phi_F`` features and, where the randomised-model control needs
-    to recompute them, as images. ``loaded``: the :class:`~visxai.models.LoadedModel` where the
-    model came through ``load_model``.
+    (classification sets), the explained class (Table 3a) or the SSL task's label (RotNet: the
+    applied rotation; ``None`` for clustering models); multi-label sets (``multilabel``, Table
+    3b): the predicted labels ``[N, K]`` (bool), with ``exact_match`` the exact-match accuracy
+    of the classifier on them. ``masks`` ``[N,H,W]`` where the protocol has them (3b: the class
+    mask). ``image_index``: the image each item belongs to. ``bank`` / ``bank_images``:
+    Algorithm 2's reference set (SSL cases) as ``phi_F`` features and, where the
+    randomised-model control needs to recompute them, as images. ``loaded``: the
+    :class:`~visxai.models.LoadedModel` where the model came through ``load_model``.
     """
 
     name: str
@@ -78,6 +81,8 @@ class EvalCase:
     bank: torch.Tensor | None = None
     bank_images: torch.Tensor | None = None
     loaded: Any = None
+    multilabel: bool = False
+    exact_match: float | None = None
     _all: tuple | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -206,7 +211,8 @@ def _segmentation_case(
             image_index=torch.arange(len(x)),
             loaded=lm,
         )
-    # Table 3b: a multi-label classifier; every label with p > 0.5 present in the image is explained
+    # Table 3b (the authors' protocol): a multi-label classifier; items are images, every label with
+    # p > 0.5 is explained and the maps are scored together against the per-pixel class mask
     loaded = None
     if name == "voc2012":
         from ..data.segmentation_sets import VOCMasks, load_voc2012_segmentation
@@ -228,11 +234,11 @@ def _segmentation_case(
     else:
         raise ValueError(f"unknown Table 3 data set {name!r}: {' | '.join(SEGMENTATION_CASES)}")
     logits = predict(model, x_all, norm)
-    exact = float(((torch.sigmoid(logits) > 0.5).float() == y_all).all(1).float().mean())
-    pidx, cls = multilabel_pairs(logits, y_all)
+    present = torch.sigmoid(logits) > 0.5
+    exact = float((present.float() == y_all).all(1).float().mean())
     note = (
         f"{model_name} exact-match accuracy on {len(x_all)} images: {exact:.4f}; "
-        f"{len(pidx)} (image, class) pairs"
+        f"{int(present.sum())} predicted labels explained"
     )
     return EvalCase(
         name,
@@ -240,11 +246,13 @@ def _segmentation_case(
         model,
         model_name,
         norm,
-        *_held(x_all[pidx], cls, masks_all.subset(pidx).class_mask(cls)),
+        *_held(x_all, present, masks_all.label_mask),
         labels,
         note,
-        image_index=pidx,
+        image_index=torch.arange(len(x_all)),
         loaded=loaded,
+        multilabel=True,
+        exact_match=exact,
     )
 
 

@@ -10,8 +10,11 @@ in configuration.
 * :func:`explain_batched`: maps ``[N,H,W]`` for ``explain(model, normalize(x), target, method)``
   in chunks (``visxai.device.batched_map``), or for any ``explain_fn(model, x, target)``;
 * :func:`negative_perturbation_eval`: Table 2 / Fig. 3 for one method, predicted or target class;
-* :func:`multilabel_pairs` and :func:`segmentation_eval`: Table 3 (one map per image and
-  explained class, compared with that class's mask);
+* :func:`segmentation_eval`: Table 3a (one map per image, for its top class, compared with the
+  foreground mask);
+* :func:`multilabel_segmentation_eval`: Table 3b as the authors evaluate it (a map for every
+  predicted class of an image, one softmax over the classes, scored against the per-pixel class
+  mask: :func:`visxai.metrics.segmentation.multilabel_scores`);
 * :func:`timed`: wall time per image of an evaluation, reported next to the tables;
 * verdicts with uncertainty (on :mod:`visxai.stats`): :func:`pooled_estimate` and
   :func:`paired_pooled_difference` (a pooled ratio such as Table 3's pixel accuracy, bootstrapped
@@ -39,7 +42,7 @@ from ..metrics.negative_perturbation import (
     PerturbationCurve,
     negative_perturbation,
 )
-from ..metrics.segmentation import SegmentationScores, segmentation_scores
+from ..metrics.segmentation import SegmentationScores, multilabel_scores, segmentation_scores
 
 __all__ = [
     "ExplainFn",
@@ -49,7 +52,7 @@ __all__ = [
     "negative_perturbation_both",
     "predict",
     "negative_perturbation_eval",
-    "multilabel_pairs",
+    "multilabel_segmentation_eval",
     "segmentation_eval",
     "timed",
     "pooled_estimate",
@@ -219,20 +222,6 @@ def negative_perturbation_both(
     return cp, PerturbationCurve(cp.fractions.copy(), correct, preds)
 
 
-def multilabel_pairs(
-    logits: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(image index, class)`` pairs to explain in the multi-label segmentation test (Table 3b).
-
-    The paper explains "labels with a probability larger than 0.5"; we keep those that are also
-    present in the image (a mask exists), so that every pair has a non-empty ground truth.
-    """
-    probs = torch.sigmoid(logits)
-    keep = (probs > threshold) & (labels > 0.5)
-    idx, cls = torch.nonzero(keep, as_tuple=True)
-    return idx, cls
-
-
 def segmentation_eval(
     model: nn.Module,
     images: torch.Tensor,
@@ -250,17 +239,59 @@ def segmentation_eval(
     ``signed`` defaults to the registry's ``signed`` of ``method`` (or of ``explain_fn`` if it is
     a name): :func:`visxai.methods.registry.get_method`.
     """
-    if signed is None:
-        name = method or (explain_fn if isinstance(explain_fn, str) else None)
-        if name is None:
-            raise ValueError("give signed=True/False or the method name")
-        from ..methods.registry import get_method
-
-        signed = get_method(name).signed
+    signed = _signed_of(signed, method, explain_fn)
     maps = explain_batched(
         model, images, targets, explain_fn, normalize, batch_size, progress=progress
     )
     return segmentation_scores(maps, masks, signed=signed), maps
+
+
+def _signed_of(signed: bool | None, method: str | None, explain_fn: Any) -> bool:
+    if signed is not None:
+        return signed
+    name = method or (explain_fn if isinstance(explain_fn, str) else None)
+    if name is None:
+        raise ValueError("give signed=True/False or the method name")
+    from ..methods.registry import get_method
+
+    return get_method(name).signed
+
+
+def multilabel_segmentation_eval(
+    model: nn.Module,
+    images: torch.Tensor,
+    present: torch.Tensor,
+    label_masks: torch.Tensor,
+    explain_fn: ExplainFn | str,
+    signed: bool | None = None,
+    method: str | None = None,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 32,
+    ignore_index: int | None = 255,
+    progress: bool | str = False,
+) -> tuple[SegmentationScores, torch.Tensor]:
+    """Table 3b for one method, as the authors evaluate it (``generate_segmentation.py``,
+    ``segmentation_eval_from_hdf5.py``): every class of ``present [N, K]`` (the predicted labels,
+    sigmoid > 0.5) of every image is explained; the maps go through
+    :func:`visxai.metrics.segmentation.multilabel_scores` against ``label_masks [N, H, W]`` (0
+    background, ``c + 1`` class c, ``ignore_index`` unlabelled). Returns per-image scores and
+    the maps ``[P, H, W]`` of the explained (image, class) pairs in ``torch.nonzero(present)``
+    order."""
+    signed = _signed_of(signed, method, explain_fn)
+    present = torch.as_tensor(present).bool()
+    if present.dim() != 2 or len(present) != len(images):
+        raise ValueError(
+            f"present must be [N, K] with one row per image ({len(images)}), got "
+            f"{tuple(present.shape)}"
+        )
+    idx, cls = torch.nonzero(present, as_tuple=True)
+    if len(idx):
+        maps = explain_batched(
+            model, images[idx], cls, explain_fn, normalize, batch_size, progress=progress
+        )
+    else:
+        maps = torch.zeros(0, *images.shape[2:])
+    return multilabel_scores(maps, present, label_masks, signed, ignore_index), maps
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -23,7 +23,8 @@ method: notebook 02 passes ``visxai.methods.registry.Method.signed``):
 
 Table 3b as the authors evaluate it (their ``generate_segmentation.py`` and
 ``segmentation_eval_from_hdf5.py``, shirgur/AGFVisualization) is a different, 21-way protocol:
-:func:`authors_multilabel_vis` builds one map per predicted class (sigmoid > 0.5), each divided
+:func:`authors_multilabel_vis` (:func:`multilabel_vis` given the predicted classes) builds one
+map per predicted class (sigmoid > 0.5), each divided
 by its max (unsigned maps: after subtracting their mean), in channel ``class + 1`` of a
 ``[B, K+1, H, W]`` map whose channel 0 (background) is 0; :func:`softmax_map_scores` clamps it at
 0, subtracts 0.1 on the channels of predicted-absent classes, takes the softmax over the ``K+1``
@@ -50,7 +51,10 @@ __all__ = [
     "SegmentationScores",
     "segmentation_scores",
     "authors_multilabel_vis",
+    "multilabel_vis",
+    "softmax_map",
     "softmax_map_scores",
+    "multilabel_scores",
 ]
 
 
@@ -168,25 +172,43 @@ def authors_multilabel_vis(
     class_maps: torch.Tensor, logits: torch.Tensor, signed: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' Table 3b input: ``(vis [B, K+1, H, W], present [B, K])`` from one map per
-    class ``class_maps [B, K, H, W]`` (only the predicted classes' maps are used) and the
-    multi-label ``logits [B, K]``. ``present = sigmoid(logits) > 0.5``; channel ``c + 1`` holds
-    class c's map divided by its max (unsigned maps: minus their mean first), 0 if c is not
-    predicted; channel 0 is 0. A map whose max is <= 0 stays 0 (the authors do not guard this).
-    """
-    class_maps, logits = _as_tensor(class_maps).float(), _as_tensor(logits).float()
-    if class_maps.dim() != 4 or logits.shape != class_maps.shape[:2]:
-        raise ValueError(
-            f"class_maps must be [B, K, H, W] and logits [B, K], got {tuple(class_maps.shape)} "
-            f"and {tuple(logits.shape)}"
-        )
+    class ``class_maps [B, K, H, W]`` and the multi-label ``logits [B, K]``, with
+    ``present = sigmoid(logits) > 0.5`` (:func:`multilabel_vis`)."""
+    logits = _as_tensor(logits).float()
     present = torch.sigmoid(logits) > 0.5
+    return multilabel_vis(class_maps, present, signed), present
+
+
+def multilabel_vis(class_maps: torch.Tensor, present: torch.Tensor, signed: bool) -> torch.Tensor:
+    """``vis [B, K+1, H, W]`` as the authors build it for Table 3b: channel ``c + 1`` holds class
+    c's map divided by its max (unsigned maps: minus their mean first), 0 where c is not in
+    ``present [B, K]`` (bool); channel 0 (background) is 0. Only the present classes' maps are
+    read. A map whose max is <= 0 stays 0 (the authors do not guard this)."""
+    class_maps, present = _as_tensor(class_maps).float(), _as_tensor(present).bool()
+    if class_maps.dim() != 4 or tuple(present.shape) != tuple(class_maps.shape[:2]):
+        raise ValueError(
+            f"class_maps must be [B, K, H, W] and present / logits [B, K], got "
+            f"{tuple(class_maps.shape)} and {tuple(present.shape)}"
+        )
     cam = class_maps
     if not signed:
         cam = cam - cam.mean(dim=(2, 3), keepdim=True)
     top = cam.amax(dim=(2, 3), keepdim=True)
     cam = torch.where(top > 0, cam / top.clamp(min=1e-12), torch.zeros_like(cam))
     cam = cam * present[:, :, None, None]
-    return torch.cat([torch.zeros_like(cam[:, :1]), cam], dim=1), present
+    return torch.cat([torch.zeros_like(cam[:, :1]), cam], dim=1)
+
+
+def softmax_map(
+    vis: torch.Tensor, present: torch.Tensor, absent_offset: float = 0.1
+) -> torch.Tensor:
+    """The authors' 21-way class probabilities ``[B, K+1, H, W]`` from ``vis``
+    (:func:`multilabel_vis`): clamped at 0, ``absent_offset`` subtracted on the channels of the
+    classes not in ``present [B, K]``, softmax over the channels. Its argmax is the
+    segmentation that Table 3b's pixel accuracy scores."""
+    p = _as_tensor(vis).float().clamp(min=0)
+    p[:, 1:] -= absent_offset * (~_as_tensor(present).bool()).float()[:, :, None, None]
+    return torch.softmax(p, dim=1)
 
 
 def softmax_map_scores(
@@ -213,9 +235,7 @@ def softmax_map_scores(
     valid = gt != ignore_index if ignore_index is not None else torch.ones_like(gt, dtype=bool)
     if ((gt[valid] < 0) | (gt[valid] >= k1)).any():
         raise ValueError(f"masks must hold 0..{k1 - 1} or ignore_index={ignore_index}")
-    p = vis.clamp(min=0)
-    p[:, 1:] -= absent_offset * (~present).float()[:, :, None, None]
-    p = torch.softmax(p, dim=1)
+    p = softmax_map(vis, present, absent_offset)
     correct = np.zeros(b, dtype=np.int64)
     labeled = np.zeros(b, dtype=np.int64)
     ap = np.zeros(b, dtype=np.float64)
@@ -229,3 +249,39 @@ def softmax_map_scores(
         y, s_ = onehot.flatten().numpy(), scores.flatten().numpy().astype(np.float64)
         ap[i] = np.nan_to_num(average_precision_score(y, s_)) if 0 < y.sum() < len(y) else 0.0
     return SegmentationScores(correct, labeled, ap)
+
+
+def multilabel_scores(
+    pair_maps: torch.Tensor,
+    present: torch.Tensor,
+    masks: torch.Tensor | np.ndarray,
+    signed: bool,
+    ignore_index: int | None = 255,
+    chunk: int = 64,
+) -> SegmentationScores:
+    """Table 3b per image from the maps of the predicted classes: ``pair_maps [P, H, W]`` holds
+    one map per ``True`` entry of ``present [B, K]``, in ``torch.nonzero`` order (image-major);
+    they go through :func:`multilabel_vis` and :func:`softmax_map_scores` ``chunk`` images at a
+    time (so that ``[chunk, K+1, H, W]`` is the largest array)."""
+    pair_maps, present = _as_tensor(pair_maps).float(), _as_tensor(present).bool()
+    gt = _as_tensor(masks).long()
+    idx, cls = torch.nonzero(present, as_tuple=True)
+    if pair_maps.dim() != 3 or len(pair_maps) != len(idx):
+        raise ValueError(
+            f"pair_maps must be [P, H, W] with one map per predicted class (P = "
+            f"{len(idx)}), got {tuple(pair_maps.shape)}"
+        )
+    b, k = present.shape
+    if gt.dim() != 3 or len(gt) != b:
+        raise ValueError(f"masks must be [B, H, W] with B = {b}, got {tuple(gt.shape)}")
+    parts = [SegmentationScores(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))]
+    for s in range(0, b, chunk):
+        e = min(s + chunk, b)
+        sel = (idx >= s) & (idx < e)
+        cm = torch.zeros(e - s, k, *gt.shape[1:])
+        cm[idx[sel] - s, cls[sel]] = pair_maps[sel]
+        vis = multilabel_vis(cm, present[s:e], signed)
+        parts.append(softmax_map_scores(vis, present[s:e], gt[s:e], ignore_index))
+    return SegmentationScores(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("correct", "labeled", "ap"))
+    )

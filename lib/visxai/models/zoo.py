@@ -43,7 +43,7 @@ models need their artefacts (``python -m visxai fetch resnet50-imagenet`` ...).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -472,10 +472,20 @@ def _synthetic_loaded(name, model, labels, kind, cfg, **extra) -> LoadedModel:
         input_size=(size, size),
         labels=list(labels),
         kind=kind,
-        info={"config": cfg, "config_hash": _training.config_hash(cfg)},
+        info={
+            "config": cfg,
+            "config_hash": _training.config_hash(cfg),
+            **_trained_metrics(name, cfg),
+        },
         embed=model.embed,
         **extra,
     )
+
+
+def _trained_metrics(name: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The held-out metrics stored with a project-trained checkpoint (empty if untrained)."""
+    path = _training.find_checkpoint(name, dict(cfg))
+    return {} if path is None else dict(_training.checkpoint_metadata(path).get("metrics", {}))
 
 
 def _load_synthetic_rotnet(name: str, pretrained: bool, progress: bool) -> LoadedModel:
