@@ -193,8 +193,12 @@ def _call_recording(fn: Callable[[Any], Any], part: Any) -> tuple[Any, list]:
     """``fn(part)`` in a worker, with the warnings it raised (re-issued by the parent)."""
     import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        out = fn(part)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            out = fn(part)
+    finally:
+        if _WORKER_QUEUE is not None:  # end of this part: its updates are queued before it
+            _WORKER_QUEUE.put(None)
     return out, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
 
 
@@ -240,6 +244,7 @@ def process_map(
         return [fn(p) for p in parts]
     import multiprocessing as mp
     import queue as queue_mod
+    import time
     import warnings
     from concurrent.futures import ProcessPoolExecutor, wait
 
@@ -253,12 +258,17 @@ def process_map(
         list(warnings.filters),
     )
 
+    ended = 0  # parts whose end marker arrived: every update of theirs has been applied
+
     def drain(block: float) -> None:
+        nonlocal ended
         try:
             while True:
                 k = q.get(timeout=block)
                 block = 0.0
-                if progress is not None:
+                if k is None:
+                    ended += 1
+                elif progress is not None:
                     progress.update(k)
         except queue_mod.Empty:
             pass
@@ -277,8 +287,12 @@ def process_map(
             for f in futures:
                 f.cancel()
             raise
-        drain(0.05)
         results = [f.result() for f in futures]
+        # a worker's queue is flushed by its own thread, possibly after its result arrived:
+        # wait for every part's end marker (bounded, in case a worker died without sending it)
+        deadline = time.monotonic() + 30.0
+        while ended < len(parts) and time.monotonic() < deadline:
+            drain(0.1)
     for _, caught in results:  # the workers' warnings, here, in part order
         for message, category, filename, lineno in caught:
             warnings.warn_explicit(message, category, filename, lineno)
