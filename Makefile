@@ -16,11 +16,12 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cf
 # another CPU's float rounding: AVX2 oneDNN convolutions, MKL's compatible matrix kernels, torch's AVX2 kernels
 EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
 # notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
-# Longest first (measured, one process each, AMD EPYC: 01 about 14 min, 03 10, 02 9, 04 7): the two
-# workers take the notebooks in this order, so the two longest run side by side and the short ones
-# fill the gaps
+# Two workers, two chains of two notebooks of about the same length (measured as nbval runs them,
+# one process each, on a 2-core Xeon: 02 about 14 min, 01 11, 03 12, 04 8): 02 and 01 start side by
+# side, the first to finish takes 03, the other 04. --no-loadscope-reorder keeps this order (xdist
+# would otherwise sort notebooks by their number of cells and put 02 and 01 on one worker)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-NB ?= $(foreach n,01 03 02 04,$(filter notebooks/$(n)_%,$(NOTEBOOKS))) \
+NB ?= $(foreach n,02 01 03 04,$(filter notebooks/$(n)_%,$(NOTEBOOKS))) \
       $(filter-out $(foreach n,01 02 03 04,notebooks/$(n)_%),$(NOTEBOOKS))
 
 .PHONY: setup install fetch reproduce test lint unit nbval test-portable check-clean check-lock check-lab notebooks lab bench clean
@@ -56,7 +57,7 @@ unit:
 # against the committed ones (same verdicts, values within the committed CIs). Its two workers run
 # two notebooks side by side, so each notebook keeps to one process (VISXAI_WORKERS=1)
 nbval:
-	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp VISXAI_WORKERS=1 $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB) \
+	@tmp=$$(mktemp -d); VISXAI_FIGURES=$$tmp VISXAI_WORKERS=1 $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile --no-loadscope-reorder $(NB) \
 	&& $(PY) -m visxai scorecard --compare $$tmp; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # the same committed notebooks checked under another CPU's numerics. On a CPU without AVX-512 the
@@ -68,7 +69,7 @@ test-portable:
 	@if [ "$(PORTABLE)" != force ] && [ -r /proc/cpuinfo ] && ! grep -qw avx512f /proc/cpuinfo; then \
 	  echo "test-portable: skipped, this CPU has no AVX-512, so nbval already ran the AVX2 kernels;"; \
 	  echo "  run it on an AVX-512 CPU, or here with: make test-portable PORTABLE=force"; exit 0; fi; \
-	tmp=$$(mktemp -d); $(EMULATED) VISXAI_FIGURES=$$tmp VISXAI_WORKERS=1 $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile $(NB) \
+	tmp=$$(mktemp -d); $(EMULATED) VISXAI_FIGURES=$$tmp VISXAI_WORKERS=1 $(PY) -m pytest -q $(NBVAL) -n $(JOBS) --dist loadfile --no-loadscope-reorder $(NB) \
 	&& $(EMULATED) $(PY) -m visxai scorecard --compare $$tmp; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # the lock resolves for Linux x86-64, macOS arm64 and Windows x86-64 (asks the package registry)

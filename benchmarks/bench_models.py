@@ -1,7 +1,11 @@
 """Forward and input-gradient cost of each zoo model (ms per image), printed as a table.
 
     .venv/bin/python benchmarks/bench_models.py [--models efficientnet-lite0 mnist-cnn3 ...]
-        [--batch 8] [--repeats 3] [--threads 2] [--device cpu] [--channels-last]
+        [--batch 8] [--repeats 3] [--threads 2] [--device cpu]
+
+Three layouts: contiguous weights (``load_model(..., channels_last=False)``), channels_last (what
+``load_model`` gives on the CPU) and, forward only, the batch-norm-folded copy that notebook 01's
+forward passes run (:func:`visxai.models.inference.inference_copy`).
 
 Models that need an artefact use random weights (``pretrained=False``): the cost does not depend
 on them.
@@ -16,8 +20,9 @@ import time
 
 import torch
 
-from visxai.device import freeze, pick_device, to_channels_last
+from visxai.device import freeze, pick_device
 from visxai.models import list_models, load_model
+from visxai.models.inference import inference_copy
 
 
 def _time(fn, repeats: int, sync) -> float:
@@ -39,43 +44,48 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--channels-last", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     entries = list_models()
     names = args.models or list(entries)
+    print(f"device={device} threads={args.threads} batch={args.batch}")
     print(
-        f"device={device} threads={args.threads} batch={args.batch} "
-        f"channels_last={args.channels_last}"
+        "| model | params (M) | input | fwd contiguous | fwd channels_last | fwd folded "
+        "| fwd+grad contiguous | fwd+grad channels_last |"
     )
-    print("| model | params (M) | input | fwd ms/img | fwd+grad ms/img |")
-    print("|---|---:|---|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name in names:
-        lm = load_model(
-            name,
-            pretrained=entries[name].offline,
-            device=str(device),
-        )
-        model = freeze(lm.model)
-        x = torch.rand(args.batch, lm.in_channels, *lm.input_size, device=device)
-        if args.channels_last:
-            model, x = to_channels_last(model, x)
+        row = []
+        for layout in ("contiguous", "channels_last"):
+            lm = load_model(
+                name,
+                pretrained=entries[name].offline,
+                device=str(device),
+                channels_last=layout == "channels_last",
+            )
+            model = freeze(lm.model)
+            x = torch.rand(args.batch, lm.in_channels, *lm.input_size, device=device)
+            if layout == "channels_last":
+                x = x.contiguous(memory_format=torch.channels_last)
 
-        def fwd(model=model, x=x):
-            with torch.no_grad():
-                model(x)
+            def fwd(model=model, x=x):
+                with torch.no_grad():
+                    model(x)
 
-        def fwd_bwd(model=model, x=x):
-            xi = x.clone().requires_grad_(True)
-            model(xi).max(1).values.sum().backward()
+            def fwd_bwd(model=model, x=x):
+                xi = x.clone().requires_grad_(True)
+                model(xi).max(1).values.sum().backward()
 
-        t_f = _time(fwd, args.repeats, sync) / args.batch * 1e3
-        t_b = _time(fwd_bwd, args.repeats, sync) / args.batch * 1e3
+            row.append((_time(fwd, args.repeats, sync), _time(fwd_bwd, args.repeats, sync)))
+        folded = inference_copy(model)
+        t_fold = _time(lambda: fwd(folded, x), args.repeats, sync)
+        ms = [t / args.batch * 1e3 for t in (row[0][0], row[1][0], t_fold, row[0][1], row[1][1])]
         n_params = sum(p.numel() for p in model.parameters()) / 1e6
         shape = "x".join(map(str, (lm.in_channels, *lm.input_size)))
-        print(f"| {name} | {n_params:.3f} | {shape} | {t_f:.2f} | {t_b:.2f} |", flush=True)
+        cells = " | ".join(f"{t:.2f}" for t in ms)
+        print(f"| {name} | {n_params:.3f} | {shape} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

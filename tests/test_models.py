@@ -516,3 +516,87 @@ def test_training_augmentations_are_seeded_and_do_what_they_say():
     blocks = m.unfold(2, 2, 2).unfold(3, 2, 2)
     assert torch.equal(blocks.amax((-1, -2)), blocks.amin((-1, -2)))  # whole 2x2 cells
     assert torch.equal(random_patch_mask(ones, make_generator(1), p=0.0), ones)
+
+
+@pytest.mark.parametrize("name", ["fmnist-vgg", "synthetic-multilabel", "synthetic-rotnet"])
+def test_cpu_models_load_channels_last_with_the_same_outputs(name):
+    """On the CPU ``load_model`` puts convolution weights (also the probes') in channels_last for
+    speed; logits, probe logits and input gradients equal the contiguous model's up to float
+    rounding."""
+    fast, plain = load_model(name), load_model(name, channels_last=False)
+
+    def conv_weights(lm):
+        mods = [lm.model, *(lm.probes or [])]
+        return [c.weight for m in mods for c in m.modules() if isinstance(c, nn.Conv2d)]
+
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights(fast))
+    assert not all(w.is_contiguous() for w in conv_weights(fast))  # C > 1: a real change
+    assert all(w.is_contiguous() for w in conv_weights(plain))
+    g = torch.Generator().manual_seed(0)
+    x = fast.normalize(torch.rand(4, fast.in_channels, *fast.input_size, generator=g))
+    outs = []
+    for lm in (fast, plain):
+        xi = x.clone().requires_grad_(True)
+        logits = lm.model(xi)
+        logits[:, 0].sum().backward()
+        with torch.no_grad():
+            probes = [p(x) for p in lm.probes or []]
+        outs.append((logits.detach(), xi.grad, *probes))
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "ssl-lite-simsiam"])
+def test_inference_copy_folds_every_batchnorm_and_keeps_the_function(name):
+    """Forward-only copy (notebook 01's feature passes): every BatchNorm2d of EfficientNet-Lite is
+    folded into its convolution, the symmetric paddings into the convolutions, the original is
+    untouched and the outputs agree to float rounding."""
+    from visxai.models.inference import inference_copy
+
+    lm = load_model(name)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    fast = inference_copy(lm.model)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in lm.model.modules())
+    assert n_bn > 10 and not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert not any(
+        isinstance(getattr(m, "static_padding", None), nn.ZeroPad2d)
+        and len(set(m.static_padding.padding)) == 1
+        for m in fast.modules()
+    )
+    assert not any(p.requires_grad for p in fast.parameters()) and not fast.training
+    g = torch.Generator().manual_seed(0)
+    x = lm.normalize(torch.rand(4, 3, 64, 64, generator=g))
+    with torch.no_grad():
+        a, b = lm.model(x), fast(x)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    assert all(torch.equal(v, lm.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_fold_batchnorm_in_a_sequential_and_refuses_training_mode():
+    """A Conv2d directly followed by a BatchNorm2d in an nn.Sequential is folded with the running
+    statistics (non-trivial ones here); a model in training mode is refused."""
+    from visxai.models.inference import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 1, bias=False),
+        nn.BatchNorm2d(4),
+    )
+    with torch.no_grad():
+        for bn in (net[1], net[4]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-1, 1)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(net)
+    net.eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        ref = net(x)
+        assert fold_batchnorm(net) == 2
+        torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-5)
+    assert isinstance(net[1], nn.Identity) and isinstance(net[4], nn.Identity)

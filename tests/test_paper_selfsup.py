@@ -237,7 +237,7 @@ def _same(model: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
 
 # ------------------------------------------------------------------------------------ tests
 def test_scan_loads_strictly_with_the_authors_best_head(cache):
-    m = load_model(NAMES["scan"], "paper")
+    m = load_model(NAMES["scan"], "paper", channels_last=False)  # the reference's memory format
     # ckpt['head'] (numpy.int64) is honoured
     assert m.info["head_index"] == 3 and isinstance(m.info["head_index"], int)
     assert (m.info["num_classes"], m.info["feature_dim"], m.input_size) == (

@@ -683,6 +683,7 @@ class PixelInvariance:
             seed=seed,
         )
         self.model = model
+        self._forward_model: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self._normalizer = Normalizer(mean, std)
@@ -733,10 +734,22 @@ class PixelInvariance:
         n = self.n_augments if n is None else n
         return self.augment(image.to(self.device), n, self.seed if seed is None else seed)
 
+    @property
+    def forward_model(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The model as the forward passes run it: for an ``nn.Module``, a frozen copy with its
+        batch norms folded into the convolutions (:func:`visxai.models.inference.inference_copy`:
+        the same function up to float rounding, fewer passes over memory); made on first use."""
+        if self._forward_model is None:
+            from ..models.inference import inference_copy
+
+            m = self.model
+            self._forward_model = inference_copy(m) if isinstance(m, nn.Module) else m
+        return self._forward_model
+
     def features(self, images01: torch.Tensor) -> torch.Tensor:
         """Model outputs [N,D] for images in [0,1] (normalised on the device, batched)."""
         return extract_features(
-            lambda x: self.model(self.normalize(x)),
+            lambda x: self.forward_model(self.normalize(x)),
             images01,
             batch_size=self.batch_size,
             device=self.device,
@@ -818,7 +831,7 @@ def similarity_score(
     from ..metrics.perturbation import SimilarityScore
 
     refs = explainer.augments(image, n=n_transforms, seed=seed)
-    model = explainer.model
+    model = explainer.forward_model
     return SimilarityScore(
         model, explainer.normalize(refs).to(explainer.device), batch_size=explainer.batch_size
     )

@@ -709,13 +709,17 @@ def load_model(
     pretrained: bool = True,
     progress: bool = True,
     head: int | None = None,
+    channels_last: bool | None = None,
 ) -> LoadedModel:
     """Load zoo model ``name`` (see :func:`list_models`) in eval mode on ``device``.
 
     ``pretrained=False`` gives random weights seeded with 0 (tests, benchmarks; no artefact
     needed); the caller's random state is left as it was. ``progress``: show a bar if a project
     model has to be trained (no checkpoint). ``head``: the clustering head of ``scan-r50`` /
-    ``sela-r50`` (default: SCAN's best head, SeLa's head 0).
+    ``sela-r50`` (default: SCAN's best head, SeLa's head 0). ``channels_last``: convolution
+    weights (also the probes') in channels_last memory format; None: on the CPU, where oneDNN
+    runs the project's networks 1.2-1.7x faster in it (forward and input gradients); the same
+    values up to float rounding.
     Raises ``KeyError`` for an unknown name, ``ValueError`` for an unknown profile and
     ``visxai.data.ArtefactMissing`` (naming ``python -m visxai fetch NAME``) for missing paper
     weights.
@@ -738,6 +742,9 @@ def load_model(
     loaded.model.eval()
     for p in loaded.probes or []:
         p.eval()
+    if loaded.device.type == "cpu" if channels_last is None else channels_last:
+        for m in [loaded.model, *(loaded.probes or [])]:
+            m.to(memory_format=torch.channels_last)
     loaded.info.setdefault("profile", profile)
     loaded.info.setdefault("pretrained", pretrained)
     return loaded

@@ -76,7 +76,7 @@ class ChannelShuffle(nn.Module):
     def unshuffle(self, R: torch.Tensor) -> torch.Tensor:
         """The inverse permutation (relevance at the input)."""
         b, c, h, w = R.shape
-        return R.view(b, c // self.groups, self.groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+        return R.reshape(b, c // self.groups, self.groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
 class Scale(nn.Module):
