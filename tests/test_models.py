@@ -546,18 +546,25 @@ def test_cpu_models_load_channels_last_with_the_same_outputs(name):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["efficientnet-lite0", "ssl-lite-simsiam"])
+@pytest.mark.parametrize(
+    "name", ["efficientnet-lite0", "ssl-lite-simsiam", "fmnist-resnet5", "simsiam-r50"]
+)
 def test_inference_copy_folds_every_batchnorm_and_keeps_the_function(name):
     """Forward-only copy (notebook 01's feature passes): every BatchNorm2d of EfficientNet-Lite is
-    folded into its convolution, the symmetric paddings into the convolutions, the original is
-    untouched and the outputs agree to float rounding."""
+    folded into its convolution (also ResNet's: SmallResNet, torchvision's bottlenecks), the
+    symmetric paddings into the convolutions, the original is untouched and the outputs agree to
+    float rounding."""
     from visxai.models.inference import inference_copy
 
-    lm = load_model(name)
+    lm = load_model(
+        name,
+        profile="paper" if name.endswith("r50") else "offline",
+        pretrained=not name.endswith("r50"),
+    )
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
     fast = inference_copy(lm.model)
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in lm.model.modules())
-    assert n_bn > 10 and not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert n_bn >= 5 and not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert not any(
         isinstance(getattr(m, "static_padding", None), nn.ZeroPad2d)
         and len(set(m.static_padding.padding)) == 1
@@ -565,7 +572,8 @@ def test_inference_copy_folds_every_batchnorm_and_keeps_the_function(name):
     )
     assert not any(p.requires_grad for p in fast.parameters()) and not fast.training
     g = torch.Generator().manual_seed(0)
-    x = lm.normalize(torch.rand(4, 3, 64, 64, generator=g))
+    size = lm.input_size if lm.in_channels == 1 else (64, 64)
+    x = lm.normalize(torch.rand(4, lm.in_channels, *size, generator=g))
     with torch.no_grad():
         a, b = lm.model(x), fast(x)
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
@@ -600,3 +608,15 @@ def test_fold_batchnorm_in_a_sequential_and_refuses_training_mode():
         assert fold_batchnorm(net) == 2
         torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-5)
     assert isinstance(net[1], nn.Identity) and isinstance(net[4], nn.Identity)
+
+
+def test_inference_copy_of_a_copy_is_itself_and_the_original_keeps_its_gradients():
+    """An optimiser's ``replace`` passes its folded network on: copying it again returns it; the
+    caller's model keeps trainable parameters and its batch norms."""
+    from visxai.models.inference import inference_copy
+
+    lm = load_model("fmnist-resnet5")
+    fast = inference_copy(lm.model)
+    assert inference_copy(fast) is fast
+    assert all(p.requires_grad for p in lm.model.parameters())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in lm.model.modules())

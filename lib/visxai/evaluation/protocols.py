@@ -125,10 +125,13 @@ def negative_perturbation_eval(
     batch_size: int = 32,
     fractions=DEFAULT_FRACTIONS,
     progress: bool | str = False,
+    test_model: nn.Module | None = None,
 ) -> tuple[PerturbationCurve, torch.Tensor]:
     """Table 2 for one method: explain the ``"predicted"`` or ``"target"`` (ground-truth) class,
     or the classes given as a tensor, then run the negative perturbation test against ``labels``.
-    Returns ``(curve, maps)``."""
+    ``test_model``: the model the test's forward passes run (default ``model``; e.g. its
+    :func:`visxai.models.inference.inference_copy`, the same function). Returns
+    ``(curve, maps)``."""
     if isinstance(explain_class, torch.Tensor):
         targets = explain_class.long()
     elif explain_class == "predicted":
@@ -143,8 +146,9 @@ def negative_perturbation_eval(
         model, images, targets, explain_fn, normalize, batch_size, progress=progress
     )
     curve = negative_perturbation(
-        model, images, maps, labels, fractions=fractions, normalize=normalize, batch_size=batch_size
-    )
+        model if test_model is None else test_model,
+        images, maps, labels, fractions=fractions, normalize=normalize, batch_size=batch_size,
+    )  # fmt: skip
     return curve, maps
 
 
