@@ -16,9 +16,9 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cf
 # another CPU's float rounding: AVX2 oneDNN convolutions, MKL's compatible matrix kernels, torch's AVX2 kernels
 EMULATED := ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2
 # notebooks to check (all by default); e.g. make nbval NB=notebooks/03_transformation_invariant_optimization.ipynb
-# Two workers, two chains of two notebooks of about the same length (measured as nbval runs them,
-# one process each, on a 2-core Xeon: 02 about 14 min, 01 11, 03 12, 04 8): 02 and 01 start side by
-# side, the first to finish takes 03, the other 04. --no-loadscope-reorder keeps this order (xdist
+# Two workers, two chains of two notebooks of about the same length (`make reproduce` on a 2-core
+# Xeon, one process each: 02 about 510 s, 01 500, 03 340, 04 355): 02 and 01 start side by side,
+# the first to finish takes 03, the other 04. --no-loadscope-reorder keeps this order (xdist
 # would otherwise sort notebooks by their number of cells and put 02 and 01 on one worker)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB ?= $(foreach n,02 01 03 04,$(filter notebooks/$(n)_%,$(NOTEBOOKS))) \

@@ -805,3 +805,84 @@ def test_schedule_comparison_fits_both_schedules_on_the_same_data() -> None:
     assert len(sc.plot().axes) == 4
     with pytest.raises(ValueError, match="unknown model"):
         schedule_comparison(pi, case, model="nope")
+
+
+def test_compare_augments_counts_identical_and_reversed_verdicts() -> None:
+    """The B check (notebook 01): identical runs agree on every verdict with Pearson r = 1; a run
+    in which the claim's direction flips reverses exactly the four claim verdicts."""
+    from types import SimpleNamespace
+
+    from visxai.evaluation.pixel_invariance import (
+        CLAIM_BETTER,
+        CLAIM_WORSE,
+        RANDOM_MAP_METRICS,
+        TABLE1_METRICS,
+        compare_augments,
+    )
+
+    g = np.random.default_rng(1)
+    base = g.uniform(0.3, 0.6, size=10)
+    models = [*CLAIM_BETTER, *CLAIM_WORSE]
+
+    def run(gap: float):  # invariant models (CLAIM_BETTER) ahead by ``gap`` on every image
+        values = {}
+        for m in models:
+            v = base + (gap if m in CLAIM_BETTER else 0.0)
+            values[(m, "trained", "heatmap")] = [list(v)]
+            values[(m, "trained", "random map")] = [list(v - 0.2)]  # every heatmap beats it
+        return _frame(values)
+
+    images = [f"im{i}" for i in range(10)]
+    h = {(m, n): torch.from_numpy(g.normal(size=(8, 8))) for m in models for n in images}
+    small_maps = {(m, "trained", n, 0): SimpleNamespace(heatmap=h[(m, n)]) for m, n in h}
+    affine = {k: SimpleNamespace(heatmap=2 * v.heatmap + 1) for k, v in small_maps.items()}
+
+    same = compare_augments(run(0.05), small_maps, run(0.05), affine, models, images, 0, 256, 1000)
+    assert same.b_small == 256 and same.b_full == 1000
+    assert np.allclose(list(same.pearson.values()), 1.0) and len(same.pearson) == 40
+    assert len(same.verdicts) == len(TABLE1_METRICS) + len(models) * len(RANDOM_MAP_METRICS)
+    assert all(a == b == "holds" for a, b in same.verdicts.values()) and same.reversed == []
+    assert same.robust_text().endswith(": 0 of 12") and "identical: 12 of 12" in same.text()
+
+    flipped = compare_augments(run(0.05), small_maps, run(-0.05), affine, models, images, 0,
+                               256, 1000)  # fmt: skip
+    assert sorted(flipped.reversed) == sorted(f"claim on {m}" for m in TABLE1_METRICS)
+    assert flipped.verdicts["claim on Deletion"] == ("holds", "fails")  # direction applied
+    assert flipped.robust_text().endswith(": 4 of 12")
+
+
+def test_paper_profile_reads_the_first_imagenet_validation_images(tmp_path, monkeypatch) -> None:
+    """Notebook 01's paper profile: 100 ImageNet validation images (the committed subset's
+    first), 224 px, the authors' checkpoints; the images are read from VISXAI_IMAGENET_VAL."""
+    from PIL import Image
+
+    from visxai.data.imagenet import imagenet_val_subset
+    from visxai.data.manifest import ArtefactMissing
+    from visxai.evaluation.pixel_invariance import (
+        FIG2_IMAGES,
+        INVARIANCE_PROFILES,
+        invariance_photos,
+    )
+
+    cfg = INVARIANCE_PROFILES["paper"]
+    assert (cfg["photos"], cfg["n_photos"], cfg["ssl_size"]) == ("imagenet-val", 100, 224)
+    assert INVARIANCE_PROFILES["offline"]["photos"] == "offline"
+    monkeypatch.setenv("VISXAI_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(tmp_path / "nowhere"))
+    with pytest.raises(ArtefactMissing, match="VISXAI_IMAGENET_VAL"):
+        invariance_photos("imagenet-val", 32, 2)
+    names = imagenet_val_subset(FIG2_IMAGES + 2)
+    val = tmp_path / "val"
+    val.mkdir()
+    g = np.random.default_rng(0)
+    for k, n in enumerate(names):  # landscape and portrait: resize the short side, centre crop
+        shape = (40, 60, 3) if k % 2 else (60, 40, 3)
+        Image.fromarray(g.integers(0, 256, shape, dtype=np.uint8)).save(val / n)
+    monkeypatch.setenv("VISXAI_IMAGENET_VAL", str(val))
+    shown, images = invariance_photos("imagenet-val", 32, len(names))
+    assert list(images) == [n.removesuffix(".JPEG") for n in names]
+    assert shown == tuple(list(images)[:FIG2_IMAGES])
+    for x in images.values():
+        assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
+    with pytest.raises(ValueError, match="photos must be"):
+        invariance_photos("cifar", 32)
