@@ -185,3 +185,31 @@ def test_oracle_maps_of_the_true_labels_segment_every_pixel_correctly():
     assert sc.pixel_accuracy == pytest.approx(100.0)
     # the continuous AP is not 1: at background pixels the present channels tie with channel 0
     assert ((sc.ap > 0) & (sc.ap < 1)).all()
+
+
+def test_blank_comparison_pairs_a_method_with_all_background_maps():
+    """Against blank maps (every pixel background) on the same images: a map equal to the mask
+    wins on both metrics with the CI deciding; the blank map itself ties (difference exactly 0,
+    inconclusive); a map that calls every pixel object loses pixel accuracy wherever background
+    is the majority."""
+    from types import SimpleNamespace
+
+    from visxai.evaluation.agf_tables import blank_comparison, blank_segmentation
+
+    g = torch.Generator().manual_seed(0)
+    masks = torch.zeros(40, 8, 8, dtype=torch.long)
+    for i in range(40):  # one object of 4-16 pixels per image: background is the majority
+        r, c, s = (int(v) for v in torch.randint(0, 4, (3,), generator=g))
+        masks[i, r : r + 2 + s, c : c + 2 + s // 2 + 1] = 1
+    case = type("Case", (SimpleNamespace,), {"__len__": lambda self: len(self.masks)})(
+        masks=masks, multilabel=False
+    )
+    oracle = segmentation_scores(masks.float(), masks, signed=True)
+    comp = blank_comparison(case, oracle)
+    assert {m: c.verdict for m, c in comp.items()} == {"pixel accuracy": "holds", "mAP": "holds"}
+    bg = 100 * float((masks == 0).float().mean())
+    assert comp["pixel accuracy"].diff.value == pytest.approx(100 - bg)
+    tie = blank_comparison(case, blank_segmentation(case))
+    assert all(c.diff.value == 0 and c.verdict == "inconclusive" for c in tie.values())
+    everything = segmentation_scores(torch.ones(40, 8, 8), masks, signed=True)
+    assert blank_comparison(case, everything)["pixel accuracy"].verdict == "fails"

@@ -990,6 +990,16 @@ def add_part2_rows(
                 t3_control[(name, metric)],
                 desc + f"; randomised model n={p2['t3_control_n'] or len(d['case'])}",
             )
+            if "blank" in d:  # the floor: every pixel background (agf_tables.blank_comparison)
+                c = d["blank"][metric]
+                sc.add(
+                    item=f"{item}: control: AGF beats blank maps ({metric})",
+                    metric=f"segmentation {metric} (%): AGF - blank maps, paired bootstrap",
+                    paper_value="-",
+                    reproduced=c.diff,
+                    setting=desc + "; blank maps: every pixel called background",
+                    verdict=c.verdict,
+                )
     for (d, metric), per_seed in fig4a_verdicts.items():
         paper_v = (
             (

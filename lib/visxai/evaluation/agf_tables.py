@@ -63,6 +63,7 @@ __all__ = [
     "segmentation_runs",
     "random_segmentation",
     "blank_segmentation",
+    "blank_comparison",
     "segmentation_tables",
     "formatted",
     "ssl_explainer",
@@ -555,6 +556,25 @@ def blank_segmentation(case: Any, n: int | None = None) -> SegmentationScores:
     called background, so its pixel accuracy is the background share of the labelled pixels,
     the floor that a method's pixel accuracy has to beat."""
     return _fixed_maps(case, n or len(case), torch.zeros, signed=True)
+
+
+def blank_comparison(case: Any, scores: Any) -> dict[str, Comparison]:
+    """``scores`` (a method's Table 3 scores on ``case``, e.g. AGF's) against blank maps on the
+    same images, per metric: the paired difference (pooled pixel accuracy: paired bootstrap of
+    pooled differences; mAP: of per-image AP) and the verdict on "the method beats calling
+    every pixel background". Pixel accuracy rewards background: a method that does not beat
+    the blank map on it has not shown that it segments anything."""
+    blank = blank_segmentation(case, len(scores.ap))
+    out = {}
+    for metric in SEG_METRICS:
+        if metric == "pixel accuracy":
+            diff = paired_pooled_difference(
+                scores.correct, scores.labeled, blank.correct, blank.labeled
+            )
+        else:
+            diff = st.paired_difference(100 * scores.ap, 100 * blank.ap)
+        out[metric] = Comparison("blank", diff, st.verdict_claim(diff))
+    return out
 
 
 def _fixed_maps(case: Any, n: int, make: Callable, signed: bool) -> SegmentationScores:
