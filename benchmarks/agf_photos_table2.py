@@ -18,7 +18,7 @@ seed, the randomised-model control and the seconds per image of each method.
     VISXAI_THREADS=1 .venv/bin/python benchmarks/agf_photos_table2.py \\
         [--views original,flipped,crop] [--control-n 17] [--seed 0]
 
-About 10 CPU minutes on one Xeon core (544 s without the control's extra images).
+About 10 CPU minutes on one Xeon core (544 s with the notebook's control of 2 originals).
 """
 
 from __future__ import annotations
