@@ -56,6 +56,7 @@ __all__ = [
     "map_corr",
     "narrowest",
     "seg_estimate",
+    "seg_difference",
     "class_specificity",
     "negative_perturbation_runs",
     "table2_tables",
@@ -199,11 +200,7 @@ class AGFRun:
             if table is not None and key in self.comparisons:
                 comps[m] = self.comparisons[key]
                 continue
-            b = scores(m, self._pick(m, s))
-            if metric == "pixel accuracy":
-                diff = paired_pooled_difference(a.correct, a.labeled, b.correct, b.labeled)
-            else:
-                diff = st.paired_difference(100 * a.ap, 100 * b.ap)
+            diff = seg_difference(a, scores(m, self._pick(m, s)), metric)
             comps[m] = self.comparisons[key] = Comparison(m, diff, st.verdict_claim(diff))
         return self.claim_verdict(comps), comps
 
@@ -245,6 +242,14 @@ def map_corr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     den = a.norm(dim=1) * b.norm(dim=1)
     nan = torch.full_like(den, float("nan"))
     return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-300), nan).numpy()
+
+
+def seg_difference(a: Any, b: Any, metric: str) -> st.Estimate:
+    """Table 3's ``a - b`` on the same images: pooled pixel accuracy (paired bootstrap of pooled
+    differences) or mean AP (%, paired bootstrap of per-image AP)."""
+    if metric == "pixel accuracy":
+        return paired_pooled_difference(a.correct, a.labeled, b.correct, b.labeled)
+    return st.paired_difference(100 * a.ap, 100 * b.ap)
 
 
 def seg_estimate(scores: Any, metric: str) -> st.Estimate:
@@ -567,12 +572,7 @@ def blank_comparison(case: Any, scores: Any) -> dict[str, Comparison]:
     blank = blank_segmentation(case, len(scores.ap))
     out = {}
     for metric in SEG_METRICS:
-        if metric == "pixel accuracy":
-            diff = paired_pooled_difference(
-                scores.correct, scores.labeled, blank.correct, blank.labeled
-            )
-        else:
-            diff = st.paired_difference(100 * scores.ap, 100 * blank.ap)
+        diff = seg_difference(scores, blank, metric)
         out[metric] = Comparison("blank", diff, st.verdict_claim(diff))
     return out
 
